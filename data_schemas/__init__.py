@@ -1,0 +1,30 @@
+"""Arrow schemas for every table the pipeline writes, with one validation entry point.
+
+Every writer calls :func:`validate_table` before a shard is committed.
+"""
+
+from data_schemas.images import IMAGE_STRUCT, encode_image_cell, decode_image_cell
+from data_schemas.tables import (
+    SCHEMA_VERSION,
+    TABLES,
+    TASK_TYPES,
+    ORIGINS,
+    QUARANTINE,
+    empty_table,
+    schema_for,
+    validate_table,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "TABLES",
+    "TASK_TYPES",
+    "ORIGINS",
+    "QUARANTINE",
+    "IMAGE_STRUCT",
+    "encode_image_cell",
+    "decode_image_cell",
+    "empty_table",
+    "schema_for",
+    "validate_table",
+]

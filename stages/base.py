@@ -1,0 +1,121 @@
+"""The contract between a stage and the runner.
+
+A stage is a module that exposes a :class:`StageSpec`. Its ``run_shard(inputs, output, config)``
+is pure with respect to the run store: it reads the input tables it is handed, returns its output
+tables and quarantined rows in a :class:`ShardResult`, and never writes into the run folder itself
+(the runner validates and commits the result atomically). It knows nothing about Ray.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Generic, TypeVar
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "StageConfig",
+    "ShardInputs",
+    "ShardOutput",
+    "ShardResult",
+    "StageSpec",
+    "quarantine_row",
+]
+
+
+class StageConfig(BaseModel):
+    """Base of every stage's config section: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    enabled: bool = True
+
+
+C = TypeVar("C", bound=StageConfig)
+
+
+@dataclass
+class ShardInputs:
+    """What a shard reads: one Arrow table per declared input table, plus what the stage's ``setup`` loaded.
+
+    ``resources`` is the value returned by :attr:`StageSpec.setup` (a loaded model, a sampler), made
+    once per Ray actor and shared by every shard the actor runs; ``None`` for stages without setup.
+    """
+
+    tables: dict[str, pa.Table]
+    resources: Any = None
+
+    def table(self, name: str) -> pa.Table:
+        """Return the input table ``name``; a stage asking for an undeclared table is a bug."""
+        return self.tables[name]
+
+
+@dataclass(frozen=True)
+class ShardOutput:
+    """Where a shard stands: its stage, index, the run folder and a scratch folder it may write into.
+
+    ``scratch_dir`` is for side artifacts (kept images, checkpoints); it is per-shard and survives
+    the shard only if the stage returns paths inside it in :attr:`ShardResult.artifacts`.
+    """
+
+    stage: str
+    index: int
+    run_dir: Path
+    scratch_dir: Path
+    seed: int = 0
+
+
+@dataclass
+class ShardResult:
+    """What a shard produced: output tables by name, quarantined rows, and counters for the report."""
+
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    artifacts: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StageSpec(Generic[C]):
+    """A stage as the runner sees it.
+
+    - ``reads``: table names it consumes, each taken from the nearest upstream stage that writes it.
+    - ``writes``: table names it produces; the first is its main table (``<stage>/part-NNNNN.parquet``),
+      the others go to ``<stage>/<table>/part-NNNNN.parquet``.
+    - ``fan_in``: one shard over all input shards (training) instead of shard i -> shard i.
+    - ``setup``: loads heavy resources once per worker (model stages run on an actor pool).
+    - ``uses_gpu``: the stage asks Ray for ``num_gpus`` per actor when the config says so.
+    """
+
+    name: str
+    config_cls: type[C]
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    run_shard: Callable[[ShardInputs, ShardOutput, C], ShardResult]
+    setup: Callable[[C], Any] | None = None
+    fan_in: bool = False
+    uses_model: bool = False
+    description: str = ""
+
+
+def quarantine_row(row_ref: str, reason: str, message: str = "", record: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build one quarantine entry; the runner adds the stage and shard. ``record`` is JSON-encoded (bytes elided)."""
+
+    def _clean(value: Any) -> Any:
+        if isinstance(value, (bytes, bytearray)):
+            return f"<{len(value)} bytes>"
+        if isinstance(value, dict):
+            return {str(k): _clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [_clean(v) for v in value]
+        return value
+
+    return {
+        "row_ref": str(row_ref),
+        "reason": reason,
+        "message": message,
+        "record": json.dumps(_clean(record), default=str) if record is not None else None,
+    }
