@@ -168,7 +168,8 @@ def empty_table(table_name: str) -> pa.Table:
 def validate_table(table: pa.Table | list[dict], table_name: str) -> pa.Table:
     """Return ``table`` conformed to the schema of ``table_name`` (columns ordered, types cast).
 
-    Accepts a ``pa.Table`` or a list of row dicts. Raises :class:`SchemaError` naming the missing or
+    Accepts a ``pa.Table`` or a list of row dicts; optional (nullable) columns left out are filled with
+    nulls. Raises :class:`SchemaError` naming the missing or
     unexpected columns, a column that cannot be cast, or a null in a non-nullable column. Never
     returns a table that differs from the schema.
     """
@@ -183,7 +184,9 @@ def validate_table(table: pa.Table | list[dict], table_name: str) -> pa.Table:
             table = pa.Table.from_pylist(table, schema=schema)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
             raise SchemaError(f"{table_name}: rows do not fit the schema: {exc}") from exc
-    missing = [n for n in schema.names if n not in table.column_names]
+    if table.num_rows == 0 and not table.column_names:  # pa.Table.from_pylist([]) has no columns
+        return schema.empty_table()
+    missing = [f.name for f in schema if f.name not in table.column_names and not f.nullable]
     extra = [n for n in table.column_names if n not in schema.names]
     if missing or extra:
         raise SchemaError(
@@ -192,6 +195,9 @@ def validate_table(table: pa.Table | list[dict], table_name: str) -> pa.Table:
         )
     columns = []
     for field in schema:
+        if field.name not in table.column_names:  # an optional column the writer left out: all nulls
+            columns.append(pa.nulls(table.num_rows, field.type))
+            continue
         col = table.column(field.name)
         if not field.nullable and col.null_count:
             raise SchemaError(f"{table_name}: column {field.name!r} has {col.null_count} null value(s) but is required")

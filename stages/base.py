@@ -22,6 +22,7 @@ __all__ = [
     "ShardOutput",
     "ShardResult",
     "StageSpec",
+    "SourcePlan",
     "quarantine_row",
 ]
 
@@ -78,6 +79,14 @@ class ShardResult:
     artifacts: list[str] = field(default_factory=list)
 
 
+@dataclass
+class SourcePlan:
+    """A source stage's plan: one small records table per shard, and rows set aside while planning."""
+
+    shards: list[pa.Table]
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class StageSpec(Generic[C]):
     """A stage as the runner sees it.
@@ -87,7 +96,8 @@ class StageSpec(Generic[C]):
       the others go to ``<stage>/<table>/part-NNNNN.parquet``.
     - ``fan_in``: one shard over all input shards (training) instead of shard i -> shard i.
     - ``setup``: loads heavy resources once per worker (model stages run on an actor pool).
-    - ``uses_gpu``: the stage asks Ray for ``num_gpus`` per actor when the config says so.
+    - ``plan``: source stages only (``reads == ()``): splits the corpus into shards of input records.
+    - ``uses_model``: the stage runs on an actor pool (``num_actors``, ``num_gpus``, ``num_cpus`` from its config).
     """
 
     name: str
@@ -96,6 +106,7 @@ class StageSpec(Generic[C]):
     writes: tuple[str, ...]
     run_shard: Callable[[ShardInputs, ShardOutput, C], ShardResult]
     setup: Callable[[C], Any] | None = None
+    plan: Callable[[C], "SourcePlan"] | None = None
     fan_in: bool = False
     uses_model: bool = False
     description: str = ""

@@ -29,12 +29,16 @@ def stage_specs() -> tuple[StageSpec, ...]:
 
 def stage_names() -> tuple[str, ...]:
     """Return the stage names in data-flow order."""
-    return tuple(s.name for s in stage_specs())
+    from stages import registry  # late lookup so tests can substitute stage_specs
+
+    return tuple(s.name for s in registry.stage_specs())
 
 
 def get_stage(name: str) -> StageSpec:
     """Return the spec of stage ``name``; raises ``KeyError`` listing the available stages."""
-    for spec in stage_specs():
+    from stages import registry
+
+    for spec in registry.stage_specs():
         if spec.name == name:
             return spec
-    raise KeyError(f"unknown stage {name!r}; available: {', '.join(stage_names())}")
+    raise KeyError(f"unknown stage {name!r}; available: {', '.join(registry.stage_names())}")

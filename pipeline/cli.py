@@ -1,0 +1,188 @@
+"""The ``perpo-pipeline`` command line.
+
+User mistakes (bad config, missing paths, unknown stages, failed uploads) print one line and exit
+with code 2; heavy libraries are imported inside the commands so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pipeline.errors import PipelineError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="perpo-pipeline",
+    help="Preference data for vision-language models: sample, perturb, score, rank, publish, train.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Pipeline config file (TOML).")]
+RunDirOpt = Annotated[Optional[Path], typer.Option("--run-dir", help="Run folder (default: <run.runs_dir>/<run.name>).")]
+SetOpt = Annotated[
+    Optional[list[str]], typer.Option("--set", help="Override a config value: section.key=value (repeatable).")
+]
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def _load(config: Path, overrides: list[str] | None):
+    from pipeline.config import load_config
+
+    return load_config(config, overrides or [])
+
+
+@app.command()
+def run(
+    config: ConfigOpt = Path("pipeline.toml"),
+    run_dir: RunDirOpt = None,
+    stages: Annotated[Optional[list[str]], typer.Option("--stages", help="Only these stages, e.g. score,rank.")] = None,
+    force: Annotated[Optional[list[str]], typer.Option("--force", help="Redo this stage and all after it.")] = None,
+    overrides: SetOpt = None,
+    no_ray: Annotated[bool, typer.Option("--no-ray", help="Run shards in this process, without Ray (debugging).")] = False,
+    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bars.")] = None,
+) -> None:
+    """Run the pipeline (or some stages of it) into a run folder, resuming finished shards."""
+    from pipeline.outputs import finalize_run
+    from pipeline.runner import resolve_run_dir, run_pipeline
+    from pipeline.status import format_status, run_status
+
+    cfg = _load(config, overrides)
+    folder = resolve_run_dir(cfg, run_dir)
+    summaries = run_pipeline(
+        cfg, folder, stages=_split(stages), force=_split(force), use_ray=not no_ray, progress=progress
+    )
+    for s in summaries:
+        typer.echo(
+            f"{s.stage:<10} shards run {s.shards_run}, reused {s.shards_skipped} of {s.shards_total}; "
+            f"quarantined {s.quarantined}; {s.seconds:.1f}s",
+            err=True,
+        )
+    finalize_run(cfg, folder, ran=[s.stage for s in summaries])
+    typer.echo(format_status(folder, run_status(folder)))
+
+
+@app.command()
+def status(
+    config: ConfigOpt = Path("pipeline.toml"),
+    run_dir: RunDirOpt = None,
+    overrides: SetOpt = None,
+) -> None:
+    """Per stage: shards done / planned, rows, quarantined rows; where the report and export are."""
+    from pipeline.errors import ConfigError
+    from pipeline.runner import resolve_run_dir
+    from pipeline.status import format_status, run_status
+
+    folder = run_dir if run_dir is not None else resolve_run_dir(_load(config, overrides), None)
+    if not folder.is_dir():
+        raise ConfigError(f"run folder {folder} does not exist; run `perpo-pipeline run` first or pass --run-dir")
+    typer.echo(format_status(folder, run_status(folder)))
+
+
+@app.command("make-demo")
+def make_demo(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the demo corpus into.")],
+    n_tasks: Annotated[int, typer.Option("--n-tasks", min=1, help="Number of tasks.")] = 48,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same corpus).")] = 0,
+) -> None:
+    """Write the synthetic demo corpus (grounding, OCR, VQA) as a JSONL manifest with PNG images."""
+    from stages.ingest import write_demo_corpus
+
+    manifest = write_demo_corpus(out, n_tasks=n_tasks, seed=seed)
+    typer.echo(f"demo corpus: {manifest}")
+
+
+@app.command("make-tiny-model")
+def make_tiny_model(
+    out: Annotated[Path, typer.Option("--out", help="Folder to save the tiny model into.")],
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random weights.")] = 0,
+) -> None:
+    """Build a tiny random-weight VLM offline (save_pretrained), loadable like any Hub model id."""
+    from stages.sample import build_tiny_vlm
+
+    path = build_tiny_vlm(out, seed=seed)
+    typer.echo(f"tiny model: {path}")
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="Run folder to export.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder to write (default: <run>/export).")] = None,
+    config: ConfigOpt = Path("pipeline.toml"),
+) -> None:
+    """Write the Hub-ready dataset folder (dataset card, Parquet with embedded images)."""
+    from pipeline.outputs import export_run
+
+    folder = export_run(run_dir, out)
+    typer.echo(f"exported: {folder}")
+
+
+@app.command()
+def publish(
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="Run folder whose export to upload.")],
+    repo_id: Annotated[str, typer.Option("--repo-id", help="Hub dataset repo, ORG/NAME.")],
+    private: Annotated[bool, typer.Option("--private", help="Create the repo as private.")] = False,
+    revision: Annotated[Optional[str], typer.Option("--revision", help="Branch to upload to.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be uploaded; upload nothing.")] = False,
+) -> None:
+    """Upload the run's exported dataset to the Hugging Face Hub (token from HF_TOKEN or the login)."""
+    from pipeline.outputs import publish_run
+
+    typer.echo(publish_run(run_dir, repo_id, private=private, revision=revision, dry_run=dry_run))
+
+
+@app.command()
+def train(
+    config: ConfigOpt = Path("pipeline.toml"),
+    run_dir: RunDirOpt = None,
+    overrides: SetOpt = None,
+    no_ray: Annotated[bool, typer.Option("--no-ray", help="Train in this process, without Ray.")] = False,
+) -> None:
+    """Train on the run's ranked lists with the loss named in [train] (same as `run --stages train`)."""
+    from pipeline.runner import resolve_run_dir, run_pipeline
+    from pipeline.status import format_status, run_status
+
+    cfg = _load(config, overrides)
+    folder = resolve_run_dir(cfg, run_dir)
+    run_pipeline(cfg, folder, stages=["train"], use_ray=not no_ray)
+    typer.echo(format_status(folder, run_status(folder)))
+
+
+@app.command("config-reference")
+def config_reference() -> None:
+    """Print the pipeline.toml reference (every section and key, default and description) as Markdown."""
+    from pipeline.config_docs import config_reference_markdown
+
+    typer.echo(config_reference_markdown())
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one line on stderr and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except PipelineError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted; finished shards are kept, run again to resume", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors and aborts
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise

@@ -1,0 +1,208 @@
+"""The pipeline's configuration: typed sections built from each stage's config class.
+
+``pipeline.toml`` has a ``[run]`` and a ``[ray]`` section and one section per stage (named after the
+stage). Unknown keys, wrong types and cross-field problems are :class:`ConfigError` with the file,
+the key, the value received and what to change.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from pipeline.errors import ConfigError
+
+__all__ = [
+    "RunConfig",
+    "RayConfig",
+    "ExportConfig",
+    "pipeline_config_cls",
+    "load_config",
+    "parse_overrides",
+    "config_to_toml",
+    "section_for_fingerprint",
+]
+
+# Fields that change where or how fast work runs, never what it produces: they do not enter fingerprints.
+RESOURCE_FIELDS = frozenset({"num_actors", "num_gpus", "num_cpus", "batch_size"})
+
+
+class RunConfig(BaseModel):
+    """Where a run lives and how the runner behaves."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    name: str = Field("demo", description="Run name: the run folder is `<runs_dir>/<name>` unless --run-dir is given.")
+    runs_dir: Path = Field(Path("runs"), description="Folder that holds run folders (relative to the working directory).")
+    max_retries: int = Field(2, ge=0, le=10, description="How many times a failed shard is retried before the stage fails.")
+    progress: bool = Field(True, description="Show a progress bar over shards and rows.")
+    export: bool = Field(True, description="After the last stage, write the Hub-ready dataset folder to `<run>/export/`.")
+    report: bool = Field(True, description="After the last stage, write `report/stats.json` and the plots.")
+
+
+class RayConfig(BaseModel):
+    """How the runner reaches Ray."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    address: str | None = Field(
+        None, description='Ray address: unset starts a local instance; "auto" joins the cluster this machine belongs to.'
+    )
+    num_cpus: int | None = Field(2, ge=1, description="CPUs of the local Ray instance (ignored when joining a cluster).")
+    num_gpus: int | None = Field(None, ge=0, description="GPUs of the local Ray instance (unset: Ray detects them).")
+    cpus_per_task: float = Field(1.0, gt=0, description="CPUs Ray reserves for each CPU-stage shard task.")
+    object_store_memory: int | None = Field(
+        None, ge=78_643_200, description="Bytes for the local object store (unset: Ray's default)."
+    )
+
+
+class ExportConfig(BaseModel):
+    """The Hub-ready dataset folder and its upload."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    license: str = Field("cc-by-4.0", description="License id written into the dataset card's YAML.")
+    pretty_name: str | None = Field(None, description="Dataset card title (default: the run name).")
+    repo_id: str | None = Field(None, description="Default Hub dataset repo (ORG/NAME) for `publish`.")
+    private: bool = Field(False, description="Create the Hub repo as private on `publish`.")
+
+
+@lru_cache(maxsize=1)
+def pipeline_config_cls() -> type[BaseModel]:
+    """Return the ``PipelineConfig`` model: ``run``, ``ray`` and one field per registered stage."""
+    from stages import registry
+
+    fields: dict[str, Any] = {
+        "run": (RunConfig, Field(default_factory=RunConfig, description=RunConfig.__doc__)),
+        "ray": (RayConfig, Field(default_factory=RayConfig, description=RayConfig.__doc__)),
+    }
+    for spec in registry.stage_specs():
+        fields[spec.name] = (spec.config_cls, Field(default_factory=spec.config_cls, description=spec.description))
+    fields["export"] = (ExportConfig, Field(default_factory=ExportConfig, description=ExportConfig.__doc__))
+    return create_model(
+        "PipelineConfig",
+        __config__=ConfigDict(extra="forbid", validate_assignment=True),
+        **fields,
+    )
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """Turn ``["sample.n=8", "ray.address=auto"]`` into a nested dict; values are parsed as TOML, else kept as text."""
+    nested: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key or "." not in key:
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. --set sample.n=8")
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is set twice, once as a value")
+        node[leaf] = value
+    return nested
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _describe(error: dict[str, Any], source: str) -> str:
+    loc = [str(p) for p in error["loc"]]
+    where = f"[{loc[0]}] {'.'.join(loc[1:])}" if len(loc) > 1 else f"[{loc[0]}]" if loc else "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{source}: {where}: unknown key; check the spelling against `perpo-pipeline config-reference`"
+    got = error.get("input")
+    got_text = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"{source}: {where}: {error['msg']}{got_text}"
+
+
+def _resolve_shared_models(cfg: BaseModel) -> None:
+    """Sections whose ``model`` is empty use the sample stage's model (the policy is its own reference)."""
+    sample_model = getattr(getattr(cfg, "sample", None), "model", None)
+    if not sample_model:
+        return
+    for name in type(cfg).model_fields:
+        section = getattr(cfg, name)
+        if name != "sample" and hasattr(section, "model") and section.model == "":
+            section.model = sample_model
+
+
+def load_config(path: Path | None, overrides: list[str] | None = None) -> BaseModel:
+    """Read ``path`` (or only defaults when None), apply ``section.key=value`` overrides, validate.
+
+    Returns a ``PipelineConfig``. Raises :class:`ConfigError` (one line per problem, naming the file
+    and key) for a missing file, bad TOML, unknown sections or keys, and invalid values.
+    """
+    data: dict[str, Any] = {}
+    source = str(path) if path else "defaults"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found; pass --config PATH (the repo ships pipeline.toml)")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    if overrides:
+        data = _merge(data, parse_overrides(overrides))
+        source = f"{source} (with --set)"
+    cls = pipeline_config_cls()
+    try:
+        cfg = cls.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe(err, source) for err in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None
+    _resolve_shared_models(cfg)
+    return cfg
+
+
+def section_for_fingerprint(section: BaseModel) -> dict[str, Any]:
+    """Return a stage section as JSON-able data minus the fields that only affect resources."""
+    data = section.model_dump(mode="json")
+    return {k: v for k, v in data.items() if k not in RESOURCE_FIELDS}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def config_to_toml(cfg: BaseModel) -> str:
+    """Return the resolved config as TOML text (the run folder's ``config.toml`` snapshot); None values are omitted."""
+    lines: list[str] = []
+    for section_name in type(cfg).model_fields:
+        section = getattr(cfg, section_name).model_dump(mode="json", exclude_none=True)
+        lines.append(f"[{section_name}]")
+        scalars = {k: v for k, v in section.items() if not isinstance(v, dict)}
+        tables = {k: v for k, v in section.items() if isinstance(v, dict)}
+        for key, value in scalars.items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        for key, value in tables.items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,58 @@
+"""The ``pipeline.toml`` reference, generated from the config models' field descriptions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+__all__ = ["config_reference_markdown"]
+
+
+def _default_text(field: Any) -> str:
+    if field.default_factory is not None:
+        try:
+            value = field.default_factory()
+        except TypeError:
+            return "(computed)"
+    else:
+        value = field.default
+    if isinstance(value, BaseModel):
+        return "(table)"
+    try:
+        return json.dumps(value, default=str)
+    except TypeError:
+        return str(value)
+
+
+def _section(name: str, model: type[BaseModel], lines: list[str], prefix: str = "") -> None:
+    lines.append(f"### `[{prefix}{name}]`")
+    if model.__doc__:
+        lines.append("")
+        lines.append(" ".join(model.__doc__.split()))
+    lines.append("")
+    lines.append("| key | default | description |")
+    lines.append("|---|---|---|")
+    nested = []
+    for key, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            nested.append((key, annotation))
+            continue
+        desc = (field.description or "").replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| `{key}` | `{_default_text(field)}` | {desc} |")
+    lines.append("")
+    for key, sub in nested:
+        _section(key, sub, lines, prefix=f"{prefix}{name}.")
+
+
+def config_reference_markdown() -> str:
+    """Return Markdown documenting every section and key of pipeline.toml with default and description."""
+    from pipeline.config import pipeline_config_cls
+
+    cls = pipeline_config_cls()
+    lines: list[str] = []
+    for name, field in cls.model_fields.items():
+        _section(name, field.annotation, lines)
+    return "\n".join(lines)

@@ -1,0 +1,125 @@
+"""What a run leaves besides its tables: the report, the Hub-ready export, the upload."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline.config import load_config
+from pipeline.errors import ConfigError
+from pipeline.runner import enabled_chain, producers
+from pipeline.store import RunStore
+
+__all__ = ["collect_tables", "finalize_run", "export_run", "publish_run"]
+
+TASK_COLUMNS_WITHOUT_IMAGES = ["task_id", "task_type", "prompt", "answer", "width", "height", "source"]
+
+
+def _latest_writers(cfg) -> dict[str, Any]:
+    """Map each table name to the last enabled stage that writes it."""
+    latest: dict[str, Any] = {}
+    for spec in enabled_chain(cfg):
+        for table in spec.writes:
+            latest[table] = spec
+    return latest
+
+
+def collect_tables(cfg, run_dir: Path, with_images: bool = False) -> dict[str, pa.Table]:
+    """Read the run's final tables (tasks, scored, listwise, pairs, groups, quarantine) from finished shards."""
+    store = RunStore(run_dir)
+    writers = _latest_writers(cfg)
+    tables: dict[str, pa.Table] = {}
+    for name in ("tasks", "scored", "listwise", "pairs", "groups"):
+        spec = writers.get(name)
+        if spec is None:
+            continue
+        columns = None if (name != "tasks" or with_images) else TASK_COLUMNS_WITHOUT_IMAGES
+        tables[name] = store.read_table(spec.name, name, spec.writes[0], columns=columns)
+    tables["quarantine"] = store.read_quarantine()
+    return tables
+
+
+def stage_metrics(cfg, run_dir: Path) -> dict[str, dict[str, float]]:
+    """Sum each stage's per-shard metrics over its finished shards."""
+    store = RunStore(run_dir)
+    out: dict[str, dict[str, float]] = {}
+    for spec in enabled_chain(cfg):
+        totals: dict[str, float] = {}
+        for rec in store.read_manifest(spec.name).shards.values():
+            for key, value in rec.metrics.items():
+                totals[key] = totals.get(key, 0.0) + value
+        out[spec.name] = totals
+    return out
+
+
+def _card_info(cfg, stats: dict[str, Any], report_dir: Path) -> dict[str, Any]:
+    return {
+        "model": cfg.sample.model,
+        "n": cfg.sample.n,
+        "score": cfg.score.model_dump(mode="json"),
+        "perturb": cfg.perturb.model_dump(mode="json") if cfg.perturb.enabled else None,
+        "rank": cfg.rank.model_dump(mode="json"),
+        "stats": stats,
+        "license": cfg.export.license,
+        "pretty_name": cfg.export.pretty_name or cfg.run.name,
+        "plots": sorted(str(p) for p in report_dir.glob("*.png")) if report_dir.is_dir() else [],
+    }
+
+
+def _snapshot_config(run_dir: Path):
+    snapshot = Path(run_dir) / "config.toml"
+    if not snapshot.is_file():
+        raise ConfigError(f"{run_dir} is not a run folder (no config.toml); pass the folder `perpo-pipeline run` wrote")
+    return load_config(snapshot)
+
+
+def _ensure_ranked(cfg, run_dir: Path) -> None:
+    store = RunStore(run_dir)
+    if not store.read_manifest("rank").complete:
+        raise ConfigError(f"{run_dir}: the rank stage has not finished; run `perpo-pipeline run` first")
+
+
+def write_run_report(cfg, run_dir: Path) -> dict[str, Any]:
+    """Write ``report/stats.json`` and the plots for the run; return the stats."""
+    from pipeline.report import write_report
+
+    store = RunStore(run_dir)
+    return write_report(collect_tables(cfg, run_dir), stage_metrics(cfg, run_dir), store.report_dir)
+
+
+def export_run(run_dir: Path, out: Path | None = None, cfg=None) -> Path:
+    """Write the run's Hub-ready dataset folder to ``out`` (default ``<run>/export``); return it."""
+    from pipeline.export import export_dataset
+
+    run_dir = Path(run_dir)
+    cfg = cfg or _snapshot_config(run_dir)
+    _ensure_ranked(cfg, run_dir)
+    store = RunStore(run_dir)
+    stats_file = store.report_dir / "stats.json"
+    stats = json.loads(stats_file.read_text()) if stats_file.is_file() else write_run_report(cfg, run_dir)
+    tables = collect_tables(cfg, run_dir, with_images=True)
+    return export_dataset(tables, Path(out) if out else store.export_dir, _card_info(cfg, stats, store.report_dir))
+
+
+def publish_run(run_dir: Path, repo_id: str, private: bool = False, revision: str | None = None, dry_run: bool = False) -> str:
+    """Upload the run's export folder (made first if missing) to the Hub dataset ``repo_id``; return a summary line."""
+    from pipeline.publish import publish_folder
+
+    store = RunStore(Path(run_dir))
+    folder = store.export_dir if (store.export_dir / "README.md").is_file() else export_run(Path(run_dir))
+    report = publish_folder(folder, repo_id, private=private, revision=revision, dry_run=dry_run)
+    return str(report)
+
+
+def finalize_run(cfg, run_dir: Path, ran: list[str]) -> None:
+    """After `run`: write the report and the export when the rank stage is complete and the config asks for them."""
+    store = RunStore(run_dir)
+    if not store.read_manifest("rank").complete:
+        return
+    if cfg.run.report:
+        write_run_report(cfg, run_dir)
+    if cfg.run.export:
+        export_run(run_dir, cfg=cfg)

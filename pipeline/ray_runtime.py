@@ -1,0 +1,43 @@
+"""Starting, joining and stopping Ray. The only module besides the executor that imports ray."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from pipeline.config import RayConfig
+
+__all__ = ["ensure_ray", "shutdown_ray"]
+
+
+def ensure_ray(cfg: RayConfig) -> bool:
+    """Make sure Ray is initialised; return True if this call started it (and so should stop it).
+
+    An already initialised Ray (a test session, a notebook) is reused as is. ``address = "auto"``
+    joins an existing cluster; otherwise a local instance with ``num_cpus`` CPUs is started,
+    without the dashboard.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kwargs: dict = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": True}
+    if cfg.address:
+        kwargs["address"] = cfg.address
+    else:
+        kwargs["num_cpus"] = cfg.num_cpus
+        if cfg.num_gpus is not None:
+            kwargs["num_gpus"] = cfg.num_gpus
+        if cfg.object_store_memory is not None:
+            kwargs["object_store_memory"] = cfg.object_store_memory
+    ray.init(**kwargs)
+    return True
+
+
+def shutdown_ray() -> None:
+    """Stop the Ray instance this process started."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()

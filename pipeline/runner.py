@@ -1,0 +1,280 @@
+"""Runs the stage chain over a run folder with shard-level resume.
+
+For each enabled stage in data-flow order: work out its shards and their fingerprints, skip the
+shards whose output exists with the same fingerprint, run the others on the executor, commit each
+finished shard atomically, then merge the stage's quarantine rows. ``--force`` redoes a stage and
+everything after it; ``--stages`` runs a subset (their inputs must already exist).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from pydantic import BaseModel
+
+from data_schemas import SCHEMA_VERSION, validate_table
+from pipeline.config import config_to_toml, section_for_fingerprint
+from pipeline.errors import ConfigError
+from pipeline.executor import ShardJob
+from pipeline.fingerprint import shard_fingerprint, table_hash
+from pipeline.progress import StageProgress
+from pipeline.store import Manifest, RunStore, atomic_write_bytes, atomic_write_parquet
+from stages.base import ShardOutput, ShardResult, StageSpec
+from stages import registry
+
+__all__ = ["StageSummary", "enabled_chain", "check_chain", "run_pipeline", "resolve_run_dir"]
+
+PLAN_QUARANTINE = "plan"
+
+
+@dataclass
+class StageSummary:
+    """What one stage did in this invocation."""
+
+    stage: str
+    shards_total: int = 0
+    shards_run: int = 0
+    shards_skipped: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    quarantined: int = 0
+    seconds: float = 0.0
+
+
+def resolve_run_dir(cfg: BaseModel, run_dir: Path | None) -> Path:
+    """The run folder: ``--run-dir`` if given, else ``<run.runs_dir>/<run.name>``."""
+    return Path(run_dir) if run_dir else Path(cfg.run.runs_dir) / cfg.run.name
+
+
+def enabled_chain(cfg: BaseModel) -> list[StageSpec]:
+    """The registered stages whose section has ``enabled = true``, in data-flow order."""
+    return [spec for spec in registry.stage_specs() if getattr(cfg, spec.name).enabled]
+
+
+def producers(chain: list[StageSpec]) -> dict[str, dict[str, StageSpec]]:
+    """For each stage, map each table it reads to the nearest upstream stage in ``chain`` that writes it."""
+    latest: dict[str, StageSpec] = {}
+    out: dict[str, dict[str, StageSpec]] = {}
+    for spec in chain:
+        out[spec.name] = {t: latest[t] for t in spec.reads if t in latest}
+        for table in spec.writes:
+            latest[table] = spec
+    return out
+
+
+def check_chain(chain: list[StageSpec]) -> None:
+    """Raise :class:`ConfigError` if a stage reads a table no enabled stage before it writes."""
+    found = producers(chain)
+    for spec in chain:
+        missing = [t for t in spec.reads if t not in found[spec.name]]
+        if missing:
+            raise ConfigError(
+                f"stage {spec.name} reads {', '.join(missing)}, which no enabled stage before it writes; "
+                f"enable the stage that produces it"
+            )
+
+
+def _stage_names_arg(names: list[str], chain: list[StageSpec], flag: str) -> list[str]:
+    known = [s.name for s in registry.stage_specs()]
+    for name in names:
+        if name not in known:
+            raise ConfigError(f"{flag} {name!r}: unknown stage; available: {', '.join(known)}")
+        if name not in [s.name for s in chain]:
+            raise ConfigError(f"{flag} {name!r}: the stage is disabled in the config ([{name}] enabled = false)")
+    return names
+
+
+class _StageRun:
+    """The shards of one stage in one invocation: planning, skipping, committing."""
+
+    def __init__(self, spec: StageSpec, cfg: BaseModel, store: RunStore, inputs: dict[str, StageSpec]):
+        self.spec = spec
+        self.section = getattr(cfg, spec.name)
+        self.store = store
+        self.inputs = inputs
+        self.section_data = section_for_fingerprint(self.section)
+        self.manifest = store.read_manifest(spec.name)
+        if self.manifest.schema_version != SCHEMA_VERSION:
+            store.reset_stage(spec.name)
+            self.manifest = Manifest(stage=spec.name)
+
+    # -- planning --------------------------------------------------------------------------
+    def plan(self) -> list[ShardJob]:
+        """Return one job per shard with its fingerprint (all shards, done or not)."""
+        if not self.spec.reads:
+            return self._plan_source()
+        upstream = {t: self.store.read_manifest(s.name) for t, s in self.inputs.items()}
+        for table, manifest in upstream.items():
+            if not manifest.complete:
+                producer = self.inputs[table].name
+                raise ConfigError(
+                    f"stage {self.spec.name} needs table {table!r} from stage {producer}, which has not "
+                    f"finished in {self.store.run_dir}; run it first (add it to --stages or drop --stages)"
+                )
+        if self.spec.fan_in:
+            hashes = [
+                f"{t}:{i}:{m.shards[i].content_hash}" for t, m in sorted(upstream.items()) for i in range(m.n_shards)
+            ]
+            return [self._job(0, hashes, lambda: self._load_all(upstream))]
+        counts = {m.n_shards for m in upstream.values()}
+        if len(counts) != 1:
+            raise ConfigError(f"stage {self.spec.name}: its inputs have different shard counts {sorted(counts)}")
+        n = counts.pop()
+        jobs = []
+        for i in range(n):
+            hashes = [f"{t}:{m.shards[i].content_hash}" for t, m in sorted(upstream.items())]
+            jobs.append(self._job(i, hashes, lambda i=i: self._load_shard(i)))
+        return jobs
+
+    def _plan_source(self) -> list[ShardJob]:
+        if self.spec.plan is None:
+            raise RuntimeError(f"stage {self.spec.name} reads no table but has no plan function")
+        plan = self.spec.plan(self.section)
+        self._write_plan_quarantine(plan.quarantine)
+        return [
+            self._job(i, [table_hash(records)], lambda records=records: {"records": records})
+            for i, records in enumerate(plan.shards)
+        ]
+
+    def _write_plan_quarantine(self, rows: list[dict[str, Any]]) -> None:
+        path = self.store.quarantine_shard_path(self.spec.name, 0).with_name(f"{PLAN_QUARANTINE}.parquet")
+        if rows:
+            table = validate_table([{"stage": self.spec.name, "shard": -1, **r} for r in rows], "quarantine")
+            atomic_write_parquet(path, table)
+        else:
+            path.unlink(missing_ok=True)
+
+    def _job(self, index: int, input_hashes: list[str], loader) -> ShardJob:
+        fingerprint = shard_fingerprint(self.spec.name, self.section_data, input_hashes)
+        output = ShardOutput(
+            stage=self.spec.name,
+            index=index,
+            run_dir=self.store.run_dir.resolve(),
+            scratch_dir=self.store.scratch_dir(self.spec.name, index).resolve(),
+            seed=index,
+        )
+        return ShardJob(index=index, fingerprint=fingerprint, load_inputs=loader, output=output)
+
+    def _load_shard(self, index: int) -> dict[str, pa.Table]:
+        return {
+            t: self.store.read_shard(s.name, t, index, s.writes[0]) for t, s in self.inputs.items()
+        }
+
+    def _load_all(self, upstream: dict[str, Manifest]) -> dict[str, pa.Table]:
+        return {t: self.store.read_table(s.name, t, s.writes[0]) for t, s in self.inputs.items()}
+
+    # -- committing ------------------------------------------------------------------------
+    def pending(self, jobs: list[ShardJob]) -> list[ShardJob]:
+        """Drop stale shards beyond the plan and return the jobs whose output is missing or outdated."""
+        self.manifest.n_shards = len(jobs)
+        self.store.drop_shards_from(self.manifest, len(jobs))
+        return [j for j in jobs if not self.store.shard_is_valid(self.spec.name, j.index, j.fingerprint)]
+
+    def commit(self, job: ShardJob, result: ShardResult, seconds: float) -> None:
+        """Validate and write a finished shard, then record it in the manifest."""
+        missing = [t for t in self.spec.writes if t not in result.tables]
+        if missing:
+            raise RuntimeError(f"stage {self.spec.name} shard {job.index} returned no table {missing}")
+        quarantine = None
+        if result.quarantine:
+            quarantine = validate_table(
+                [{"stage": self.spec.name, "shard": job.index, **row} for row in result.quarantine], "quarantine"
+            )
+        self.store.commit_shard(
+            self.manifest,
+            job.index,
+            job.fingerprint,
+            result.tables,
+            self.spec.writes[0] if self.spec.writes else "",
+            quarantine,
+            result.metrics,
+            result.artifacts,
+            seconds,
+        )
+
+    def finish(self, summary: StageSummary) -> None:
+        """Merge quarantine rows and fill the summary from the manifest."""
+        summary.quarantined = self.store.merge_quarantine(self.spec.name)
+        for rec in self.manifest.shards.values():
+            for table, count in rec.rows.items():
+                summary.rows[table] = summary.rows.get(table, 0) + count
+
+
+def _make_executor(cfg: BaseModel, use_ray: bool):
+    if not use_ray:
+        from pipeline.executor import LocalExecutor
+
+        return LocalExecutor()
+    from pipeline.executor import RayExecutor
+
+    return RayExecutor(cpus_per_task=cfg.ray.cpus_per_task)
+
+
+def run_pipeline(
+    cfg: BaseModel,
+    run_dir: Path,
+    stages: list[str] | None = None,
+    force: list[str] | None = None,
+    use_ray: bool = True,
+    progress: bool | None = None,
+) -> list[StageSummary]:
+    """Run the enabled stages (or the ``stages`` subset) into ``run_dir`` with shard-level resume.
+
+    Returns one summary per stage run. User mistakes raise :class:`ConfigError`; a shard that still
+    fails after its retries raises :class:`StageFailedError` once the other shards are committed.
+    """
+    chain = enabled_chain(cfg)
+    check_chain(chain)
+    selected = set(_stage_names_arg(stages or [], chain, "--stages")) or {s.name for s in chain}
+    forced_from = _stage_names_arg(force or [], chain, "--force")
+    order = [s.name for s in chain]
+    forced = {name for f in forced_from for name in order[order.index(f):]} & selected
+    show = cfg.run.progress if progress is None else progress
+
+    store = RunStore(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(run_dir / "config.toml", config_to_toml(cfg).encode())
+    found = producers(chain)
+    summaries: list[StageSummary] = []
+    owns_ray = False
+    if use_ray:
+        from pipeline.ray_runtime import ensure_ray
+
+        owns_ray = ensure_ray(cfg.ray)
+    try:
+        executor = _make_executor(cfg, use_ray)
+        for spec in chain:
+            if spec.name not in selected:
+                continue
+            if spec.name in forced:
+                store.reset_stage(spec.name)
+            summaries.append(_run_stage(spec, cfg, store, found[spec.name], executor, show))
+    finally:
+        if owns_ray:
+            from pipeline.ray_runtime import shutdown_ray
+
+            shutdown_ray()
+    return summaries
+
+
+def _run_stage(spec: StageSpec, cfg: BaseModel, store: RunStore, inputs, executor, show: bool) -> StageSummary:
+    started = time.perf_counter()
+    stage_run = _StageRun(spec, cfg, store, inputs)
+    jobs = stage_run.plan()
+    todo = stage_run.pending(jobs)
+    summary = StageSummary(stage=spec.name, shards_total=len(jobs), shards_run=len(todo))
+    summary.shards_skipped = len(jobs) - len(todo)
+    with StageProgress(spec.name, total=len(jobs), done=summary.shards_skipped, enabled=show) as bar:
+
+        def on_done(job: ShardJob, result: ShardResult, seconds: float) -> None:
+            stage_run.commit(job, result, seconds)
+            bar.advance(sum(t.num_rows for t in result.tables.values()))
+
+        if todo:
+            executor.run(spec, stage_run.section, todo, on_done, cfg.run.max_retries)
+    stage_run.finish(summary)
+    summary.seconds = time.perf_counter() - started
+    return summary

@@ -1,0 +1,66 @@
+"""What a run folder holds, per stage: shards done / planned, rows per table, quarantined rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from pipeline.store import RunStore
+from stages import registry
+
+__all__ = ["StageStatus", "run_status", "format_status"]
+
+
+@dataclass
+class StageStatus:
+    """One stage's state in a run folder."""
+
+    stage: str
+    shards_done: int = 0
+    shards_total: int | None = None
+    rows: dict[str, int] = field(default_factory=dict)
+    quarantined: int = 0
+    artifacts: list[str] = field(default_factory=list)
+
+
+def run_status(run_dir: Path) -> list[StageStatus]:
+    """Read every stage's manifest and quarantine file; stages that never ran show 0 shards."""
+    store = RunStore(run_dir)
+    out = []
+    for name in registry.stage_names():
+        manifest = store.read_manifest(name)
+        status = StageStatus(stage=name, shards_total=manifest.n_shards)
+        valid = [i for i in manifest.shards if manifest.n_shards is None or i < manifest.n_shards]
+        status.shards_done = len(valid)
+        for i in valid:
+            rec = manifest.shards[i]
+            for table, count in rec.rows.items():
+                status.rows[table] = status.rows.get(table, 0) + count
+            status.artifacts.extend(rec.artifacts)
+        qfile = store.quarantine_dir / f"{name}.parquet"
+        if qfile.is_file():
+            status.quarantined = pq.read_metadata(qfile).num_rows
+        out.append(status)
+    return out
+
+
+def format_status(run_dir: Path, statuses: list[StageStatus]) -> str:
+    """Render the status as an aligned text table followed by where the report and export are."""
+    lines = [f"run: {run_dir}", f"{'stage':<10} {'shards':>9}  {'quarantined':>11}  rows"]
+    for st in statuses:
+        total = "-" if st.shards_total is None else str(st.shards_total)
+        rows = ", ".join(f"{t}={n}" for t, n in sorted(st.rows.items())) or "-"
+        lines.append(f"{st.stage:<10} {f'{st.shards_done}/{total}':>9}  {st.quarantined:>11}  {rows}")
+        for artifact in st.artifacts:
+            lines.append(f"{'':<10} artifact: {artifact}")
+    store = RunStore(run_dir)
+    for label, path in (
+        ("quarantine", store.quarantine_dir),
+        ("report", store.report_dir / "stats.json"),
+        ("export", store.export_dir),
+    ):
+        if path.exists():
+            lines.append(f"{label}: {path}")
+    return "\n".join(lines)

@@ -1,0 +1,300 @@
+"""The run folder: atomic shard files, one manifest per stage, quarantine tables.
+
+Layout of ``runs/<run>/``::
+
+    config.toml                     resolved config snapshot of the last `run`
+    <stage>/part-NNNNN.parquet      the stage's main table, one file per shard
+    <stage>/<table>/part-NNNNN.parquet   further tables of the stage (rank: pairs, groups)
+    <stage>/_quarantine/part-NNNNN.parquet   rows the shard set aside, merged after the stage into
+    quarantine/<stage>.parquet
+    <stage>/_scratch/NNNNN/          side artifacts of a shard (checkpoints, kept images, model)
+    <stage>/_manifest.json           which shards are done, with what fingerprint, rows and metrics
+    report/                          stats.json and plots
+    export/                          the Hub-ready dataset folder
+
+A shard counts as done only when the manifest lists it with the expected fingerprint and its files
+exist; files are written to a temporary name, fsynced and renamed before the manifest names them,
+so a crash leaves either nothing or a complete shard that the manifest does not yet trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from data_schemas import SCHEMA_VERSION, validate_table
+
+__all__ = ["ShardRecord", "Manifest", "RunStore", "atomic_write_bytes", "atomic_write_parquet"]
+
+MANIFEST = "_manifest.json"
+QUARANTINE_DIR = "_quarantine"
+SCRATCH_DIR = "_scratch"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def atomic_write_parquet(path: Path, table: pa.Table) -> str:
+    """Write ``table`` to ``path`` atomically; return the sha256 of the file's bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    pq.write_table(table, tmp, compression="zstd", row_group_size=1024)
+    digest = hashlib.sha256()
+    with open(tmp, "r+b") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    return digest.hexdigest()
+
+
+@dataclass
+class ShardRecord:
+    """What the manifest knows of one finished shard."""
+
+    fingerprint: str
+    content_hash: str
+    rows: dict[str, int]
+    quarantined: int
+    files: list[str]
+    metrics: dict[str, float] = field(default_factory=dict)
+    artifacts: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    completed_at: float = 0.0
+
+
+@dataclass
+class Manifest:
+    """A stage's ``_manifest.json``: the planned shard count and the finished shards by index."""
+
+    stage: str
+    schema_version: str = SCHEMA_VERSION
+    n_shards: int | None = None  # None until the stage has been planned
+    shards: dict[int, ShardRecord] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """True when the stage was planned and every planned shard is recorded."""
+        return self.n_shards is not None and all(i in self.shards for i in range(self.n_shards))
+
+    def to_json(self) -> str:
+        payload = {
+            "stage": self.stage,
+            "schema_version": self.schema_version,
+            "n_shards": self.n_shards,
+            "shards": {str(i): asdict(rec) for i, rec in sorted(self.shards.items())},
+        }
+        return json.dumps(payload, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Manifest":
+        raw = json.loads(text)
+        shards = {int(i): ShardRecord(**rec) for i, rec in raw.get("shards", {}).items()}
+        return cls(
+            stage=raw["stage"],
+            schema_version=raw.get("schema_version", ""),
+            n_shards=raw.get("n_shards"),
+            shards=shards,
+        )
+
+
+class RunStore:
+    """Reads and writes one run folder; every write is atomic."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+
+    # -- paths ---------------------------------------------------------------------------------
+    def stage_dir(self, stage: str) -> Path:
+        return self.run_dir / stage
+
+    def shard_path(self, stage: str, table: str, index: int, main_table: str) -> Path:
+        """Main table: ``<stage>/part-NNNNN.parquet``; others: ``<stage>/<table>/part-NNNNN.parquet``."""
+        name = f"part-{index:05d}.parquet"
+        if table == main_table:
+            return self.stage_dir(stage) / name
+        return self.stage_dir(stage) / table / name
+
+    def quarantine_shard_path(self, stage: str, index: int) -> Path:
+        return self.stage_dir(stage) / QUARANTINE_DIR / f"part-{index:05d}.parquet"
+
+    def scratch_dir(self, stage: str, index: int) -> Path:
+        return self.stage_dir(stage) / SCRATCH_DIR / f"{index:05d}"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.run_dir / "quarantine"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.run_dir / "report"
+
+    @property
+    def export_dir(self) -> Path:
+        return self.run_dir / "export"
+
+    # -- manifests -----------------------------------------------------------------------------
+    def read_manifest(self, stage: str) -> Manifest:
+        """Return the stage's manifest, or an empty one if the stage never ran (or its manifest is unreadable)."""
+        path = self.stage_dir(stage) / MANIFEST
+        if not path.is_file():
+            return Manifest(stage=stage)
+        try:
+            return Manifest.from_json(path.read_text(encoding="utf-8"))
+        except (ValueError, KeyError, TypeError):
+            return Manifest(stage=stage)
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        atomic_write_bytes(self.stage_dir(manifest.stage) / MANIFEST, manifest.to_json().encode())
+
+    def shard_is_valid(self, stage: str, index: int, fingerprint: str) -> bool:
+        """True if the manifest records shard ``index`` with ``fingerprint`` and all its files exist."""
+        rec = self.read_manifest(stage).shards.get(index)
+        return (
+            rec is not None
+            and rec.fingerprint == fingerprint
+            and all((self.run_dir / f).is_file() for f in rec.files)
+        )
+
+    # -- shards --------------------------------------------------------------------------------
+    def commit_shard(
+        self,
+        manifest: Manifest,
+        index: int,
+        fingerprint: str,
+        tables: dict[str, pa.Table],
+        main_table: str,
+        quarantine: pa.Table | None,
+        metrics: dict[str, float],
+        artifacts: list[str],
+        seconds: float,
+    ) -> ShardRecord:
+        """Validate and write a shard's tables atomically, then record it in ``manifest`` (written last)."""
+        files: list[str] = []
+        hashes: list[str] = []
+        rows: dict[str, int] = {}
+        for table_name, table in sorted(tables.items()):
+            table = validate_table(table, table_name)
+            path = self.shard_path(manifest.stage, table_name, index, main_table)
+            hashes.append(f"{table_name}:{atomic_write_parquet(path, table)}")
+            files.append(str(path.relative_to(self.run_dir)))
+            rows[table_name] = table.num_rows
+        qpath = self.quarantine_shard_path(manifest.stage, index)
+        n_quarantined = 0
+        if quarantine is not None and quarantine.num_rows:
+            atomic_write_parquet(qpath, validate_table(quarantine, "quarantine"))
+            files.append(str(qpath.relative_to(self.run_dir)))
+            n_quarantined = quarantine.num_rows
+        elif qpath.exists():
+            qpath.unlink()
+        content_hash = hashlib.sha256("|".join(hashes).encode()).hexdigest()
+        record = ShardRecord(
+            fingerprint=fingerprint,
+            content_hash=content_hash,
+            rows=rows,
+            quarantined=n_quarantined,
+            files=files,
+            metrics={k: float(v) for k, v in metrics.items()},
+            artifacts=artifacts,
+            seconds=round(seconds, 3),
+            completed_at=time.time(),
+        )
+        manifest.shards[index] = record
+        self.write_manifest(manifest)
+        return record
+
+    def drop_shards_from(self, manifest: Manifest, first_index: int) -> None:
+        """Forget and delete shards with index >= ``first_index`` (the stage now plans fewer shards)."""
+        for index in [i for i in manifest.shards if i >= first_index]:
+            for rel in manifest.shards.pop(index).files:
+                (self.run_dir / rel).unlink(missing_ok=True)
+        self.write_manifest(manifest)
+
+    def reset_stage(self, stage: str) -> None:
+        """Delete everything a stage wrote (used by --force)."""
+        shutil.rmtree(self.stage_dir(stage), ignore_errors=True)
+        (self.quarantine_dir / f"{stage}.parquet").unlink(missing_ok=True)
+
+    # -- reading -------------------------------------------------------------------------------
+    def table_files(self, stage: str, table: str, main_table: str) -> list[Path]:
+        """Return the finished shard files of ``table`` written by ``stage``, in shard order."""
+        manifest = self.read_manifest(stage)
+        paths = []
+        for index in sorted(manifest.shards):
+            path = self.shard_path(stage, table, index, main_table)
+            if path.is_file():
+                paths.append(path)
+        return paths
+
+    def read_shard(self, stage: str, table: str, index: int, main_table: str, columns: list[str] | None = None) -> pa.Table:
+        """Read one shard's table (all columns unless ``columns`` is given)."""
+        return pq.read_table(self.shard_path(stage, table, index, main_table), columns=columns)
+
+    def read_table(self, stage: str, table: str, main_table: str, columns: list[str] | None = None) -> pa.Table:
+        """Concatenate every finished shard of ``table``; an empty table with the schema if there is none."""
+        from data_schemas import schema_for
+
+        paths = self.table_files(stage, table, main_table)
+        if not paths:
+            schema = schema_for(table)
+            if columns:
+                schema = pa.schema([schema.field(c) for c in columns])
+            return schema.empty_table()
+        return pa.concat_tables([pq.read_table(p, columns=columns) for p in paths])
+
+    def merge_quarantine(self, stage: str) -> int:
+        """Merge the stage's per-shard quarantine files into ``quarantine/<stage>.parquet``; return the row count."""
+        manifest = self.read_manifest(stage)
+        plan = self.stage_dir(stage) / QUARANTINE_DIR / "plan.parquet"
+        parts = [plan] if plan.is_file() else []
+        parts += [
+            self.quarantine_shard_path(stage, i)
+            for i in sorted(manifest.shards)
+            if self.quarantine_shard_path(stage, i).is_file()
+        ]
+        target = self.quarantine_dir / f"{stage}.parquet"
+        if not parts:
+            target.unlink(missing_ok=True)
+            return 0
+        table = pa.concat_tables([pq.read_table(p) for p in parts])
+        atomic_write_parquet(target, validate_table(table, "quarantine"))
+        return table.num_rows
+
+    def read_quarantine(self) -> pa.Table:
+        """Every quarantined row of the run, all stages."""
+        from data_schemas import empty_table
+
+        files = sorted(self.quarantine_dir.glob("*.parquet")) if self.quarantine_dir.is_dir() else []
+        if not files:
+            return empty_table("quarantine")
+        return pa.concat_tables([pq.read_table(f) for f in files])

@@ -1,0 +1,149 @@
+"""The ``[ingest]`` config section: which corpus to read, how to map its fields, and the image limits."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+
+from data_schemas.tables import TaskType
+from stages.base import StageConfig
+
+__all__ = ["CorpusFormat", "BoxFormat", "IngestConfig"]
+
+
+class CorpusFormat(StrEnum):
+    """Corpus formats ingest can read; each has one adapter in :mod:`stages.ingest.adapters`."""
+
+    DEMO = "demo"
+    COCO = "coco"
+    JSONL = "jsonl"
+    PARQUET = "parquet"
+
+
+class BoxFormat(StrEnum):
+    """How boxes are written in a JSONL manifest or Parquet column (pixels either way)."""
+
+    XYXY = "xyxy"
+    XYWH = "xywh"
+
+
+def _check_placeholder(template: str, name: str, field: str) -> str:
+    if "{" + name + "}" not in template:
+        raise ValueError(f"[ingest] {field} = {template!r} must contain the placeholder {{{name}}}")
+    try:
+        template.format(**{name: "x"})
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"[ingest] {field} = {template!r} may only use the placeholder {{{name}}} ({exc})") from None
+    return template
+
+
+class IngestConfig(StageConfig):
+    """Where the corpus is and how to turn it into ``tasks`` rows."""
+
+    # --- which corpus -------------------------------------------------------------------------
+    format: CorpusFormat = Field(
+        default=CorpusFormat.DEMO,
+        description="Corpus format: demo (synthetic, generated in-process), coco (COCO detection or "
+        "RefCOCO-style JSON), jsonl (manifest, one task per line) or parquet (embedded images, as Hub datasets ship).",
+    )
+    path: Path | None = Field(
+        default=None,
+        description="Corpus location: the COCO annotation JSON, the JSONL manifest, or a Parquet file or folder "
+        "of Parquet files. Required for every format but demo.",
+    )
+    image_root: Path | None = Field(
+        default=None,
+        description="Folder that relative image paths are resolved against; default: the folder of `path`.",
+    )
+
+    # --- demo corpus --------------------------------------------------------------------------
+    n_tasks: int = Field(default=48, ge=1, description="demo: number of synthetic tasks (grounding, OCR, VQA in turn).")
+    seed: int = Field(default=0, description="demo: seed of the synthetic corpus; the same seed gives the same tasks.")
+
+    # --- COCO / RefCOCO -----------------------------------------------------------------------
+    refs_path: Path | None = Field(
+        default=None,
+        description="coco: RefCOCO-style refs JSON (a list of refs, or an object with a `refs` list). When set, or "
+        "when the annotation JSON has a `refs` key, each referring sentence becomes one grounding task instead of "
+        "one task per (image, category).",
+    )
+    ref_split: str | None = Field(default=None, description="coco: keep only refs of this split (e.g. val, testA).")
+    detection_prompt: str = Field(
+        default="Give the bounding box of every {category}.",
+        description="coco: prompt of a detection task; {category} is the category name.",
+    )
+    referring_prompt: str = Field(
+        default="Give the bounding box of the region this sentence describes: {expression}",
+        description="coco: prompt of a referring-expression task; {expression} is the sentence.",
+    )
+
+    # --- JSONL / Parquet field names ----------------------------------------------------------
+    image_column: str = Field(default="image", description="jsonl/parquet: field holding the image (path or {bytes, path}).")
+    prompt_column: str = Field(default="prompt", description="jsonl/parquet: field holding the prompt text.")
+    task_type_column: str = Field(default="task_type", description="jsonl/parquet: field holding the task type.")
+    answer_column: str = Field(default="answer", description="jsonl/parquet: field holding the ground-truth text.")
+    boxes_column: str = Field(default="boxes", description="jsonl/parquet: field holding the ground-truth boxes.")
+    answers_column: str = Field(default="answers", description="jsonl/parquet: field holding all annotator answers.")
+    choices_column: str = Field(default="choices", description="jsonl/parquet: field holding multiple-choice options.")
+    meta_column: str = Field(default="meta", description="jsonl/parquet: field holding a JSON object kept as `meta`.")
+    default_task_type: TaskType | None = Field(
+        default=None,
+        description="jsonl/parquet: task type of rows that have none (e.g. vqa for a Hub VQA dataset); unset: such rows "
+        "are quarantined as unknown_task_type.",
+    )
+    box_format: BoxFormat = Field(
+        default=BoxFormat.XYXY,
+        description="jsonl/parquet: how boxes are written, xyxy ([x1, y1, x2, y2]) or xywh, in pixels.",
+    )
+
+    # --- sharding and image checks ------------------------------------------------------------
+    shard_size: int = Field(default=256, ge=1, description="Tasks per shard (the unit of resume and of parallelism).")
+    max_pixels: int = Field(
+        default=40_000_000,
+        ge=1,
+        description="Largest image accepted, in pixels (width x height), checked from the header before decoding; "
+        "larger images are quarantined as image_too_large (decompression-bomb guard).",
+    )
+    box_tolerance: float = Field(
+        default=1.0,
+        ge=0.0,
+        description="How far (pixels) a box may reach past the image edge and still be clipped to it rather than "
+        "quarantined as bad_box.",
+    )
+    jpeg_quality: int = Field(
+        default=95,
+        ge=1,
+        le=100,
+        description="JPEG quality used when a JPEG source must be re-encoded (EXIF rotation, non-RGB mode); "
+        "other re-encoded images are stored as PNG.",
+    )
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _known_format(cls, value: object) -> object:
+        if isinstance(value, str) and value not in {f.value for f in CorpusFormat}:
+            raise ValueError(
+                f"unknown [ingest] format {value!r}; available: {', '.join(f.value for f in CorpusFormat)}"
+            )
+        return value
+
+    @field_validator("detection_prompt")
+    @classmethod
+    def _detection_placeholder(cls, value: str) -> str:
+        return _check_placeholder(value, "category", "detection_prompt")
+
+    @field_validator("referring_prompt")
+    @classmethod
+    def _referring_placeholder(cls, value: str) -> str:
+        return _check_placeholder(value, "expression", "referring_prompt")
+
+    @model_validator(mode="after")
+    def _path_required(self) -> IngestConfig:
+        if self.format != CorpusFormat.DEMO and self.path is None:
+            raise ValueError(
+                f"[ingest] path is required for format = {self.format.value!r}; set it to the corpus file or folder "
+                "(or use format = \"demo\")"
+            )
+        return self

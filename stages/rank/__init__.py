@@ -1,0 +1,41 @@
+"""The rank stage: sort each task's scored candidates, dedupe, drop lists without preference signal,
+and emit ``listwise`` rows (PerPO), ``pairs`` (DPO / IPO, TRL-compatible at export) and ``groups`` (mDPO)."""
+
+from stages.base import StageSpec
+from stages.rank.config import DEFAULT_ORIGIN_ORDER, NORMALIZERS, DedupeMode, DropReason, PairsMode, RankConfig
+from stages.rank.emit import PAIR_INDICES, group_row, listwise_row, pair_rows, prefers
+from stages.rank.ordering import Candidate, RankedList, cap_indices, dedupe, drop_reason, order_candidates, rank_candidates
+from stages.rank.stage import run_shard
+
+__all__ = [
+    "SPEC",
+    "RankConfig",
+    "PairsMode",
+    "DedupeMode",
+    "DropReason",
+    "NORMALIZERS",
+    "DEFAULT_ORIGIN_ORDER",
+    "PAIR_INDICES",
+    "Candidate",
+    "RankedList",
+    "order_candidates",
+    "dedupe",
+    "drop_reason",
+    "cap_indices",
+    "rank_candidates",
+    "prefers",
+    "listwise_row",
+    "pair_rows",
+    "group_row",
+    "run_shard",
+]
+
+SPEC = StageSpec(
+    name="rank",
+    config_cls=RankConfig,
+    reads=("tasks", "scored"),
+    writes=("listwise", "pairs", "groups"),
+    run_shard=run_shard,
+    description="Sort scored candidates per task (reward, then origin, then log-prob), dedupe, drop lists "
+    "with too little reward spread, and write listwise rows, preference pairs and mDPO groups.",
+)

@@ -1,0 +1,116 @@
+"""The rank stage's config section and the names it chooses between (pairs modes, dedupe rules, drop reasons)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Callable
+
+from pydantic import Field, field_validator, model_validator
+
+from data_schemas.tables import ORIGINS, Origin
+from stages.base import StageConfig
+
+__all__ = ["PairsMode", "DedupeMode", "DropReason", "NORMALIZERS", "DEFAULT_ORIGIN_ORDER", "RankConfig"]
+
+
+class PairsMode(StrEnum):
+    """Which (chosen, rejected) pairs a ranked list yields."""
+
+    BEST_VS_WORST = "best_vs_worst"  # one pair per list: first vs last
+    BEST_VS_EACH = "best_vs_each"  # the best response against every other one
+    ALL_PAIRS = "all_pairs"  # every i < j of the ranked list
+
+
+class DedupeMode(StrEnum):
+    """How response texts are normalized before duplicates are removed."""
+
+    NONE = "none"
+    EXACT = "exact"
+    WHITESPACE = "whitespace"
+    CASEFOLD_WHITESPACE = "casefold_whitespace"
+
+
+class DropReason(StrEnum):
+    """Why a task yields no list. Counted in the stage metrics as ``dropped_<reason>``."""
+
+    TOO_FEW = "too_few"  # fewer than two distinct responses
+    SINGLE_REWARD = "single_reward"  # every response has the same reward
+    LOW_SPREAD = "low_spread"  # max - min reward below min_spread
+    SINGLE_ORIGIN = "single_origin"  # an unscored (caption) list whose responses all share one origin
+
+
+# None means "do not dedupe"; every other mode maps a text to the key duplicates share.
+NORMALIZERS: dict[DedupeMode, Callable[[str], str] | None] = {
+    DedupeMode.NONE: None,
+    DedupeMode.EXACT: lambda text: text,
+    DedupeMode.WHITESPACE: lambda text: " ".join(text.split()),
+    DedupeMode.CASEFOLD_WHITESPACE: lambda text: " ".join(text.casefold().split()),
+}
+
+DEFAULT_ORIGIN_ORDER: tuple[str, ...] = ("ground_truth", "policy", "distorted_image", "hallucination")
+
+
+class RankConfig(StageConfig):
+    """Sort scored candidates per task, dedupe, filter, and emit listwise rows, pairs and groups."""
+
+    # --- filtering
+    min_spread: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="Drop a list whose reward spread (max - min) is below this; such lists carry almost no preference signal.",
+    )
+    max_list_len: int = Field(
+        8,
+        ge=2,
+        le=256,
+        description="Keep at most this many responses per list: the best, the worst and evenly spaced ones between.",
+    )
+    dedupe: DedupeMode = Field(
+        DedupeMode.CASEFOLD_WHITESPACE,
+        description="Normalization before duplicate texts are removed (the best-ranked copy is kept): "
+        "none | exact | whitespace | casefold_whitespace.",
+    )
+    # --- ordering
+    origin_order: tuple[Origin, ...] = Field(
+        DEFAULT_ORIGIN_ORDER,
+        description="Tie-break among equal rewards, most preferred origin first (then higher log-prob). "
+        "Lists without rewards (caption) are ordered by it alone.",
+    )
+    # --- outputs
+    pairs_mode: PairsMode = Field(
+        PairsMode.BEST_VS_WORST,
+        description="Pairs drawn from each ranked list: best_vs_worst | best_vs_each | all_pairs.",
+    )
+    min_margin: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Emit a pair only if chosen reward - rejected reward is at least this (and above 0). "
+        "Pairs from unscored lists need a strictly better origin instead.",
+    )
+    group_k: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Size of the chosen (top) and rejected (bottom) groups of an mDPO row; shrinks for short "
+        "lists so that every chosen response is strictly preferred to every rejected one.",
+    )
+
+    @field_validator("origin_order")
+    @classmethod
+    def _origin_order_is_permutation(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if sorted(value) != sorted(ORIGINS):
+            raise ValueError(
+                f"origin_order={list(value)} must list each origin exactly once; expected an ordering of {list(ORIGINS)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _groups_fit_lists(self) -> "RankConfig":
+        if 2 * self.group_k > self.max_list_len:
+            raise ValueError(
+                f"group_k={self.group_k} needs lists of at least {2 * self.group_k} responses but "
+                f"max_list_len={self.max_list_len}; raise max_list_len or lower group_k"
+            )
+        return self

@@ -1,0 +1,115 @@
+"""Turn one task's scored candidates into a ranked list, or say why there is none. Pure functions.
+
+Order: reward (higher first), then origin (``origin_order``, most preferred first), then log-prob
+sum (higher first; a missing log-prob sorts after any present one), then ``cand_id`` so that the
+order never depends on input order. Lists whose rewards are all null (caption tasks have no
+discriminative reward) are ordered by origin alone and keep null rewards; they are kept only when
+they hold at least two origins, since otherwise nothing in the list says which response is better.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from stages.rank.config import DropReason
+
+__all__ = ["Candidate", "RankedList", "order_candidates", "dedupe", "drop_reason", "cap_indices", "rank_candidates"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One scored response, as the rank stage needs it."""
+
+    cand_id: str
+    origin: str
+    text: str
+    reward: float | None
+    logprob_sum: float | None = None
+    n_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class RankedList:
+    """A kept list, best first. ``scored`` is false for lists without rewards (ordered by origin)."""
+
+    candidates: tuple[Candidate, ...]
+    scored: bool
+    n_duplicates: int = 0
+    n_capped: int = 0
+
+
+def order_candidates(cands: Sequence[Candidate], origin_order: Sequence[str]) -> list[Candidate]:
+    """Return ``cands`` best first: reward, then origin rank, then log-prob, then cand_id (null rewards last)."""
+    origin_rank = {origin: i for i, origin in enumerate(origin_order)}
+
+    def key(c: Candidate) -> tuple:
+        reward = -c.reward if c.reward is not None else math.inf
+        logprob = -c.logprob_sum if c.logprob_sum is not None else math.inf
+        return (reward, origin_rank.get(c.origin, len(origin_rank)), logprob, c.cand_id)
+
+    return sorted(cands, key=key)
+
+
+def dedupe(cands: Sequence[Candidate], normalize: Callable[[str], str] | None) -> list[Candidate]:
+    """Return ``cands`` without later copies of a normalized text (the first, best-ranked copy is kept)."""
+    if normalize is None:
+        return list(cands)
+    seen: set[str] = set()
+    kept = []
+    for c in cands:
+        key = normalize(c.text)
+        if key not in seen:
+            seen.add(key)
+            kept.append(c)
+    return kept
+
+
+def drop_reason(cands: Sequence[Candidate], min_spread: float) -> DropReason | None:
+    """Return why this (deduplicated) list cannot be kept, or ``None`` if it can."""
+    if len(cands) < 2:
+        return DropReason.TOO_FEW
+    rewards = [c.reward for c in cands if c.reward is not None]
+    if not rewards:
+        return DropReason.SINGLE_ORIGIN if len({c.origin for c in cands}) < 2 else None
+    if len(set(rewards)) < 2:
+        return DropReason.SINGLE_REWARD
+    # A tiny tolerance so that a spread equal to min_spread up to float rounding is kept.
+    if max(rewards) - min(rewards) < min_spread - 1e-12:
+        return DropReason.LOW_SPREAD
+    return None
+
+
+def cap_indices(n: int, max_len: int) -> list[int]:
+    """Return the positions kept when a list of ``n`` is capped to ``max_len``: first, last, evenly spaced between."""
+    if n <= max_len:
+        return list(range(n))
+    step = (n - 1) / (max_len - 1)  # > 1, so the rounded positions are distinct
+    return [math.floor(i * step + 0.5) for i in range(max_len)]
+
+
+def rank_candidates(
+    cands: Sequence[Candidate],
+    *,
+    origin_order: Sequence[str],
+    normalize: Callable[[str], str] | None,
+    min_spread: float,
+    max_list_len: int,
+) -> RankedList | DropReason:
+    """Order, dedupe, filter and cap one task's candidates; return the kept list or the drop reason.
+
+    All candidates must either have a reward or none may (the caller quarantines the mixed case).
+    """
+    ordered = order_candidates(cands, origin_order)
+    unique = dedupe(ordered, normalize)
+    reason = drop_reason(unique, min_spread)
+    if reason is not None:
+        return reason
+    kept = [unique[i] for i in cap_indices(len(unique), max_list_len)]
+    return RankedList(
+        candidates=tuple(kept),
+        scored=kept[0].reward is not None,
+        n_duplicates=len(ordered) - len(unique),
+        n_capped=len(unique) - len(kept),
+    )

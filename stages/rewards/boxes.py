@@ -1,0 +1,179 @@
+"""Bounding boxes out of free-form VLM output, as pixel xyxy.
+
+Accepted spellings (several boxes per answer are fine):
+- ``[x1, y1, x2, y2]`` or ``(x1, y1, x2, y2)``, alone, nested (``[[...], [...]]``) or inside JSON
+  such as ``{"bbox_2d": [...]}`` / ``[{"bbox_2d": [...], "label": ...}, ...]`` (the JSON is not
+  parsed: every bracketed group of exactly four numbers is a box, so truncated JSON still works);
+- ``(x1,y1),(x2,y2)`` point pairs;
+- Qwen-VL tags ``<|box_start|>(x1,y1),(x2,y2)<|box_end|>`` and ``<box>...</box>`` (any numbers
+  inside, taken four at a time);
+- a bare answer made of exactly four numbers (``10 20 30 40``).
+
+Coordinate scale (``box_format``):
+- ``"pixel"``, ``"norm1"`` (0-1) and ``"norm1000"`` (0-1000, Qwen-VL / CogVLM style) force a scale.
+- ``"auto"`` (default): boxes inside Qwen tags are 0-1000. The other boxes of one answer share one
+  scale, decided on all their coordinates at once: every coordinate <= 1 -> 0-1; else some x
+  beyond the image width or some y beyond its height while every coordinate <= 1000 -> 0-1000;
+  else pixels. (A 0-1000 box that happens to fit inside a large image is read as pixels: set
+  ``box_format`` when the model's convention is known.)
+
+Sanitizing: x1 > x2 (or y1 > y2) is reordered; coordinates are clipped to the image (negative
+ones become 0). A box with a NaN or infinite coordinate, a malformed tag, or a box of zero area
+after clipping is dropped and reported in :attr:`BoxParse.dropped`. All patterns are linear-time
+on any input (bounded tag bodies, no nested or adjacent ambiguous quantifiers).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+from stages.rewards.result import snippet
+
+__all__ = ["BoxFormat", "BOX_FORMATS", "BoxParse", "parse_boxes", "parse_boxes_detailed"]
+
+BoxFormat = Literal["auto", "pixel", "norm1", "norm1000"]
+BOX_FORMATS: tuple[str, ...] = get_args(BoxFormat)
+
+_N = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?<![A-Za-z])(?:nan|inf(?:inity)?)(?![A-Za-z])"
+_NUM_RE = re.compile(_N, re.IGNORECASE)
+_C = rf"\s*({_N})\s*"  # one captured number with optional spaces around
+_BOX_RE = re.compile(
+    rf"\({_C},{_C}\)\s*(?:,\s*)?\({_C},{_C}\)"  # (x1,y1),(x2,y2)
+    rf"|[\[(]{_C},{_C},{_C},{_C}[\])]",  # [x1, y1, x2, y2]
+    re.IGNORECASE,
+)
+_TAG_RE = re.compile(r"<\|box_start\|>([^<]{0,256})<\|box_end\|>|<box>([^<]{0,512})</box>")
+_BARE_RE = re.compile(rf"\s*({_N})(?:\s*,\s*|\s+)({_N})(?:\s*,\s*|\s+)({_N})(?:\s*,\s*|\s+)({_N})\s*", re.IGNORECASE)
+_BARE_MAX_CHARS = 256
+
+_Raw = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class BoxParse:
+    """The boxes found in one answer.
+
+    ``boxes``: valid pixel xyxy boxes; ``fmt``: the scale applied to untagged boxes (``"none"`` when
+    there were none); ``dropped``: ``{"text", "reason"}`` for each box found but unusable.
+    """
+
+    boxes: list[list[float]]
+    fmt: str
+    dropped: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def n_found(self) -> int:
+        """Boxes the answer spelled out, usable or not (what a missing/extra-box penalty counts)."""
+        return len(self.boxes) + len(self.dropped)
+
+
+def _infer_format(raws: list[_Raw], width: float, height: float) -> str:
+    top = max(max(r) for r in raws)
+    if top <= 1.0:
+        return "norm1"
+    beyond = any(r[0] > width or r[2] > width or r[1] > height or r[3] > height for r in raws)
+    return "norm1000" if beyond and top <= 1000.0 else "pixel"
+
+
+def _to_pixels(raw: _Raw, fmt: str, width: float, height: float) -> list[float] | None:
+    """Scale, reorder and clip one box; ``None`` when nothing of it is left inside the image."""
+    x1, y1, x2, y2 = raw
+    if fmt == "norm1":
+        x1, x2, y1, y2 = x1 * width, x2 * width, y1 * height, y2 * height
+    elif fmt == "norm1000":
+        sx, sy = width / 1000.0, height / 1000.0
+        x1, x2, y1, y2 = x1 * sx, x2 * sx, y1 * sy, y2 * sy
+    if x1 > x2:
+        x1, x2 = x2, x1
+    if y1 > y2:
+        y1, y2 = y2, y1
+    x1 = min(max(x1, 0.0), width)
+    x2 = min(max(x2, 0.0), width)
+    y1 = min(max(y1, 0.0), height)
+    y2 = min(max(y2, 0.0), height)
+    if x2 - x1 <= 0.0 or y2 - y1 <= 0.0:
+        return None
+    return [x1, y1, x2, y2]
+
+
+def _collect(
+    raws: list[_Raw], spans: list[str], fmt: str, width: float, height: float, boxes: list, dropped: list
+) -> None:
+    for raw, span in zip(raws, spans):
+        box = _to_pixels(raw, fmt, width, height)
+        if box is None:
+            dropped.append({"text": snippet(span), "reason": "zero area inside the image"})
+        else:
+            boxes.append(box)
+
+
+def _finite_or_drop(nums: tuple[str, ...] | list[str], span: str, dropped: list) -> _Raw | None:
+    x1, y1, x2, y2 = float(nums[0]), float(nums[1]), float(nums[2]), float(nums[3])
+    if math.isfinite(x1) and math.isfinite(y1) and math.isfinite(x2) and math.isfinite(y2):
+        return (x1, y1, x2, y2)
+    dropped.append({"text": snippet(span), "reason": "non-finite coordinate"})
+    return None
+
+
+def parse_boxes_detailed(text: str, width: float, height: float, box_format: str = "auto") -> BoxParse:
+    """Parse every box in ``text`` (see the module doc for formats and the scale rule) into pixel
+    xyxy boxes clipped to a ``width`` x ``height`` image. Never raises on model output; raises
+    ``ValueError`` for an unknown ``box_format`` or a non-positive image size (caller bugs)."""
+    if box_format not in BOX_FORMATS:
+        raise ValueError(f"unknown box_format {box_format!r}; available: {', '.join(BOX_FORMATS)}")
+    if not (width > 0 and height > 0):
+        raise ValueError(f"image size must be positive, got width={width!r}, height={height!r}")
+    boxes: list[list[float]] = []
+    dropped: list[dict[str, str]] = []
+    rest = text
+    if "<" in text:
+        tag_raws: list[_Raw] = []
+        tag_spans: list[str] = []
+        for m in _TAG_RE.finditer(text):
+            nums = _NUM_RE.findall(m.group(1) if m.group(1) is not None else m.group(2))
+            if not nums or len(nums) % 4:
+                dropped.append({"text": snippet(m.group(0)), "reason": f"box tag holds {len(nums)} numbers, not 4k"})
+                continue
+            for i in range(0, len(nums), 4):
+                raw = _finite_or_drop(nums[i : i + 4], m.group(0), dropped)
+                if raw is not None:
+                    tag_raws.append(raw)
+                    tag_spans.append(m.group(0))
+        if tag_raws:
+            fmt = "norm1000" if box_format == "auto" else box_format
+            _collect(tag_raws, tag_spans, fmt, width, height, boxes, dropped)
+        rest = _TAG_RE.sub(" ", text)
+
+    raws: list[_Raw] = []
+    spans: list[str] = []
+    for m in _BOX_RE.finditer(rest):
+        g = m.groups()
+        nums = g[:4] if g[0] is not None else g[4:]
+        raw = _finite_or_drop(nums, m.group(0), dropped)
+        if raw is not None:
+            raws.append(raw)
+            spans.append(m.group(0))
+    if not raws and not boxes and not dropped and len(rest) <= _BARE_MAX_CHARS:
+        m = _BARE_RE.fullmatch(rest)
+        if m is not None:
+            raw = _finite_or_drop(m.groups(), m.group(0), dropped)
+            if raw is not None:
+                raws.append(raw)
+                spans.append(m.group(0))
+    fmt = "none"
+    if raws:
+        fmt = _infer_format(raws, width, height) if box_format == "auto" else box_format
+        _collect(raws, spans, fmt, width, height, boxes, dropped)
+    elif boxes:
+        fmt = "norm1000" if box_format == "auto" else box_format
+    return BoxParse(boxes, fmt, dropped)
+
+
+def parse_boxes(text: str, width: float, height: float, box_format: str = "auto") -> list[list[float]]:
+    """Return the usable boxes in ``text`` as pixel ``[x1, y1, x2, y2]`` lists, clipped to the
+    image, in a deterministic order (tagged boxes first, then the others in text order).
+    See :func:`parse_boxes_detailed` for what was dropped and why."""
+    return parse_boxes_detailed(text, width, height, box_format).boxes

@@ -1,0 +1,38 @@
+"""What every reward returns, and the error a reward raises on unusable ground truth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["RewardResult", "GroundTruthError", "snippet"]
+
+# Detail strings quoting model output are cut to this many characters so a 10k-character
+# answer never bloats the scored table.
+SNIPPET_CHARS = 80
+
+
+@dataclass(frozen=True, slots=True)
+class RewardResult:
+    """One candidate's score.
+
+    - ``reward``: in [0, 1] (0 whenever ``parse_ok`` is false).
+    - ``parse_ok``: the output held what the reward needs (a box, a non-empty answer, a choice).
+    - ``detail``: JSON-ready dict (finite floats, short strings): parsed boxes, per-box IoU, edit
+      distance, normalized answer..., and ``reason`` when parsing failed.
+    """
+
+    reward: float
+    parse_ok: bool
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class GroundTruthError(ValueError):
+    """The task's ground truth cannot be scored against (no boxes, empty text, answer not among
+    the choices). Raised when a reward is prepared, never because of model output; the score
+    stage quarantines the task's candidates with reason ``bad_ground_truth``."""
+
+
+def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    """Return ``text`` cut to ``limit`` characters (with an ellipsis) for use in a detail dict."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

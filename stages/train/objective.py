@@ -1,0 +1,255 @@
+"""From a listwise batch to one loss per loss name, plus the metrics the trainer logs.
+
+A list holds the N responses of one prompt with their rewards and origins. Each loss picks what it
+needs from it: dpo/ipo the best vs the worst response, mdpo/mipo the top-k vs the bottom-k, povid
+the best clean answer vs its hallucinated and distorted-image answers, perpo and leanpo every pair.
+Selection reads the rewards, never the position, so the responses may come in any order (povid,
+whose preference comes from the origins, breaks reward ties between answers of one origin by position).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Final, Sequence
+
+import torch
+
+from stages.train.loss_names import DEFAULT_BETA, NEEDS_REFERENCE, LossName
+from stages.train.losses import (
+    dpo_loss,
+    ipo_loss,
+    leanpo_loss,
+    mdpo_loss,
+    mipo_loss,
+    perpo_loss,
+    povid_loss,
+)
+
+__all__ = ["ListBatch", "LossParams", "LossOutput", "list_loss", "implicit_rewards", "pair_metrics"]
+
+Tensor = torch.Tensor
+_REJECTED_ORIGINS: Final[frozenset[str]] = frozenset({"hallucination", "distorted_image"})
+
+
+@dataclass
+class ListBatch:
+    """B lists of up to N responses, padded: every tensor is ``[B, N]``; ``mask`` marks real entries.
+
+    ``ref_logps`` is ``None`` when no reference log-probs exist (only leanpo then works);
+    ``origins`` holds the origin string of each entry ("" for padding).
+    """
+
+    policy_logps: Tensor
+    ref_logps: Tensor | None
+    n_tokens: Tensor
+    rewards: Tensor
+    mask: Tensor
+    origins: Sequence[Sequence[str]]
+
+
+@dataclass(frozen=True)
+class LossParams:
+    """Hyper-parameters shared by the losses; ``beta=None`` takes the loss's default (:data:`DEFAULT_BETA`)."""
+
+    beta: float | None = None
+    gamma: float = 0.5
+    label_smoothing: float = 0.0
+    group_size: int = 2
+    max_smoothing: float = 0.1
+    mipo_unbiased: bool = True
+
+    def beta_for(self, name: LossName) -> float:
+        """The β a loss runs with."""
+        return DEFAULT_BETA[LossName(name)] if self.beta is None else self.beta
+
+
+@dataclass
+class LossOutput:
+    """The batch loss (weighted mean over usable rows), the per-row losses and which rows counted."""
+
+    loss: Tensor
+    per_row: Tensor
+    row_valid: Tensor
+
+
+def _masked_rewards(batch: ListBatch, fill: float) -> Tensor:
+    return torch.where(batch.mask.bool(), batch.rewards, torch.full_like(batch.rewards, fill))
+
+
+def _take(values: Tensor, index: Tensor) -> Tensor:
+    """values[b, index[b, ...]] for a ``[B, N]`` tensor and a ``[B]`` or ``[B, K]`` index."""
+    if index.dim() == 1:
+        return values.gather(1, index.unsqueeze(1)).squeeze(1)
+    return values.gather(1, index)
+
+
+def _ref(batch: ListBatch) -> Tensor:
+    if batch.ref_logps is None:
+        raise ValueError("this loss needs reference log-probs (ref_logps); run the reference stage first")
+    return batch.ref_logps
+
+
+def _best_worst(batch: ListBatch) -> tuple[Tensor, Tensor, Tensor]:
+    """Index of the highest- and lowest-reward valid entry of each list, and whether they differ in reward."""
+    high = _masked_rewards(batch, float("-inf"))
+    low = _masked_rewards(batch, float("inf"))
+    best, worst = high.argmax(dim=1), low.argmin(dim=1)
+    valid = _take(batch.rewards, best) > _take(batch.rewards, worst)
+    return best, worst, valid & batch.mask.any(dim=1)
+
+
+def _top_bottom(batch: ListBatch, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Top-k and bottom-k valid entries by reward (k capped at half the list so the groups never overlap)."""
+    k = max(1, min(k, batch.rewards.shape[1]))
+    order = _masked_rewards(batch, float("-inf")).argsort(dim=1, descending=True, stable=True)
+    n_valid = batch.mask.bool().sum(dim=1)
+    k_eff = torch.minimum(torch.full_like(n_valid, k), n_valid // 2)
+    slots = torch.arange(k, device=order.device).unsqueeze(0)
+    group_mask = slots < k_eff.unsqueeze(1)
+    chosen = order[:, :k]
+    rejected_pos = (n_valid.unsqueeze(1) - 1 - slots).clamp(min=0)  # last valid entries of the sorted order
+    rejected = order.gather(1, rejected_pos)
+    mean_chosen = (_take(batch.rewards, chosen) * group_mask).sum(1) / k_eff.clamp(min=1)
+    mean_rejected = (_take(batch.rewards, rejected) * group_mask).sum(1) / k_eff.clamp(min=1)
+    valid = (k_eff > 0) & (mean_chosen > mean_rejected)
+    return chosen, rejected, group_mask, group_mask, valid
+
+
+def _pick(rewards: list[float], mask: list[bool], origins: Sequence[str], want: Callable[[str], bool], best: bool) -> int | None:
+    """Index of the highest (``best``) or lowest reward entry whose origin passes ``want``, or None."""
+    idx = [i for i, (m, o) in enumerate(zip(mask, origins)) if m and want(o)]
+    if not idx:
+        return None
+    return (max if best else min)(idx, key=lambda i: rewards[i])
+
+
+def _povid_indices(batch: ListBatch) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Per list: best clean answer, worst hallucination, worst distorted-image answer, and their presence."""
+    rewards = batch.rewards.detach().cpu().tolist()
+    masks = batch.mask.bool().cpu().tolist()
+    cols: list[list[int | None]] = [[], [], []]
+    for row_rewards, row_mask, row_origins in zip(rewards, masks, batch.origins):
+        cols[0].append(_pick(row_rewards, row_mask, row_origins, lambda o: o not in _REJECTED_ORIGINS, best=True))
+        cols[1].append(_pick(row_rewards, row_mask, row_origins, lambda o: o == "hallucination", best=False))
+        cols[2].append(_pick(row_rewards, row_mask, row_origins, lambda o: o == "distorted_image", best=False))
+    device = batch.rewards.device
+    index = [torch.tensor([i or 0 for i in col], dtype=torch.long, device=device) for col in cols]
+    present = [torch.tensor([i is not None for i in col], dtype=torch.bool, device=device) for col in cols]
+    return index[0], index[1], index[2], present[0], present[1], present[2]
+
+
+def _pairwise(batch: ListBatch, p: LossParams, name: LossName) -> tuple[Tensor, Tensor]:
+    best, worst, valid = _best_worst(batch)
+    ref = _ref(batch)
+    args = (_take(batch.policy_logps, best), _take(batch.policy_logps, worst), _take(ref, best), _take(ref, worst))
+    if name is LossName.DPO:
+        return dpo_loss(*args, beta=p.beta_for(name), label_smoothing=p.label_smoothing), valid
+    lens = (_take(batch.n_tokens, best), _take(batch.n_tokens, worst))
+    return ipo_loss(*args, *lens, beta=p.beta_for(name)), valid
+
+
+def _dpo(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
+    return _pairwise(batch, p, LossName.DPO)
+
+
+def _ipo(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
+    return _pairwise(batch, p, LossName.IPO)
+
+
+def _perpo(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
+    loss = perpo_loss(batch.policy_logps, _ref(batch), batch.rewards, batch.mask, p.beta_for(LossName.PERPO), p.gamma)
+    _, _, valid = _best_worst(batch)  # a list has a usable pair iff its rewards are not all equal
+    return loss, valid
+
+
+def _groups(batch: ListBatch, p: LossParams, name: LossName) -> tuple[Tensor, Tensor]:
+    chosen, rejected, cmask, rmask, valid = _top_bottom(batch, p.group_size)
+    ref = _ref(batch)
+    args = (_take(batch.policy_logps, chosen), _take(batch.policy_logps, rejected), _take(ref, chosen), _take(ref, rejected))
+    if name is LossName.MDPO:
+        return mdpo_loss(*args, cmask, rmask, beta=p.beta_for(name), label_smoothing=p.label_smoothing), valid
+    lens = (_take(batch.n_tokens, chosen), _take(batch.n_tokens, rejected))
+    return mipo_loss(*args, *lens, cmask, rmask, beta=p.beta_for(name), unbiased=p.mipo_unbiased), valid
+
+
+def _mdpo(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
+    return _groups(batch, p, LossName.MDPO)
+
+
+def _mipo(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
+    return _groups(batch, p, LossName.MIPO)
+
+
+def _leanpo(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
+    best, worst, valid = _best_worst(batch)
+    gap = _take(batch.rewards, best) - _take(batch.rewards, worst)
+    loss = leanpo_loss(
+        _take(batch.policy_logps, best),
+        _take(batch.policy_logps, worst),
+        _take(batch.n_tokens, best),
+        _take(batch.n_tokens, worst),
+        reward_gap=gap,
+        beta=p.beta_for(LossName.LEANPO),
+        max_smoothing=p.max_smoothing,
+    )
+    return loss, valid
+
+
+def _povid(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
+    c, h, d, has_c, has_h, has_d = _povid_indices(batch)
+    ref, pol = _ref(batch), batch.policy_logps
+    loss = povid_loss(
+        _take(pol, c), _take(pol, h), _take(pol, d), _take(ref, c), _take(ref, h), _take(ref, d),
+        beta=p.beta_for(LossName.POVID), hallucinated_mask=has_h, distorted_mask=has_d,
+    )  # fmt: skip
+    return loss, has_c & (has_h | has_d)
+
+
+_ADAPTERS: Final[dict[LossName, Callable[[ListBatch, LossParams], tuple[Tensor, Tensor]]]] = {
+    LossName.DPO: _dpo,
+    LossName.IPO: _ipo,
+    LossName.PERPO: _perpo,
+    LossName.MDPO: _mdpo,
+    LossName.MIPO: _mipo,
+    LossName.LEANPO: _leanpo,
+    LossName.POVID: _povid,
+}
+
+
+def list_loss(name: LossName | str, batch: ListBatch, params: LossParams = LossParams()) -> LossOutput:
+    """Compute loss ``name`` on a listwise batch: the mean of the per-list losses over lists it can use.
+
+    A list it cannot use (all rewards equal; for povid, whose preference comes from the origins
+    instead, no clean answer or neither a hallucinated nor a distorted-image answer) adds nothing; a batch with no usable list gives a zero loss that still
+    back-propagates (zero gradients).
+    """
+    per_row, valid = _ADAPTERS[LossName(name)](batch, params)
+    weights = valid.to(per_row.dtype)
+    per_row = torch.where(valid, per_row, torch.zeros_like(per_row))
+    loss = (per_row * weights).sum() / weights.sum().clamp(min=1)
+    return LossOutput(loss=loss, per_row=per_row, row_valid=valid)
+
+
+def implicit_rewards(name: LossName | str, batch: ListBatch, params: LossParams = LossParams()) -> Tensor:
+    """The reward the loss implicitly trains, ``[B, N]``: β·(policy − ref), or β·policy/|y| for leanpo."""
+    name = LossName(name)
+    beta = params.beta_for(name)
+    if name in NEEDS_REFERENCE:
+        return beta * (batch.policy_logps - _ref(batch))
+    return beta * batch.policy_logps / batch.n_tokens.clamp(min=1)
+
+
+@torch.no_grad()
+def pair_metrics(scores: Tensor, rewards: Tensor, mask: Tensor) -> dict[str, float]:
+    """Over all pairs (i, j) with ψ_i > ψ_j: fraction with score_i > score_j, and mean score_i − score_j."""
+    mask = mask.bool()
+    gap = rewards.unsqueeze(2) - rewards.unsqueeze(1)
+    pairs = (gap > 0) & mask.unsqueeze(2) & mask.unsqueeze(1)
+    margin = (scores.unsqueeze(2) - scores.unsqueeze(1))[pairs]
+    if margin.numel() == 0:
+        return {"reward_accuracy": float("nan"), "reward_margin": float("nan"), "pairs": 0.0}
+    return {
+        "reward_accuracy": (margin > 0).float().mean().item(),
+        "reward_margin": margin.float().mean().item(),
+        "pairs": float(margin.numel()),
+    }

@@ -1,0 +1,134 @@
+"""The runner's resume rules, on three fake stages run in-process (no Ray, no models)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import config as config_module
+from pipeline.config import load_config
+from pipeline.errors import ConfigError, StageFailedError
+from pipeline.runner import run_pipeline
+from pipeline.status import run_status
+from pipeline.store import RunStore
+from stages import registry
+from tests.pipeline import fake_stages
+
+
+@pytest.fixture
+def fake_registry(monkeypatch):
+    monkeypatch.setattr(registry, "stage_specs", lambda: fake_stages.SPECS)
+    config_module.pipeline_config_cls.cache_clear()
+    fake_stages.CALLS.clear()
+    yield
+    config_module.pipeline_config_cls.cache_clear()
+
+
+def _run(run_dir: Path, overrides=(), **kwargs):
+    cfg = load_config(None, list(overrides))
+    fake_stages.CALLS.clear()
+    return run_pipeline(cfg, run_dir, use_ray=False, progress=False, **kwargs)
+
+
+def _ran(stage: str) -> list[int]:
+    return sorted(i for s, i in fake_stages.CALLS if s == stage)
+
+
+def test_second_run_reuses_every_shard(fake_registry, tmp_path):
+    first = _run(tmp_path)
+    assert [s.shards_run for s in first] == [3, 3, 1]
+    second = _run(tmp_path)
+    assert [s.shards_run for s in second] == [0, 0, 0]
+    assert fake_stages.CALLS == []
+    groups = RunStore(tmp_path).read_table("summary", "groups", "groups")
+    assert groups.column("chosen").to_pylist() == [["C0!", "C1!"]]
+
+
+def test_changed_setting_redoes_that_stage_and_after_not_before(fake_registry, tmp_path):
+    _run(tmp_path)
+    _run(tmp_path, ["upper.suffix=?"])
+    assert _ran("src") == []
+    assert _ran("upper") == [0, 1, 2]
+    assert _ran("summary") == [0]
+    assert RunStore(tmp_path).read_table("upper", "pairs", "pairs").column("chosen").to_pylist()[0] == "C0?"
+
+
+def test_resource_fields_do_not_redo(fake_registry, tmp_path):
+    _run(tmp_path)
+    _run(tmp_path, ["upper.batch_size=1"])
+    assert fake_stages.CALLS == []
+
+
+def test_changed_input_redoes_only_affected_shards(fake_registry, tmp_path, monkeypatch):
+    _run(tmp_path)
+    monkeypatch.setattr(fake_stages, "CORPUS_EXTRA_ROWS", [10])  # the corpus grows: only the last shard changes
+    _run(tmp_path)
+    assert _ran("src") == [2]
+    assert _ran("upper") == [2]
+    assert _ran("summary") == [0]
+
+
+def test_fewer_shards_drop_stale_files(fake_registry, tmp_path):
+    _run(tmp_path, ["src.n_rows=10"])
+    _run(tmp_path, ["src.n_rows=4"])
+    store = RunStore(tmp_path)
+    assert store.read_table("upper", "pairs", "pairs").num_rows == 4
+    assert not (tmp_path / "upper" / "part-00002.parquet").exists()
+    assert [st.shards_done for st in run_status(tmp_path)] == [1, 1, 1]
+
+
+def test_force_redoes_stage_and_followers(fake_registry, tmp_path):
+    _run(tmp_path)
+    _run(tmp_path, force=["upper"])
+    assert _ran("src") == []
+    assert _ran("upper") == [0, 1, 2]
+    assert _ran("summary") == [0]
+
+
+def test_stages_subset_needs_finished_inputs(fake_registry, tmp_path):
+    with pytest.raises(ConfigError, match="needs table 'pairs' from stage upper, which has not finished"):
+        _run(tmp_path, stages=["src", "summary"])
+    _run(tmp_path)
+    _run(tmp_path, ["summary.k=1"], stages=["summary"])
+    assert _ran("summary") == [0] and _ran("upper") == []
+
+
+def test_unknown_stage_names_are_config_errors(fake_registry, tmp_path):
+    with pytest.raises(ConfigError, match="--force 'nope': unknown stage; available: src, upper, summary"):
+        _run(tmp_path, force=["nope"])
+
+
+def test_failed_shard_keeps_others_and_names_the_cause(fake_registry, tmp_path):
+    with pytest.raises(StageFailedError, match=r"stage upper: shard 1 failed after 3 attempt\(s\): RuntimeError: boom"):
+        _run(tmp_path, ["upper.fail_shards=[1]"])
+    assert _ran("upper").count(1) == 3
+    manifest = RunStore(tmp_path).read_manifest("upper")
+    assert sorted(manifest.shards) == [0, 2] and not manifest.complete
+    _run(tmp_path)  # fail_shards no longer set: a changed config, so all of upper is redone
+    assert RunStore(tmp_path).read_manifest("upper").complete
+
+
+def test_quarantine_rows_are_merged_and_counted(fake_registry, tmp_path):
+    _run(tmp_path, ["src.bad_rows=[3]", 'upper.quarantine_ids=["t0", "t9"]'])
+    store = RunStore(tmp_path)
+    src_q = pq.read_table(tmp_path / "quarantine" / "src.parquet").to_pylist()
+    assert [(r["row_ref"], r["reason"], r["shard"]) for r in src_q] == [("row 3", "bad_row", -1)]
+    upper_q = pq.read_table(tmp_path / "quarantine" / "upper.parquet").to_pylist()
+    assert sorted(r["row_ref"] for r in upper_q) == ["t0", "t9"]
+    counts = {st.stage: st.quarantined for st in run_status(tmp_path)}
+    assert counts == {"src": 1, "upper": 2, "summary": 0}
+    assert store.read_table("upper", "pairs", "pairs").num_rows == 7  # 10 - 1 planned out - 2 set aside
+
+
+def test_unlisted_shard_file_is_not_trusted(fake_registry, tmp_path):
+    """A shard whose file exists but that the manifest does not list (crash before the manifest write) is redone."""
+    _run(tmp_path)
+    store = RunStore(tmp_path)
+    manifest = store.read_manifest("upper")
+    del manifest.shards[1]
+    store.write_manifest(manifest)
+    _run(tmp_path)
+    assert _ran("upper") == [1]
+    assert not list(tmp_path.rglob(".*.tmp-*"))

@@ -1,0 +1,153 @@
+"""The listwise adapter: which responses each loss compares, and the logged pair metrics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stages.train.loss_names import NEEDS_REFERENCE, LossName
+from stages.train.losses import dpo_loss, ipo_loss, leanpo_loss, mdpo_loss, perpo_loss, povid_loss
+from stages.train.objective import ListBatch, LossParams, implicit_rewards, list_loss, pair_metrics
+
+TOL = dict(rtol=1e-6, atol=1e-6)
+ORIGINS = ["ground_truth", "policy", "policy", "hallucination", "distorted_image", "distorted_image"]
+
+
+def _batch(seed: int = 0, ref: bool = True) -> ListBatch:
+    g = torch.Generator().manual_seed(seed)
+    B, N = 3, 6
+    return ListBatch(
+        policy_logps=(torch.randn(B, N, generator=g, dtype=torch.float64) * 4).requires_grad_(True),
+        ref_logps=torch.randn(B, N, generator=g, dtype=torch.float64) * 4 if ref else None,
+        n_tokens=torch.randint(1, 15, (B, N), generator=g).double(),
+        rewards=torch.tensor(
+            [[1.0, 0.8, 0.5, 0.2, 0.1, 0.0], [0.9, 0.9, 0.3, 0.6, 0.0, 0.4], [0.5, 0.5, 0.5, 0.5, 0.5, 0.5]],
+            dtype=torch.float64,
+        ),
+        mask=torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]], dtype=torch.bool),
+        origins=[ORIGINS] * 3,
+    )
+
+
+def _permuted(batch: ListBatch, perm: torch.Tensor) -> ListBatch:
+    return ListBatch(
+        policy_logps=batch.policy_logps[:, perm],
+        ref_logps=None if batch.ref_logps is None else batch.ref_logps[:, perm],
+        n_tokens=batch.n_tokens[:, perm],
+        rewards=batch.rewards[:, perm],
+        mask=batch.mask[:, perm],
+        origins=[[row[i] for i in perm.tolist()] for row in batch.origins],
+    )
+
+
+@pytest.mark.parametrize("name", [n for n in LossName if n is not LossName.POVID])
+def test_every_loss_runs_and_skips_lists_without_spread(name):
+    batch = _batch()
+    out = list_loss(name, batch)
+    assert out.per_row.shape == (3,) and torch.isfinite(out.loss)
+    assert not out.row_valid[2]  # every reward equal: nothing to learn from
+    assert out.per_row[2] == 0
+    out.loss.backward()
+    assert torch.isfinite(batch.policy_logps.grad).all()
+    assert torch.all(batch.policy_logps.grad[2] == 0)
+
+
+@pytest.mark.parametrize("name", list(LossName))
+def test_order_of_responses_does_not_matter(name):
+    batch = _batch(seed=1)
+    perm = torch.tensor([3, 0, 5, 1, 4, 2])
+    a, b = list_loss(name, batch).per_row, list_loss(name, _permuted(batch, perm)).per_row
+    rows = slice(0, 2) if name is LossName.POVID else slice(None)  # povid breaks reward ties (row 2) by position
+    torch.testing.assert_close(a[rows], b[rows], **TOL)
+
+
+def test_povid_preference_comes_from_origins_not_rewards():
+    batch = _batch()
+    out = list_loss(LossName.POVID, batch)
+    assert out.row_valid.all()  # row 2 has equal rewards but still a clean, a hallucinated and a distorted answer
+    out.loss.backward()
+    assert torch.isfinite(batch.policy_logps.grad).all()
+
+
+@pytest.mark.parametrize("name", sorted(NEEDS_REFERENCE))
+def test_losses_needing_a_reference_say_so(name):
+    with pytest.raises(ValueError, match="reference stage"):
+        list_loss(name, _batch(ref=False))
+
+
+def test_leanpo_needs_no_reference():
+    assert torch.isfinite(list_loss(LossName.LEANPO, _batch(ref=False)).loss)
+
+
+def test_dpo_and_ipo_use_best_vs_worst():
+    b = _batch(seed=2)
+    pol, ref, n = b.policy_logps, b.ref_logps, b.n_tokens
+    # row 0: best index 0, worst 5; row 1: best 0 (first of the tie), worst 4 (entry 5 is masked)
+    best, worst = torch.tensor([0, 0]), torch.tensor([5, 4])
+    rows = torch.arange(2)
+    args = (pol[rows, best], pol[rows, worst], ref[rows, best], ref[rows, worst])
+    torch.testing.assert_close(list_loss("dpo", b).per_row[:2], dpo_loss(*args), **TOL)
+    torch.testing.assert_close(
+        list_loss("ipo", b).per_row[:2], ipo_loss(*args, n[rows, best], n[rows, worst]), **TOL
+    )
+    gap = b.rewards[rows, best] - b.rewards[rows, worst]
+    torch.testing.assert_close(
+        list_loss("leanpo", b).per_row[:2],
+        leanpo_loss(pol[rows, best], pol[rows, worst], n[rows, best], n[rows, worst], reward_gap=gap, beta=2.0),
+        **TOL,
+    )
+
+
+def test_mdpo_uses_top_k_vs_bottom_k():
+    b = _batch(seed=3)
+    got = list_loss("mdpo", b, LossParams(group_size=2)).per_row[0]
+    pol, ref = b.policy_logps[0], b.ref_logps[0]
+    top, bottom = torch.tensor([[0, 1]]), torch.tensor([[5, 4]])
+    ones = torch.ones(1, 2, dtype=torch.bool)
+    want = mdpo_loss(pol[top], pol[bottom], ref[top], ref[bottom], ones, ones)[0]
+    torch.testing.assert_close(got, want, **TOL)
+
+
+def test_group_size_is_capped_at_half_the_list():
+    b = _batch(seed=4)
+    # row 1 has 5 valid entries: k = 10 becomes 2 per group, so the groups never share a response
+    got = list_loss("mdpo", b, LossParams(group_size=10)).per_row[1]
+    pol, ref = b.policy_logps[1], b.ref_logps[1]
+    top, bottom = torch.tensor([[0, 1]]), torch.tensor([[4, 2]])
+    ones = torch.ones(1, 2, dtype=torch.bool)
+    torch.testing.assert_close(got, mdpo_loss(pol[top], pol[bottom], ref[top], ref[bottom], ones, ones)[0], **TOL)
+
+
+def test_povid_compares_the_best_clean_answer_with_the_perturbed_ones():
+    b = _batch(seed=5)
+    pol, ref = b.policy_logps[0], b.ref_logps[0]
+    # clean best: 0 (ground truth); hallucination: 3; worst distorted-image answer: 5
+    want = povid_loss(pol[0], pol[3], pol[5], ref[0], ref[3], ref[5])
+    torch.testing.assert_close(list_loss("povid", b).per_row[0], want, **TOL)
+
+
+def test_povid_skips_lists_without_perturbed_answers():
+    b = _batch(seed=6)
+    b.origins = [["policy"] * 6] * 3
+    out = list_loss("povid", b)
+    assert not out.row_valid.any() and out.loss == 0
+
+
+def test_perpo_adapter_is_the_listwise_loss():
+    b = _batch(seed=7)
+    want = perpo_loss(b.policy_logps, b.ref_logps, b.rewards, b.mask, 0.1, 0.5)
+    torch.testing.assert_close(list_loss("perpo", b).per_row, want, **TOL)
+
+
+def test_pair_metrics_count_pairs_ordered_by_reward():
+    scores = torch.tensor([[3.0, 1.0, 2.0]])
+    rewards = torch.tensor([[1.0, 0.5, 0.0]])
+    m = pair_metrics(scores, rewards, torch.ones(1, 3, dtype=torch.bool))
+    # pairs (0,1): +2, (0,2): +1, (1,2): -1
+    assert m["pairs"] == 3 and m["reward_accuracy"] == pytest.approx(2 / 3) and m["reward_margin"] == pytest.approx(2 / 3)
+
+
+def test_implicit_rewards():
+    b = _batch(seed=8)
+    torch.testing.assert_close(implicit_rewards("dpo", b), 0.1 * (b.policy_logps - b.ref_logps), **TOL)
+    torch.testing.assert_close(implicit_rewards("leanpo", b), 2.0 * b.policy_logps / b.n_tokens, **TOL)
