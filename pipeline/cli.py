@@ -186,3 +186,7 @@ def main() -> None:
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(1)
         raise
+
+
+if __name__ == "__main__":
+    main()

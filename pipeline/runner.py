@@ -96,6 +96,7 @@ class _StageRun:
         self.store = store
         self.inputs = inputs
         self.section_data = section_for_fingerprint(self.section)
+        store.remove_stale_temporaries(spec.name)
         self.manifest = store.read_manifest(spec.name)
         if self.manifest.schema_version != SCHEMA_VERSION:
             store.reset_stage(spec.name)
@@ -235,8 +236,12 @@ def run_pipeline(
     show = cfg.run.progress if progress is None else progress
 
     store = RunStore(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(run_dir / "config.toml", config_to_toml(cfg).encode())
+    with store.lock():
+        atomic_write_bytes(run_dir / "config.toml", config_to_toml(cfg).encode())
+        return _run_chain(cfg, chain, store, selected, forced, use_ray, show)
+
+
+def _run_chain(cfg, chain, store: RunStore, selected: set[str], forced: set[str], use_ray: bool, show: bool):
     found = producers(chain)
     summaries: list[StageSummary] = []
     owns_ray = False

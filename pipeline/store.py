@@ -24,9 +24,10 @@ import json
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -162,6 +163,32 @@ class RunStore:
     @property
     def export_dir(self) -> Path:
         return self.run_dir / "export"
+
+    def remove_stale_temporaries(self, stage: str) -> int:
+        """Delete temporary files a killed writer left in the stage folder; return how many."""
+        removed = 0
+        for path in self.stage_dir(stage).rglob(".*.tmp-*"):
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold an exclusive lock on the run folder; a second writer fails at once with a clear error."""
+        import fcntl
+
+        from pipeline.errors import ConfigError
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / ".lock", "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ConfigError(f"{self.run_dir} is being written by another perpo-pipeline process") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     # -- manifests -----------------------------------------------------------------------------
     def read_manifest(self, stage: str) -> Manifest:

@@ -58,9 +58,10 @@ def rule_hallucinate(
         if injection is None or injection.text == answer:
             continue
         if any("start" not in c for c in injection.changes):
-            if not applied:
-                whole, applied = injection.text, [injection.kind]
-                changes = [{"kind": injection.kind, **c} for c in injection.changes]
+            if applied:
+                continue
+            whole, applied = injection.text, [injection.kind]
+            changes = [{"kind": injection.kind, **c} for c in injection.changes]
             break
         spans = [(c["start"], c["start"] + len(c["old"]), c) for c in injection.changes]
         keep = [sp for sp in spans if all(sp[1] <= s or sp[0] >= e for s, e, _ in edits)]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RewardResult", "GroundTruthError", "snippet"]
+__all__ = ["RewardResult", "GroundTruthError", "snippet", "encode_detail"]
 
 # Detail strings quoting model output are cut to this many characters so a 10k-character
 # answer never bloats the scored table.
@@ -36,3 +38,22 @@ class GroundTruthError(ValueError):
 def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     """Return ``text`` cut to ``limit`` characters (with an ellipsis) for use in a detail dict."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def encode_detail(detail: dict[str, Any]) -> str:
+    """Return ``detail`` as compact, strictly valid JSON (a non-finite float, which rewards never
+    put there, would become ``null`` rather than the invalid ``NaN``)."""
+    try:
+        return json.dumps(detail, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(detail), separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str)

@@ -33,8 +33,11 @@ SOFT_ACCURACY_MODES: tuple[str, ...] = get_args(SoftAccuracy)
 _ANSWER_LABEL_RE = re.compile(r"\s*(?:the\s+)?(?:final\s+)?answer(?:\s+is\b|\s*:)\s*", re.IGNORECASE)
 _BARE_LETTER_RE = re.compile(r"\(?([A-Za-z])\)?[.:)]?")
 _LEADING_LETTER_RE = re.compile(r"\s*(?:\(([A-Za-z])\)|([A-Z])[.:)])(?:\s|$)")
-_ANSWER_CUE_RE = re.compile(r"\banswer(?:\s+is)?\s*:?\s*(?:\(([A-Za-z])\)|([A-Z])(?![A-Za-z]))", re.IGNORECASE)
-_OPTION_CUE_RE = re.compile(r"\b(?:option|choice)\s*:?\s*(?:\(([A-Za-z])\)|([A-Z])(?![A-Za-z]))", re.IGNORECASE)
+# The cue word is case-insensitive; after it a letter is "(x)", an upper-case letter, or a
+# lower-case one closing the phrase ("answer: c.") so that "the answer is a cat" is not option A.
+_CUE_LETTER = r"\s*:?\s*(?:\(([A-Za-z])\)|([A-Z])(?![A-Za-z])|([a-z])(?=\s*(?:[.,;!)]|$)))"
+_ANSWER_CUE_RE = re.compile(r"(?i:\banswer(?:\s+is)?)" + _CUE_LETTER)
+_OPTION_CUE_RE = re.compile(r"(?i:\b(?:option|choice))" + _CUE_LETTER)
 
 
 @dataclass(frozen=True, slots=True)

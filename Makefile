@@ -1,0 +1,36 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+TINY_MODEL := runs/_models/tiny-vlm
+
+.PHONY: install run test bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(TINY_MODEL)/config.json: | $(STAMP)
+	$(BIN)/perpo-pipeline make-tiny-model --out $(TINY_MODEL)
+
+## run the whole pipeline on the bundled demo corpus with the tiny offline model (CPU)
+run: $(STAMP) $(TINY_MODEL)/config.json
+	$(BIN)/perpo-pipeline run --config pipeline.toml
+	@echo
+	@echo "outputs: runs/demo (tables, quarantine/, report/, export/ = Hub-ready dataset, train/ = trained model)"
+
+## run the test suite
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## run the benchmarks (by hand, not in CI); figures go to bench/RESULTS.md
+bench: $(STAMP)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf runs/demo

@@ -1,0 +1,262 @@
+"""One task's ground truth: parsed from loose input, checked per task type, turned into a ``tasks`` row.
+
+Checks run twice: at plan time without the image (types, prompt, answers, box shape) so bad rows never
+reach a shard, and again in the shard with the decoded image size (box bounds, EXIF frame).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import string
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from data_schemas.images import encode_image_cell
+from data_schemas.tables import TASK_TYPES
+from stages.ingest.config import BoxFormat
+from stages.ingest.images import StoredImage, orient_box
+from stages.ingest.reasons import Reason, Rejected
+
+__all__ = ["TaskSpec", "parse_task", "check_task", "fit_to_image", "task_id", "boxes_text", "dedupe_prompt", "task_row"]
+
+_LETTER = re.compile(r"\(?([A-Za-z])[.):]?")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task before its image is decoded. ``declared_size`` is the (width, height) the annotation claims, if any."""
+
+    task_type: str
+    prompt: str
+    answer: str | None = None
+    boxes: list[list[float]] | None = None
+    answers: list[str] | None = None
+    choices: list[str] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    declared_size: tuple[int, int] | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        """Return a JSON-able dict (the ``task`` part of a plan record)."""
+        out = {k: getattr(self, k) for k in ("task_type", "prompt", "answer", "boxes", "answers", "choices", "meta")}
+        out["declared_size"] = list(self.declared_size) if self.declared_size else None
+        return out
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> TaskSpec:
+        """Inverse of :meth:`to_record`."""
+        size = record.get("declared_size")
+        return cls(**{**record, "declared_size": tuple(size) if size else None})
+
+
+def _text(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise Rejected(Reason.MALFORMED_RECORD, f"{name} must be text, got {type(value).__name__}: {value!r:.80}")
+    text = str(value).strip()
+    return text or None
+
+
+def _text_list(value: Any, name: str) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)):
+        raise Rejected(Reason.MALFORMED_RECORD, f"{name} must be a list, got {type(value).__name__}: {value!r:.80}")
+    # VQAv2-style answer objects {"answer": ..., "answer_confidence": ...} are accepted as their text.
+    items = [_text(v.get("answer") if isinstance(v, Mapping) else v, name) for v in value]
+    return items
+
+
+def _box_list(value: Any, box_format: BoxFormat) -> list[list[float]] | None:
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)):
+        raise Rejected(Reason.BAD_BOX, f"boxes must be a list of [x1, y1, x2, y2], got {value!r:.80}")
+    if len(value) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        value = [value]  # a single flat box
+    boxes = []
+    for box in value:
+        if not isinstance(box, (list, tuple)) or len(box) != 4 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in box
+        ):
+            raise Rejected(Reason.BAD_BOX, f"a box must be 4 numbers, got {box!r:.80}")
+        x1, y1, a, b = (float(v) for v in box)
+        boxes.append([x1, y1, x1 + a, y1 + b] if box_format == BoxFormat.XYWH else [x1, y1, a, b])
+    return boxes
+
+
+def _meta(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise Rejected(Reason.MALFORMED_RECORD, f"meta is not valid JSON: {exc}") from None
+    if not isinstance(value, Mapping):
+        raise Rejected(Reason.MALFORMED_RECORD, f"meta must be a JSON object, got {type(value).__name__}")
+    return dict(value)
+
+
+def parse_task(
+    fields: Mapping[str, Any], *, default_task_type: str | None = None, box_format: BoxFormat = BoxFormat.XYXY
+) -> TaskSpec:
+    """Build a checked :class:`TaskSpec` from loosely typed fields (a JSONL line, a Parquet row) keyed by the
+    canonical names task_type, prompt, answer, boxes, answers, choices, meta. Raises :class:`Rejected`."""
+    task_type = fields.get("task_type")
+    if task_type is None or task_type == "":
+        if default_task_type is None:
+            raise Rejected(Reason.UNKNOWN_TASK_TYPE, "row has no task_type and [ingest] default_task_type is unset")
+        task_type = default_task_type
+    if not isinstance(task_type, str) or task_type not in TASK_TYPES:
+        raise Rejected(Reason.UNKNOWN_TASK_TYPE, f"unknown task_type {task_type!r}; known: {', '.join(TASK_TYPES)}")
+    spec = TaskSpec(
+        task_type=task_type,
+        prompt=_text(fields.get("prompt"), "prompt") or "",
+        answer=_text(fields.get("answer"), "answer"),
+        boxes=_box_list(fields.get("boxes"), box_format) or None,
+        answers=_text_list(fields.get("answers"), "answers") or None,
+        choices=_text_list(fields.get("choices"), "choices") or None,
+        meta=_meta(fields.get("meta")),
+    )
+    return check_task(spec)
+
+
+def _check_box(box: list[float], size: tuple[int, int] | None, tolerance: float) -> list[float]:
+    x1, y1, x2, y2 = box
+    if not all(math.isfinite(v) for v in box):
+        raise Rejected(Reason.BAD_BOX, f"box {box} has a non-finite coordinate")
+    if x2 <= x1 or y2 <= y1:
+        raise Rejected(Reason.BAD_BOX, f"box {box} is empty or inverted (needs x1 < x2 and y1 < y2)")
+    if size is None:
+        return list(box)
+    w, h = size
+    if x1 < -tolerance or y1 < -tolerance or x2 > w + tolerance or y2 > h + tolerance:
+        raise Rejected(Reason.BAD_BOX, f"box {box} lies outside the {w}x{h} image (tolerance {tolerance} px)")
+    return [max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2)]
+
+
+def _choice_letter(answer: str, choices: list[str]) -> str:
+    letters = string.ascii_uppercase[: len(choices)]
+    match = _LETTER.fullmatch(answer)
+    if match and match.group(1).upper() in letters:
+        return match.group(1).upper()
+    folded = [c.casefold() for c in choices]
+    if answer.casefold() in folded:
+        return letters[folded.index(answer.casefold())]
+    raise Rejected(Reason.BAD_CHOICES, f"answer {answer!r} is neither a letter {letters[0]}-{letters[-1]} nor one of the choices")
+
+
+def _check_choices(spec: TaskSpec) -> TaskSpec:
+    choices = spec.choices
+    if spec.task_type != "vqa":
+        raise Rejected(Reason.BAD_CHOICES, f"choices are only used by vqa tasks, not {spec.task_type}")
+    if len(choices) < 2 or len(choices) > 26 or any(c is None for c in choices):
+        raise Rejected(Reason.BAD_CHOICES, f"choices must be 2-26 non-empty texts, got {choices!r:.120}")
+    letter = _choice_letter(spec.answer, choices)
+    return replace(spec, answer=letter, answers=[letter])
+
+
+def check_task(spec: TaskSpec, size: tuple[int, int] | None = None, tolerance: float = 1.0) -> TaskSpec:
+    """Return ``spec`` normalized for its task type, or raise :class:`Rejected`.
+
+    grounding needs boxes; ocr an answer; vqa and caption an answer or answers (the answer defaults to the
+    most common of them, answers to ``[answer]``); vqa choices turn the answer into its letter. With
+    ``size`` (upright width, height) boxes must lie inside the image (``tolerance`` px) and are clipped to it.
+    """
+    if spec.task_type not in TASK_TYPES:
+        raise Rejected(Reason.UNKNOWN_TASK_TYPE, f"unknown task_type {spec.task_type!r}; known: {', '.join(TASK_TYPES)}")
+    if not spec.prompt or not spec.prompt.strip():
+        raise Rejected(Reason.EMPTY_PROMPT, "prompt is empty")
+    boxes = [_check_box(b, size, tolerance) for b in spec.boxes] if spec.boxes else None
+    answers = [a for a in spec.answers if a] if spec.answers else None
+    answer = spec.answer
+    if spec.task_type == "grounding":
+        if not boxes:
+            raise Rejected(Reason.EMPTY_ANSWER, "grounding task has no boxes")
+    elif spec.task_type == "ocr":
+        answer = answer or (answers[0] if answers else None)
+        if not answer:
+            raise Rejected(Reason.EMPTY_ANSWER, "ocr task has no answer text")
+    else:
+        if not answer and answers:
+            answer = Counter(answers).most_common(1)[0][0]
+        if not answer:
+            raise Rejected(Reason.EMPTY_ANSWER, f"{spec.task_type} task has neither answer nor answers")
+    if answer and not answers and spec.task_type != "grounding":
+        answers = [answer]
+    spec = replace(spec, prompt=spec.prompt.strip(), boxes=boxes, answer=answer, answers=answers)
+    return _check_choices(spec) if spec.choices is not None else spec
+
+
+def fit_to_image(spec: TaskSpec, image: StoredImage, tolerance: float) -> TaskSpec:
+    """Put ``spec``'s boxes in the frame of the stored (upright) image and check them against its size.
+
+    Boxes are taken as drawn on the upright image, except when the annotation declares the file's raw
+    size and that differs from the upright size (a COCO file listing 4000x3000 for a portrait photo):
+    then they were drawn on the raw pixels and are rotated with the image. A declared size matching
+    neither is ``size_mismatch``. Grounding answers become the boxes as text.
+    """
+    upright = (image.width, image.height)
+    meta = dict(spec.meta)
+    boxes = spec.boxes
+    if boxes and spec.declared_size is not None:
+        declared = tuple(spec.declared_size)
+        if declared != upright and declared != image.raw_size:
+            raise Rejected(
+                Reason.SIZE_MISMATCH,
+                f"annotation declares a {declared[0]}x{declared[1]} image, the file is {upright[0]}x{upright[1]}",
+            )
+        if image.orientation != 1 and declared == image.raw_size and declared != upright:
+            boxes = [orient_box(b, image.orientation, image.raw_size) for b in boxes]
+            meta["ingest"] = {**meta.get("ingest", {}), "boxes_rotated_by_exif": image.orientation}
+    spec = check_task(replace(spec, boxes=boxes, meta=meta), size=upright, tolerance=tolerance)
+    if spec.task_type == "grounding":
+        spec = replace(spec, answer=boxes_text(spec.boxes))
+    return spec
+
+
+def boxes_text(boxes: list[list[float]]) -> str:
+    """Ground-truth text of a grounding task: ``[x1, y1, x2, y2]`` per box in whole pixels, comma-separated."""
+    return ", ".join("[" + ", ".join(str(round(v)) for v in box) + "]" for box in boxes)
+
+
+def task_id(image_sha256: str, task_type: str, prompt: str) -> str:
+    """Stable content hash of a task: 16 hex digits of sha256(image sha256, task type, prompt)."""
+    return hashlib.sha256(f"{image_sha256}\x1f{task_type}\x1f{prompt}".encode()).hexdigest()[:16]
+
+
+def dedupe_prompt(prompt: str) -> str:
+    """The prompt as compared for duplicates: whitespace collapsed, case folded."""
+    return " ".join(prompt.split()).casefold()
+
+
+def task_row(spec: TaskSpec, image: StoredImage, source: str) -> dict[str, Any]:
+    """Return one ``tasks`` row (a dict matching ``data_schemas.TASKS``)."""
+    meta = dict(spec.meta)
+    if image.reencoded:
+        meta["ingest"] = {
+            **meta.get("ingest", {}),
+            "source_format": image.source_format,
+            "exif_orientation": image.orientation,
+        }
+    return {
+        "task_id": task_id(image.sha256, spec.task_type, spec.prompt),
+        "task_type": spec.task_type,
+        "image": encode_image_cell(image.data, image.path),
+        "image_sha256": image.sha256,
+        "width": image.width,
+        "height": image.height,
+        "prompt": spec.prompt,
+        "answer": spec.answer,
+        "boxes": spec.boxes,
+        "answers": spec.answers,
+        "choices": spec.choices,
+        "source": source,
+        "meta": json.dumps(meta, sort_keys=True, ensure_ascii=False),
+    }

@@ -1,0 +1,308 @@
+"""The transformers backend: ``AutoModelForImageTextToText`` + ``AutoProcessor``, batched ``generate``; runs on CPU.
+
+Reproducibility rule (hf): sample ``i`` of a request is drawn by a per-sequence
+``torch.Generator`` seeded with ``sequence_seed(request.seed, i)`` (see :mod:`stages.sample.seeds`),
+inside a logits processor that does the sampling itself (temperature, top-p, inverse-CDF draw)
+and hands ``generate`` a one-hot distribution. Each sequence's randomness is therefore its own:
+the same request gives the same samples whatever else is in its batch, the batch size, or an OOM
+split. (Logits of a row can differ in the last float bits between batch shapes; a sample changes
+only if its uniform draw falls within that distance of a token boundary.)
+
+``logprob_sum`` is the sum over generated tokens (EOS included when emitted) of the model's
+log-softmax at temperature 1, before top-p: the value a plain forward pass over prompt + response
+gives, as the reference and train stages compute it and as vLLM's default raw log-probs report.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ConfigError, ModelError
+from stages.sample.chat import render_prompt
+from stages.sample.sampler import RequestErrorReason, SampledText, SampleRequest, SampleResult
+from stages.sample.seeds import sequence_seed
+
+__all__ = ["HFSampler", "load_vlm", "resolve_device", "resolve_dtype", "is_oom_error"]
+
+_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def resolve_device(device: str) -> str:
+    """Return ``"cuda"`` or ``"cpu"`` for ``"auto" | "cpu" | "cuda"``; ``"cuda"`` without a GPU is a :class:`ConfigError`."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("[sample] device = 'cuda' but no CUDA GPU is visible; set device = 'cpu' or 'auto'")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"[sample] device = {device!r} is not one of 'auto', 'cpu', 'cuda'")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str):
+    """Return the torch dtype for ``dtype``; ``"auto"`` is bfloat16 on GPU and float32 on CPU."""
+    import torch
+
+    if dtype not in _DTYPES:
+        raise ConfigError(f"[sample] dtype = {dtype!r} is not one of {', '.join(_DTYPES)}")
+    if dtype == "auto":
+        return torch.bfloat16 if device == "cuda" else torch.float32
+    return getattr(torch, dtype)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _check_model_source(name: str) -> None:
+    """Fail early on a path that does not exist and cannot be a Hub id."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"model folder {str(path)!r} has no config.json; it is not a saved transformers model")
+        return
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        raise ModelError(
+            f"model path {name!r} does not exist; build the offline test model with "
+            f"`perpo-pipeline make-tiny-model --out {name}` or set [sample] model to a Hub model id"
+        ) from None
+
+
+def load_vlm(model_name_or_path: str | Path, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:
+    """Load ``(model, processor)`` of an image-text model from a folder or Hub id, in eval mode on ``device``.
+
+    Raises :class:`ModelError` with a one-line message when the path does not exist, cannot be
+    loaded, or is not an image-text model (e.g. a text-only causal LM). The train and reference
+    stages use this too, so every stage fails the same way on a bad ``model``.
+    """
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+    name = str(model_name_or_path)
+    _check_model_source(name)
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
+    try:
+        config = AutoConfig.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load model config from {name!r}: {_first_line(exc)}") from exc
+    if config.model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
+        raise ModelError(
+            f"{name!r} is not an image-text model (model_type {config.model_type!r}); "
+            "[sample] model must be a vision-language model loadable with AutoModelForImageTextToText"
+        )
+    try:
+        processor = AutoProcessor.from_pretrained(name)
+        model = AutoModelForImageTextToText.from_pretrained(name, dtype=torch_dtype)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"cannot load image-text model {name!r}: {_first_line(exc)}") from exc
+    if getattr(processor, "image_processor", None) is None or getattr(processor, "tokenizer", None) is None:
+        raise ModelError(f"{name!r} has no image processor; [sample] model must be a vision-language model")
+    model.to(device).eval()
+    return model, processor
+
+
+def is_oom_error(exc: BaseException) -> bool:
+    """True for CUDA out-of-memory errors (``torch.cuda.OutOfMemoryError`` or a RuntimeError saying so)."""
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )
+
+
+def _seeded_sampling_processor(seeds: list[int], temperature: float, top_p: float, eos_ids: list[int]):
+    """Build the logits processor that samples each row from its own generator and records log-probs."""
+    import torch
+    from transformers import LogitsProcessor
+
+    class SeededSampling(LogitsProcessor):
+        def __init__(self) -> None:
+            self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+            self.eos = torch.tensor(sorted(set(eos_ids)), dtype=torch.long)
+            self.logprob_sum = torch.zeros(len(seeds), dtype=torch.float64)
+            self.n_tokens = torch.zeros(len(seeds), dtype=torch.long)
+            self.finished = torch.zeros(len(seeds), dtype=torch.bool)
+
+        def _draw(self, scores: torch.Tensor) -> torch.Tensor:
+            if temperature == 0:
+                return scores.argmax(dim=-1)
+            probs = torch.softmax(scores.double() / temperature, dim=-1)
+            if top_p < 1.0:
+                sorted_p, order = probs.sort(dim=-1, descending=True, stable=True)
+                drop_sorted = (sorted_p.cumsum(dim=-1) - sorted_p) >= top_p  # mass before it already covers top_p
+                probs = probs.masked_fill(torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted), 0.0)
+            cdf = probs.cumsum(dim=-1)  # vocabulary order: no dependence on sort ties
+            u = torch.stack([torch.rand((), generator=g, dtype=torch.float64) for g in self.generators])
+            target = u.to(cdf.device)[:, None] * cdf[:, -1:]
+            return torch.searchsorted(cdf, target, right=True).squeeze(1).clamp_(max=scores.shape[-1] - 1)
+
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+            chosen = self._draw(scores)
+            step_logprob = torch.log_softmax(scores.double(), dim=-1).gather(1, chosen[:, None]).squeeze(1).cpu()
+            active = ~self.finished
+            self.logprob_sum += torch.where(active, step_logprob, torch.zeros_like(step_logprob))
+            self.n_tokens += active.long()
+            self.finished |= torch.isin(chosen.cpu(), self.eos)
+            one_hot = torch.full_like(scores, -math.inf)
+            return one_hot.scatter_(1, chosen[:, None], 0.0)
+
+    return SeededSampling()
+
+
+class HFSampler:
+    """A transformers VLM that samples ``n`` sequences per request in batches of ``batch_size`` requests.
+
+    Requests are grouped by (image or not, n, temperature, top_p, max_tokens) and each group is
+    generated in chunks. A request whose image or prompt the processor rejects gets
+    ``error_reason=image_rejected``; a chunk that runs out of memory is halved and retried down to
+    one request, which then gets ``error_reason=oom``. ``generate_kwargs`` are extra
+    ``GenerationConfig`` fields (e.g. ``min_new_tokens`` for benchmarks).
+    """
+
+    backend = "hf"
+
+    def __init__(
+        self,
+        model_name_or_path: str | Path,
+        device: str = "auto",
+        dtype: str = "auto",
+        batch_size: int = 8,
+        generate_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"[sample] batch_size = {batch_size} must be at least 1")
+        self.model_name = str(model_name_or_path)
+        self.model, self.processor = load_vlm(model_name_or_path, device=device, dtype=dtype)
+        self.device = self.model.device
+        self.batch_size = batch_size
+        self.generate_kwargs = dict(generate_kwargs or {})
+        self.tokenizer = self.processor.tokenizer
+        self.tokenizer.padding_side = "left"  # generation appends on the right
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
+        if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in eos_ids:
+            eos_ids.append(self.tokenizer.eos_token_id)
+        if not eos_ids:
+            raise ModelError(f"{self.model_name!r} defines no eos token (generation_config or tokenizer)")
+        self.eos_ids = eos_ids
+        pad = self.model.generation_config.pad_token_id
+        self.pad_id = pad if pad is not None else (self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos_ids[0])
+
+    def sample(self, requests: list[SampleRequest]) -> list[SampleResult]:
+        """Return one result per request, in order; see the class docstring for error handling."""
+        results: list[SampleResult | None] = [None] * len(requests)
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault((r.image is not None, r.n, r.temperature, r.top_p, r.max_tokens), []).append(i)
+        for indices in groups.values():
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start : start + self.batch_size]
+                for i, result in zip(chunk, self._serve([requests[i] for i in chunk])):
+                    results[i] = result
+        return results  # type: ignore[return-value]
+
+    # -- one chunk: encode, generate, halve on OOM ------------------------------------------------
+
+    def _encode(self, requests: list[SampleRequest]):
+        images = [r.image for r in requests if r.image is not None]
+        texts = [render_prompt(self.processor, r.prompt, with_image=r.image is not None) for r in requests]
+        batch = self.processor(text=texts, images=images or None, return_tensors="pt", padding=True)
+        batch = batch.to(self.device)
+        for key, value in batch.items():
+            if hasattr(value, "is_floating_point") and value.is_floating_point():
+                batch[key] = value.to(self.model.dtype)
+        return batch
+
+    def _serve(self, requests: list[SampleRequest]) -> list[SampleResult]:
+        try:
+            batch = self._encode(requests)
+        except Exception as exc:  # the processor refused something in this chunk: find which request
+            if len(requests) == 1:
+                return [SampleResult.failed(requests[0].request_id, RequestErrorReason.IMAGE_REJECTED, _first_line(exc))]
+            return self._serve_isolated(requests)
+        try:
+            return self._generate(batch, requests)
+        except Exception as exc:
+            if not is_oom_error(exc):
+                raise
+            self._free_memory()
+            if len(requests) == 1:
+                return [SampleResult.failed(requests[0].request_id, RequestErrorReason.OOM, _first_line(exc))]
+            mid = len(requests) // 2
+            return self._serve(requests[:mid]) + self._serve(requests[mid:])
+
+    def _serve_isolated(self, requests: list[SampleRequest]) -> list[SampleResult]:
+        """Encode each request alone; serve the good ones together, fail the rejected ones."""
+        rejected: dict[int, SampleResult] = {}
+        for i, r in enumerate(requests):
+            try:
+                self._encode([r])
+            except Exception as exc:
+                rejected[i] = SampleResult.failed(r.request_id, RequestErrorReason.IMAGE_REJECTED, _first_line(exc))
+        good = [r for i, r in enumerate(requests) if i not in rejected]
+        served = iter(self._serve(good) if good else [])
+        return [rejected[i] if i in rejected else next(served) for i in range(len(requests))]
+
+    def _free_memory(self) -> None:
+        import gc
+
+        import torch
+
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _generate(self, batch, requests: list[SampleRequest]) -> list[SampleResult]:
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        first = requests[0]
+        n = first.n
+        seeds = [sequence_seed(r.seed, j) for r in requests for j in range(n)]
+        sampler = _seeded_sampling_processor(seeds, first.temperature, first.top_p, self.eos_ids)
+        config = GenerationConfig(
+            max_new_tokens=first.max_tokens,
+            do_sample=True,  # needed for num_return_sequences; the one-hot scores make the draw ours
+            temperature=1.0,
+            top_k=0,
+            top_p=1.0,
+            repetition_penalty=1.0,  # neutralise model defaults that would alter the raw logits
+            num_return_sequences=n,
+            eos_token_id=self.eos_ids,
+            pad_token_id=self.pad_id,
+            **self.generate_kwargs,
+        )
+        with torch.inference_mode():
+            sequences = self.model.generate(
+                **batch, generation_config=config, logits_processor=LogitsProcessorList([sampler])
+            )
+        generated = sequences[:, batch["input_ids"].shape[1] :].tolist()
+        eos = set(self.eos_ids)
+        results = []
+        for ri, r in enumerate(requests):
+            outputs = []
+            for j in range(n):
+                row = ri * n + j
+                tokens = generated[row]
+                stop = next((k for k, t in enumerate(tokens) if t in eos), None)
+                kept = tokens if stop is None else tokens[: stop + 1]
+                text_tokens = kept if stop is None else kept[:-1]
+                outputs.append(
+                    SampledText(
+                        text=self.tokenizer.decode(text_tokens, skip_special_tokens=True),
+                        n_tokens=int(sampler.n_tokens[row]),
+                        logprob_sum=float(sampler.logprob_sum[row]),
+                        finish_reason="stop" if stop is not None else "length",
+                    )
+                )
+            results.append(SampleResult(request_id=r.request_id, outputs=outputs))
+        return results
