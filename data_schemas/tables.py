@@ -47,7 +47,9 @@ TASKS = with_hf_metadata(
         [
             pa.field("task_id", pa.string(), nullable=False),
             pa.field("task_type", pa.string(), nullable=False),
-            pa.field("image", IMAGE_STRUCT, nullable=False),
+            # Nullable in the schema because `datasets` only decodes a field typed exactly as its Image
+            # feature; validate_table still refuses a null image (REQUIRED_VALUES).
+            pa.field("image", IMAGE_STRUCT),
             pa.field("image_sha256", pa.string(), nullable=False),
             pa.field("width", pa.int32(), nullable=False),
             pa.field("height", pa.int32(), nullable=False),
@@ -152,6 +154,10 @@ TABLES: Final[dict[str, pa.Schema]] = {
 }
 
 
+# Columns that must hold a value although their Arrow field is nullable (see TASKS.image).
+REQUIRED_VALUES: Final[dict[str, tuple[str, ...]]] = {"tasks": ("image",)}
+
+
 def schema_for(table_name: str) -> pa.Schema:
     """Return the Arrow schema of ``table_name``; unknown names raise :class:`SchemaError`."""
     try:
@@ -199,7 +205,7 @@ def validate_table(table: pa.Table | list[dict], table_name: str) -> pa.Table:
             columns.append(pa.nulls(table.num_rows, field.type))
             continue
         col = table.column(field.name)
-        if not field.nullable and col.null_count:
+        if (not field.nullable or field.name in REQUIRED_VALUES.get(table_name, ())) and col.null_count:
             raise SchemaError(f"{table_name}: column {field.name!r} has {col.null_count} null value(s) but is required")
         if col.type != field.type:
             try:

@@ -20,6 +20,8 @@ def _default_text(field: Any) -> str:
         value = field.default
     if isinstance(value, BaseModel):
         return "(table)"
+    if isinstance(value, list):
+        value = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
     try:
         return json.dumps(value, default=str)
     except TypeError:

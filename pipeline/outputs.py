@@ -8,9 +8,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from data_schemas import TASK_TYPES
 from pipeline.config import load_config
 from pipeline.errors import ConfigError
-from pipeline.runner import enabled_chain, producers
+from pipeline.runner import enabled_chain
 from pipeline.store import RunStore
 
 __all__ = ["collect_tables", "finalize_run", "export_run", "publish_run"]
@@ -56,16 +57,30 @@ def stage_metrics(cfg, run_dir: Path) -> dict[str, dict[str, float]]:
 
 
 def _card_info(cfg, stats: dict[str, Any], report_dir: Path) -> dict[str, Any]:
+    """What the dataset card says about how the data was made, from the run's config and stats."""
+    perturbations: list[str] = []
+    if cfg.perturb.enabled:
+        if cfg.perturb.hallucination.enabled:
+            perturbations.append(f"hallucination injection ({cfg.perturb.hallucination.mode} mode)")
+        if cfg.perturb.distortion.enabled:
+            perturbations += [f"image distortion: {d.label}" for d in cfg.perturb.distortion.distortions]
+    tasks = stats.get("tasks", {})
+    counts = {
+        "tasks in": tasks.get("in", 0),
+        "lists out": tasks.get("out", 0),
+        "candidates": stats.get("candidates", {}).get("total", 0),
+        "quarantined": stats.get("quarantine", {}).get("total", 0),
+    }
     return {
+        "repo_id": cfg.export.repo_id,
+        "pretty_name": cfg.export.pretty_name or f"{cfg.run.name}: VLM preference data (perpo-pipeline)",
         "model": cfg.sample.model,
-        "n": cfg.sample.n,
-        "score": cfg.score.model_dump(mode="json"),
-        "perturb": cfg.perturb.model_dump(mode="json") if cfg.perturb.enabled else None,
-        "rank": cfg.rank.model_dump(mode="json"),
-        "stats": stats,
+        "N": cfg.sample.n,
+        "rewards": {t: str(cfg.score.kind_for(t)) for t in TASK_TYPES},
+        "perturbations": perturbations,
+        "counts": counts,
         "license": cfg.export.license,
-        "pretty_name": cfg.export.pretty_name or cfg.run.name,
-        "plots": sorted(str(p) for p in report_dir.glob("*.png")) if report_dir.is_dir() else [],
+        "plots": sorted(report_dir.glob("*.png")) if report_dir.is_dir() else [],
     }
 
 

@@ -13,7 +13,7 @@ import math
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -147,7 +147,8 @@ def _plot_rewards(scored: pa.Table, tasks: pa.Table, path: Path) -> None:
             if (r["task_type"] or "unknown") == task_type:
                 by_origin.setdefault(r["origin"], []).append(r["reward"])
         for origin, rewards in sorted(by_origin.items()):
-            ax.hist(rewards, bins=20, range=(0.0, 1.0), histtype="step", linewidth=1.5, label=f"{origin} ({len(rewards)})")
+            label = f"{origin} ({len(rewards)})"
+            ax.hist(rewards, bins=20, range=(0.0, 1.0), histtype="step", linewidth=1.5, label=label)
         ax.set_title(task_type)
         ax.set_xlabel("reward")
         ax.set_ylabel("candidates")
@@ -158,6 +159,7 @@ def _plot_rewards(scored: pa.Table, tasks: pa.Table, path: Path) -> None:
 def _plot_list_sizes(sizes: dict[str, int], path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(5, 3.5), layout="constrained")
     FigureCanvasAgg(fig)
@@ -165,6 +167,8 @@ def _plot_list_sizes(sizes: dict[str, int], path: Path) -> None:
     if sizes:
         keys = sorted(sizes, key=int)
         ax.bar([int(k) for k in keys], [sizes[k] for k in keys])
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("responses per list (after dedupe and cap)")
         ax.set_ylabel("lists")
     else:
@@ -173,7 +177,12 @@ def _plot_list_sizes(sizes: dict[str, int], path: Path) -> None:
     fig.savefig(path, format="png", dpi=100)
 
 
-def _atomic_write(path: Path, write) -> None:
+def _json_scalar(value: Any) -> Any:
+    """Numpy scalars in stage metrics become Python numbers; anything else its string."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+def _atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         write(tmp)
@@ -182,7 +191,9 @@ def _atomic_write(path: Path, write) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def write_report(tables: dict[str, pa.Table], stage_metrics: dict[str, dict[str, float]], out_dir: Path) -> dict[str, Any]:
+def write_report(
+    tables: dict[str, pa.Table], stage_metrics: dict[str, dict[str, float]], out_dir: Path
+) -> dict[str, Any]:
     """Write ``stats.json``, ``reward_hist.png`` and ``list_sizes.png`` into ``out_dir``; return the stats.
 
     ``tables`` holds a run's concatenated tables (any of tasks, scored, listwise, pairs, groups,
@@ -194,12 +205,9 @@ def write_report(tables: dict[str, pa.Table], stage_metrics: dict[str, dict[str,
     out_dir.mkdir(parents=True, exist_ok=True)
     stats = compute_stats(tables, stage_metrics)
     stats["plots"] = [REWARD_PLOT, LIST_SIZE_PLOT]
-    _atomic_write(
-        out_dir / REWARD_PLOT,
-        lambda p: _plot_rewards(
-            _table(tables, "scored", ["task_id", "origin", "reward"]), _table(tables, "tasks", ["task_id", "task_type"]), p
-        ),
-    )
+    scored = _table(tables, "scored", ["task_id", "origin", "reward"])
+    tasks = _table(tables, "tasks", ["task_id", "task_type"])
+    _atomic_write(out_dir / REWARD_PLOT, lambda p: _plot_rewards(scored, tasks, p))
     _atomic_write(out_dir / LIST_SIZE_PLOT, lambda p: _plot_list_sizes(stats["lists"]["size_counts"], p))
-    _atomic_write(out_dir / "stats.json", lambda p: p.write_text(json.dumps(stats, indent=2, sort_keys=False) + "\n"))
+    _atomic_write(out_dir / "stats.json", lambda p: p.write_text(json.dumps(stats, indent=2, default=_json_scalar) + "\n"))
     return stats

@@ -154,7 +154,7 @@ class _StageRun:
             stage=self.spec.name,
             index=index,
             run_dir=self.store.run_dir.resolve(),
-            scratch_dir=self.store.scratch_dir(self.spec.name, index).resolve(),
+            scratch_dir=self.store.scratch_dir(self.spec.name, index, fan_in=self.spec.fan_in).resolve(),
             seed=index,
         )
         return ShardJob(index=index, fingerprint=fingerprint, load_inputs=loader, output=output)
@@ -172,7 +172,10 @@ class _StageRun:
         """Drop stale shards beyond the plan and return the jobs whose output is missing or outdated."""
         self.manifest.n_shards = len(jobs)
         self.store.drop_shards_from(self.manifest, len(jobs))
-        return [j for j in jobs if not self.store.shard_is_valid(self.spec.name, j.index, j.fingerprint)]
+        todo = [j for j in jobs if not self.store.shard_is_valid(self.spec.name, j.index, j.fingerprint)]
+        for job in todo:
+            self.store.prepare_scratch(job.output.scratch_dir, job.fingerprint)
+        return todo
 
     def commit(self, job: ShardJob, result: ShardResult, seconds: float) -> None:
         """Validate and write a finished shard, then record it in the manifest."""

@@ -7,7 +7,8 @@ Layout of ``runs/<run>/``::
     <stage>/<table>/part-NNNNN.parquet   further tables of the stage (rank: pairs, groups)
     <stage>/_quarantine/part-NNNNN.parquet   rows the shard set aside, merged after the stage into
     quarantine/<stage>.parquet
-    <stage>/_scratch/NNNNN/          side artifacts of a shard (checkpoints, kept images, model)
+    <stage>/_scratch/NNNNN/          side artifacts of a shard (kept distorted images)
+    <stage>/artifacts/               side artifacts of a fan-in stage (train: model/, checkpoints/, train_log.jsonl)
     <stage>/_manifest.json           which shards are done, with what fingerprint, rows and metrics
     report/                          stats.json and plots
     export/                          the Hub-ready dataset folder
@@ -149,8 +150,20 @@ class RunStore:
     def quarantine_shard_path(self, stage: str, index: int) -> Path:
         return self.stage_dir(stage) / QUARANTINE_DIR / f"part-{index:05d}.parquet"
 
-    def scratch_dir(self, stage: str, index: int) -> Path:
+    def scratch_dir(self, stage: str, index: int, fan_in: bool = False) -> Path:
+        """Side artifacts of a shard; a fan-in stage's single shard uses ``<stage>/artifacts``."""
+        if fan_in:
+            return self.stage_dir(stage) / "artifacts"
         return self.stage_dir(stage) / SCRATCH_DIR / f"{index:05d}"
+
+    def prepare_scratch(self, scratch: Path, fingerprint: str) -> None:
+        """Empty ``scratch`` if it holds work for another fingerprint (a changed config must not resume old checkpoints)."""
+        marker = scratch / ".fingerprint"
+        if scratch.is_dir() and (not marker.is_file() or marker.read_text() != fingerprint):
+            shutil.rmtree(scratch)
+        scratch.mkdir(parents=True, exist_ok=True)
+        if not marker.is_file():
+            atomic_write_bytes(marker, fingerprint.encode())
 
     @property
     def quarantine_dir(self) -> Path:

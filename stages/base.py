@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Generic, TypeVar
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "StageConfig",
@@ -32,7 +32,7 @@ class StageConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="Run this stage; a disabled stage is skipped and the next one reads from the stage before it.")
 
 
 C = TypeVar("C", bound=StageConfig)

@@ -80,7 +80,9 @@ class IngestConfig(StageConfig):
     )
 
     # --- JSONL / Parquet field names ----------------------------------------------------------
-    image_column: str = Field(default="image", description="jsonl/parquet: field holding the image (path or {bytes, path}).")
+    image_column: str = Field(
+        default="image", description="jsonl/parquet: field holding the image (path or {bytes, path})."
+    )
     prompt_column: str = Field(default="prompt", description="jsonl/parquet: field holding the prompt text.")
     task_type_column: str = Field(default="task_type", description="jsonl/parquet: field holding the task type.")
     answer_column: str = Field(default="answer", description="jsonl/parquet: field holding the ground-truth text.")
@@ -90,8 +92,8 @@ class IngestConfig(StageConfig):
     meta_column: str = Field(default="meta", description="jsonl/parquet: field holding a JSON object kept as `meta`.")
     default_task_type: TaskType | None = Field(
         default=None,
-        description="jsonl/parquet: task type of rows that have none (e.g. vqa for a Hub VQA dataset); unset: such rows "
-        "are quarantined as unknown_task_type.",
+        description="jsonl/parquet: task type of rows that have none (e.g. vqa for a Hub VQA dataset); "
+        "unset: such rows are quarantined as unknown_task_type.",
     )
     box_format: BoxFormat = Field(
         default=BoxFormat.XYXY,

@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from stages.ingest.reasons import Reason, Rejected
@@ -29,7 +28,8 @@ from stages.ingest.reasons import Reason, Rejected
 __all__ = ["StoredImage", "read_image_file", "normalize_image", "orient_box", "ACCEPTED_FORMATS"]
 
 # Decoders we let PIL try; anything else is "not an image" (PIL also knows exotic formats we do not want).
-ACCEPTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO")
+# JPEG includes MPO (multi-picture camera JPEGs), which PIL opens through the JPEG plugin.
+ACCEPTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 _KEPT_AS_IS = frozenset({"JPEG", "PNG"})
 _LOSSY = frozenset({"JPEG", "MPO"})
 _SUFFIXES = {"JPEG": (".jpg", ".jpeg"), "PNG": (".png",)}
@@ -99,6 +99,8 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
     if img.mode.startswith("I;16"):  # 16-bit grayscale: PIL's convert would clip, scale to 8 bits instead
+        import numpy as np
+
         arr = (np.asarray(img, dtype=np.uint32) >> 8).astype(np.uint8)
         return Image.fromarray(arr, mode="L").convert("RGB")
     return img.convert("RGB")
@@ -127,11 +129,28 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except UnidentifiedImageError:
-        raise Rejected(Reason.NOT_AN_IMAGE, f"not a recognized image ({len(data)} bytes; accepted: {', '.join(ACCEPTED_FORMATS)})") from None
+        message = f"not a recognized image ({len(data)} bytes; accepted: {', '.join(ACCEPTED_FORMATS)})"
+        raise Rejected(Reason.NOT_AN_IMAGE, message) from None
     except Image.DecompressionBombError as exc:
         raise Rejected(Reason.IMAGE_TOO_LARGE, f"{exc} (limit: [ingest] max_pixels = {max_pixels})") from None
     except Exception as exc:  # untrusted bytes: a plugin may raise anything on a damaged header
         raise Rejected(Reason.CORRUPT_IMAGE, f"cannot read image header: {type(exc).__name__}: {exc}") from None
+
+
+def _load(img: Image.Image, max_pixels: int) -> None:
+    """Check the header's size against the cap, then decode every pixel."""
+    width, height = img.size
+    if width < 1 or height < 1:
+        raise Rejected(Reason.CORRUPT_IMAGE, f"image header declares size {width}x{height}")
+    if width * height > max_pixels:
+        message = f"image is {width}x{height} = {width * height} pixels, over [ingest] max_pixels = {max_pixels}"
+        raise Rejected(Reason.IMAGE_TOO_LARGE, message)
+    try:
+        img.load()
+    except Image.DecompressionBombError as exc:
+        raise Rejected(Reason.IMAGE_TOO_LARGE, str(exc)) from None
+    except Exception as exc:  # truncated JPEG (OSError), broken PNG chunk (SyntaxError), plugin bugs
+        raise Rejected(Reason.CORRUPT_IMAGE, f"image fails to decode: {type(exc).__name__}: {exc}") from None
 
 
 def normalize_image(data: bytes, *, max_pixels: int, jpeg_quality: int = 95, name: str | None = None) -> StoredImage:
@@ -143,46 +162,29 @@ def normalize_image(data: bytes, *, max_pixels: int, jpeg_quality: int = 95, nam
     """
     if not data:
         raise Rejected(Reason.EMPTY_IMAGE, "image has 0 bytes")
-    with _strict_decoding(max_pixels):
-        img = _open(data, max_pixels)
-        with img:
-            width, height = img.size
-            if width < 1 or height < 1:
-                raise Rejected(Reason.CORRUPT_IMAGE, f"image header declares size {width}x{height}")
-            if width * height > max_pixels:
-                raise Rejected(
-                    Reason.IMAGE_TOO_LARGE,
-                    f"image is {width}x{height} = {width * height} pixels, over [ingest] max_pixels = {max_pixels}",
-                )
-            try:
-                img.load()
-            except Image.DecompressionBombError as exc:
-                raise Rejected(Reason.IMAGE_TOO_LARGE, str(exc)) from None
-            except Exception as exc:  # truncated JPEG (OSError), broken PNG chunk (SyntaxError), plugin bugs
-                raise Rejected(Reason.CORRUPT_IMAGE, f"image fails to decode: {type(exc).__name__}: {exc}") from None
-            source_format = img.format or "UNKNOWN"
-            orientation = _orientation(img)
-            icc = img.info.get("icc_profile")
-            if source_format in _KEPT_AS_IS and img.mode == "RGB" and orientation == 1:
-                out, stored_format, reencoded, data_out = img, source_format, False, data
-            else:
-                upright = ImageOps.exif_transpose(img) if orientation != 1 else img
-                out = _to_rgb(upright)
-                stored_format = "JPEG" if source_format in _LOSSY else "PNG"
-                data_out = _encode(out, stored_format, jpeg_quality, icc)
-                reencoded = True
-            return StoredImage(
-                data=data_out,
-                sha256=hashlib.sha256(data_out).hexdigest(),
-                width=out.width,
-                height=out.height,
-                path=_stored_name(name, stored_format, reencoded),
-                raw_size=(width, height),
-                orientation=orientation,
-                source_format=source_format,
-                stored_format=stored_format,
-                reencoded=reencoded,
-            )
+    with _strict_decoding(max_pixels), _open(data, max_pixels) as img:
+        _load(img, max_pixels)
+        source_format = img.format or "UNKNOWN"
+        orientation = _orientation(img)
+        if source_format in _KEPT_AS_IS and img.mode == "RGB" and orientation == 1:
+            out, stored_format, data_out = img, source_format, data
+        else:
+            out = _to_rgb(ImageOps.exif_transpose(img) if orientation != 1 else img)
+            stored_format = "JPEG" if source_format in _LOSSY else "PNG"
+            data_out = _encode(out, stored_format, jpeg_quality, img.info.get("icc_profile"))
+        reencoded = data_out is not data
+        return StoredImage(
+            data=data_out,
+            sha256=hashlib.sha256(data_out).hexdigest(),
+            width=out.width,
+            height=out.height,
+            path=_stored_name(name, stored_format, reencoded),
+            raw_size=img.size,
+            orientation=orientation,
+            source_format=source_format,
+            stored_format=stored_format,
+            reencoded=reencoded,
+        )
 
 
 def orient_box(box: list[float], orientation: int, raw_size: tuple[int, int]) -> list[float]:

@@ -22,7 +22,17 @@ from stages.ingest.config import BoxFormat
 from stages.ingest.images import StoredImage, orient_box
 from stages.ingest.reasons import Reason, Rejected
 
-__all__ = ["TaskSpec", "parse_task", "check_task", "fit_to_image", "task_id", "boxes_text", "dedupe_prompt", "task_row"]
+__all__ = [
+    "TaskSpec",
+    "parse_task",
+    "parse_boxes",
+    "check_task",
+    "fit_to_image",
+    "task_id",
+    "boxes_text",
+    "dedupe_prompt",
+    "task_row",
+]
 
 _LETTER = re.compile(r"\(?([A-Za-z])[.):]?")
 
@@ -72,7 +82,9 @@ def _text_list(value: Any, name: str) -> list[str] | None:
     return items
 
 
-def _box_list(value: Any, box_format: BoxFormat) -> list[list[float]] | None:
+def parse_boxes(value: Any, box_format: BoxFormat) -> list[list[float]] | None:
+    """Return ``value`` (one flat box or a list of boxes, ``box_format`` pixels) as xyxy float boxes, or raise
+    ``Rejected(bad_box)`` for anything that is not 4 numbers per box. Bounds are checked later."""
     if value is None:
         return None
     if not isinstance(value, (list, tuple)):
@@ -119,7 +131,7 @@ def parse_task(
         task_type=task_type,
         prompt=_text(fields.get("prompt"), "prompt") or "",
         answer=_text(fields.get("answer"), "answer"),
-        boxes=_box_list(fields.get("boxes"), box_format) or None,
+        boxes=parse_boxes(fields.get("boxes"), box_format) or None,
         answers=_text_list(fields.get("answers"), "answers") or None,
         choices=_text_list(fields.get("choices"), "choices") or None,
         meta=_meta(fields.get("meta")),
@@ -149,7 +161,9 @@ def _choice_letter(answer: str, choices: list[str]) -> str:
     folded = [c.casefold() for c in choices]
     if answer.casefold() in folded:
         return letters[folded.index(answer.casefold())]
-    raise Rejected(Reason.BAD_CHOICES, f"answer {answer!r} is neither a letter {letters[0]}-{letters[-1]} nor one of the choices")
+    raise Rejected(
+        Reason.BAD_CHOICES, f"answer {answer!r} is neither a letter {letters[0]}-{letters[-1]} nor one of the choices"
+    )
 
 
 def _check_choices(spec: TaskSpec) -> TaskSpec:
@@ -170,7 +184,8 @@ def check_task(spec: TaskSpec, size: tuple[int, int] | None = None, tolerance: f
     ``size`` (upright width, height) boxes must lie inside the image (``tolerance`` px) and are clipped to it.
     """
     if spec.task_type not in TASK_TYPES:
-        raise Rejected(Reason.UNKNOWN_TASK_TYPE, f"unknown task_type {spec.task_type!r}; known: {', '.join(TASK_TYPES)}")
+        known = ", ".join(TASK_TYPES)
+        raise Rejected(Reason.UNKNOWN_TASK_TYPE, f"unknown task_type {spec.task_type!r}; known: {known}")
     if not spec.prompt or not spec.prompt.strip():
         raise Rejected(Reason.EMPTY_PROMPT, "prompt is empty")
     boxes = [_check_box(b, size, tolerance) for b in spec.boxes] if spec.boxes else None

@@ -137,7 +137,9 @@ DISTORTIONS: dict[DistortionName, DistortionInfo] = {
     ),
     DistortionName.GAUSS_NOISE: DistortionInfo(
         GaussNoiseParams,
-        _albu_builder(lambda A, p: A.GaussNoise(std_range=p.std_range, mean_range=p.mean_range, per_channel=p.per_channel, p=1.0)),
+        _albu_builder(
+            lambda A, p: A.GaussNoise(std_range=p.std_range, mean_range=p.mean_range, per_channel=p.per_channel, p=1.0)
+        ),
         "albumentations GaussNoise: additive Gaussian pixel noise.",
     ),
     DistortionName.BLUR: DistortionInfo(
@@ -197,7 +199,9 @@ class DistortionSpec(BaseModel):
 
     name: DistortionName = Field(description=f"Registry name: one of {', '.join(DistortionName)}.")
     label: str = Field("", description="Name used in cand_ids and the gallery; defaults to `name`.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Preset parameters; missing keys take the preset's defaults.")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Preset parameters; missing keys take the preset's defaults."
+    )
 
     @model_validator(mode="after")
     def _resolve(self) -> "DistortionSpec":

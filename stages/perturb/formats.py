@@ -11,7 +11,10 @@ import re
 from stages.perturb.boxes import box_skeleton, parse_box_text
 from stages.perturb.vocab import NUMBER_WORDS, YES_NO
 
-__all__ = ["normalize", "differs", "vqa_answer_kind", "keeps_format", "is_valid_hallucination"]
+__all__ = ["MIN_SIMILARITY", "normalize", "differs", "vqa_answer_kind", "keeps_format", "is_valid_hallucination"]
+
+# how much of the answer a hallucinated caption / OCR text must keep (rapidfuzz ratio, 0-100)
+MIN_SIMILARITY = 50.0
 
 _LETTER = re.compile(r"^\(?[A-Z][).:]?$")
 _NUMBER = re.compile(r"^-?\d+(?:[.,]\d+)?$")
@@ -44,6 +47,12 @@ def _n_words(text: str) -> int:
     return len(text.split())
 
 
+def _close(answer: str, text: str) -> bool:
+    from rapidfuzz import fuzz
+
+    return fuzz.ratio(normalize(answer), normalize(text)) >= MIN_SIMILARITY
+
+
 def keeps_format(answer: str, text: str, task_type: str) -> bool:
     """True when ``text`` has the form of ``answer`` for its task type.
 
@@ -51,6 +60,8 @@ def keeps_format(answer: str, text: str, task_type: str) -> bool:
     - ocr: the same number of lines, length within 0.5x .. 2x (+4 characters);
     - vqa: the same answer kind (yes/no, number, letter, text) and at most 2x (+3) the words;
     - caption: word count within 0.5x .. 2x (+5).
+    Captions, OCR text and VQA answers of 4+ words must also stay close to the answer (rapidfuzz
+    ratio >= :data:`MIN_SIMILARITY`): a hallucination edits the answer, it does not replace it.
     Empty text never keeps a format.
     """
     if not text.strip():
@@ -62,10 +73,12 @@ def keeps_format(answer: str, text: str, task_type: str) -> bool:
         return len(a.values) == len(b.values) and box_skeleton(answer) == box_skeleton(text)
     if task_type == "ocr":
         same_lines = len(answer.strip().splitlines()) == len(text.strip().splitlines())
-        return same_lines and 0.5 * len(answer) <= len(text) <= 2 * len(answer) + 4
+        return same_lines and 0.5 * len(answer) <= len(text) <= 2 * len(answer) + 4 and _close(answer, text)
     if task_type == "vqa":
-        return vqa_answer_kind(answer) == vqa_answer_kind(text) and _n_words(text) <= 2 * _n_words(answer) + 3
-    return 0.5 * _n_words(answer) <= _n_words(text) <= 2 * _n_words(answer) + 5
+        if vqa_answer_kind(answer) != vqa_answer_kind(text) or _n_words(text) > 2 * _n_words(answer) + 3:
+            return False
+        return _n_words(answer) < 4 or _close(answer, text)
+    return 0.5 * _n_words(answer) <= _n_words(text) <= 2 * _n_words(answer) + 5 and _close(answer, text)
 
 
 def is_valid_hallucination(answer: str, text: str, task_type: str) -> bool:

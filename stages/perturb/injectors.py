@@ -82,8 +82,9 @@ class InjectorInfo:
 
 
 _WORD = re.compile(r"(?<![A-Za-z])[A-Za-z]+(?![A-Za-z])")
-# integers that are not part of a decimal, a thousands group or a word ("3rd", "x2")
-_INT = re.compile(r"(?<![\w.,])\d+(?![.,]?\d|\w)")
+# words (number words are picked by the replacer) or integers that are not part of a decimal, a
+# thousands group or a word ("1.5", "1,000", "3rd", "x2")
+_COUNT = re.compile(rf"{_WORD.pattern}|(?<![\w.,])\d+(?![.,]?\d|\w)")
 
 
 def _match_case(src: str, repl: str) -> str:
@@ -114,16 +115,17 @@ def _substitute(
     replace: Callable[[str, random.Random], str | None],
 ) -> Injection | None:
     """Replace 1..max_edits randomly chosen matches of ``pattern`` for which ``replace`` has an answer."""
-    sites = [(m.start(), m.end(), m.group()) for m in pattern.finditer(text) if replace(m.group().lower(), rng)]
+    sites = []
+    for m in pattern.finditer(text):
+        new = replace(m.group().lower(), rng)
+        if new is not None:
+            sites.append((m.start(), m.end(), m.group(), _match_case(m.group(), new)))
     if not sites:
         return None
-    chosen = rng.sample(sites, rng.randint(1, min(ctx.max_edits, len(sites))))
-    edits, changes = [], []
-    for start, end, old in chosen:
-        new = _match_case(old, replace(old.lower(), rng) or old)
-        edits.append((start, end, new))
-        changes.append({"old": old, "new": new, "start": start})
-    return Injection(splice(text, edits), kind.value, tuple(sorted(changes, key=lambda c: c["start"])))
+    chosen = sorted(rng.sample(sites, rng.randint(1, min(ctx.max_edits, len(sites)))))
+    edits = [(start, end, new) for start, end, _, new in chosen]
+    changes = tuple({"old": old, "new": new, "start": start} for start, _, old, new in chosen)
+    return Injection(splice(text, edits), kind.value, changes)
 
 
 def _replace_object(word: str, rng: random.Random) -> str | None:
@@ -150,14 +152,12 @@ def _other_count(n: int, rng: random.Random, limit: int | None = None) -> int:
     return rng.choice(options)
 
 
-def _replace_number_word(word: str, rng: random.Random) -> str | None:
-    if word not in NUMBER_WORDS:
-        return None
-    return NUMBER_WORDS[_other_count(NUMBER_WORDS.index(word), rng, limit=len(NUMBER_WORDS) - 1)]
-
-
-def _replace_digits(token: str, rng: random.Random) -> str | None:
-    return str(_other_count(int(token), rng)).zfill(len(token))
+def _replace_count(token: str, rng: random.Random) -> str | None:
+    if token.isdigit():
+        return str(_other_count(int(token), rng)).zfill(len(token))
+    if token in NUMBER_WORDS:
+        return NUMBER_WORDS[_other_count(NUMBER_WORDS.index(token), rng, limit=len(NUMBER_WORDS) - 1)]
+    return None
 
 
 def inject_object(text: str, rng: random.Random, ctx: InjectContext) -> Injection | None:
@@ -172,18 +172,7 @@ def inject_color(text: str, rng: random.Random, ctx: InjectContext) -> Injection
 
 def inject_number(text: str, rng: random.Random, ctx: InjectContext) -> Injection | None:
     """Change counts: integers written as digits or as number words (zero..twenty), by 1 or 2."""
-    words = [(m.start(), m.end(), m.group()) for m in _WORD.finditer(text) if m.group().lower() in NUMBER_WORDS]
-    digits = [(m.start(), m.end(), m.group()) for m in _INT.finditer(text)]
-    sites = sorted(words + digits)
-    if not sites:
-        return None
-    chosen = rng.sample(sites, rng.randint(1, min(ctx.max_edits, len(sites))))
-    edits, changes = [], []
-    for start, end, old in sorted(chosen):
-        new = _replace_digits(old, rng) if old.isdigit() else _match_case(old, _replace_number_word(old.lower(), rng) or old)
-        edits.append((start, end, new))
-        changes.append({"old": old, "new": new, "start": start})
-    return Injection(splice(text, edits), InjectorKind.NUMBER.value, tuple(changes))
+    return _substitute(text, rng, ctx, InjectorKind.NUMBER, _COUNT, _replace_count)
 
 
 def inject_spatial(text: str, rng: random.Random, ctx: InjectContext) -> Injection | None:

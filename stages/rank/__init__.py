@@ -4,7 +4,15 @@ and emit ``listwise`` rows (PerPO), ``pairs`` (DPO / IPO, TRL-compatible at expo
 from stages.base import StageSpec
 from stages.rank.config import DEFAULT_ORIGIN_ORDER, NORMALIZERS, DedupeMode, DropReason, PairsMode, RankConfig
 from stages.rank.emit import PAIR_INDICES, group_row, listwise_row, pair_rows, prefers
-from stages.rank.ordering import Candidate, RankedList, cap_indices, dedupe, drop_reason, order_candidates, rank_candidates
+from stages.rank.ordering import (
+    Candidate,
+    RankedList,
+    cap_indices,
+    dedupe,
+    drop_reason,
+    order_candidates,
+    rank_candidates,
+)
 from stages.rank.stage import run_shard
 
 __all__ = [

@@ -58,7 +58,7 @@ class RankConfig(StageConfig):
         0.05,
         ge=0.0,
         le=1.0,
-        description="Drop a list whose reward spread (max - min) is below this; such lists carry almost no preference signal.",
+        description="Drop a list whose reward spread (max - min) is below this: it carries almost no preference signal.",
     )
     max_list_len: int = Field(
         8,
@@ -102,7 +102,8 @@ class RankConfig(StageConfig):
     def _origin_order_is_permutation(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if sorted(value) != sorted(ORIGINS):
             raise ValueError(
-                f"origin_order={list(value)} must list each origin exactly once; expected an ordering of {list(ORIGINS)}"
+                f"origin_order={list(value)} must list each origin exactly once; "
+                f"expected an ordering of {list(ORIGINS)}"
             )
         return value
 

@@ -33,7 +33,7 @@ def prefers(a: Candidate, b: Candidate, origin_order: Sequence[str]) -> bool:
 
 
 def listwise_row(task_id: str, task_type: str, prompt: str, ranked: RankedList) -> dict[str, Any]:
-    """Return the ``listwise`` row of a kept list; ``rewards`` is null for unscored lists, ``ref_logps`` is left to the reference stage."""
+    """Return the ``listwise`` row of a kept list; ``rewards`` is null if unscored, ``ref_logps`` is the reference stage's."""
     cands = ranked.candidates
     return {
         "task_id": task_id,

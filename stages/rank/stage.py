@@ -25,19 +25,26 @@ TASK_COLUMNS = ("task_id", "task_type", "prompt")  # never the image: ranking do
 SCORED_COLUMNS = ("task_id", "cand_id", "origin", "text", "reward", "logprob_sum", "n_tokens")
 
 
+def _bad_scored_row(row: dict[str, Any], task_ids: set[str]) -> tuple[str, str] | None:
+    """Return (reason, message) if a scored row cannot be ranked, else ``None``."""
+    if row["task_id"] not in task_ids:
+        return "unknown_task", f"task_id {row['task_id']!r} is not in this shard's tasks"
+    if row["origin"] not in ORIGINS:
+        return "unknown_origin", f"origin {row['origin']!r} is not one of {list(ORIGINS)}"
+    if row["reward"] is not None and not math.isfinite(row["reward"]):
+        return "invalid_reward", f"reward {row['reward']!r} is not a finite number"
+    return None
+
+
 def _candidates_by_task(
     scored: list[dict[str, Any]], task_ids: set[str], quarantine: list[dict[str, Any]]
 ) -> dict[str, list[Candidate]]:
     """Group scored rows by task, quarantining rows that cannot be ranked."""
     by_task: dict[str, list[Candidate]] = defaultdict(list)
     for row in scored:
-        ref = row["cand_id"]
-        if row["task_id"] not in task_ids:
-            quarantine.append(quarantine_row(ref, "unknown_task", f"task_id {row['task_id']!r} is not in this shard's tasks", row))
-        elif row["origin"] not in ORIGINS:
-            quarantine.append(quarantine_row(ref, "unknown_origin", f"origin {row['origin']!r} is not one of {list(ORIGINS)}", row))
-        elif row["reward"] is not None and not math.isfinite(row["reward"]):
-            quarantine.append(quarantine_row(ref, "invalid_reward", f"reward {row['reward']!r} is not a finite number", row))
+        bad = _bad_scored_row(row, task_ids)
+        if bad is not None:
+            quarantine.append(quarantine_row(row["cand_id"], *bad, record=row))
         else:
             by_task[row["task_id"]].append(Candidate(**{k: row[k] for k in SCORED_COLUMNS if k != "task_id"}))
     return by_task
@@ -53,9 +60,29 @@ def _drop_null_rewards_in_scored_list(
     for c in cands:
         if c.reward is None:
             quarantine.append(
-                quarantine_row(c.cand_id, "missing_reward", "reward is null while other candidates of the task have one")
+                quarantine_row(c.cand_id, "missing_reward", "reward is null while other candidates of its task have one")
             )
     return rewarded
+
+
+def _new_metrics(n_candidates: int) -> dict[str, float]:
+    """Every counter the stage reports, zero included, so that the report lists each drop reason."""
+    names = ["tasks_in", "candidates_duplicate", "candidates_capped", "lists_out", "lists_unscored", "responses_out"]
+    return {"candidates_in": float(n_candidates), **dict.fromkeys(names, 0.0), **{f"dropped_{r}": 0.0 for r in DropReason}}
+
+
+def _emit(task: dict[str, Any], ranked: RankedList, config: RankConfig, out: dict[str, list[dict[str, Any]]]) -> None:
+    """Append the listwise row, the pairs and the group of one kept list to ``out``."""
+    task_id, prompt = task["task_id"], task["prompt"]
+    out["listwise"].append(listwise_row(task_id, task["task_type"], prompt, ranked))
+    out["pairs"].extend(
+        pair_rows(
+            task_id, prompt, ranked, mode=config.pairs_mode, min_margin=config.min_margin, origin_order=config.origin_order
+        )
+    )
+    group = group_row(task_id, prompt, ranked, group_k=config.group_k, origin_order=config.origin_order)
+    if group is not None:
+        out["groups"].append(group)
 
 
 def run_shard(inputs: ShardInputs, output: ShardOutput, config: RankConfig) -> ShardResult:
@@ -63,34 +90,20 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: RankConfig) -> S
     tasks = inputs.table("tasks").select(list(TASK_COLUMNS)).to_pylist()
     scored = inputs.table("scored").select(list(SCORED_COLUMNS)).to_pylist()
     quarantine: list[dict[str, Any]] = []
-    metrics: dict[str, float] = {
-        "tasks_in": 0.0,
-        "candidates_in": float(len(scored)),
-        "candidates_duplicate": 0.0,
-        "candidates_capped": 0.0,
-        "lists_out": 0.0,
-        "lists_unscored": 0.0,
-        "responses_out": 0.0,
-        "pairs_out": 0.0,
-        "groups_out": 0.0,
-        **{f"dropped_{reason}": 0.0 for reason in DropReason},
-    }
+    metrics = _new_metrics(len(scored))
     by_task = _candidates_by_task(scored, {t["task_id"] for t in tasks}, quarantine)
-    normalize = NORMALIZERS[config.dedupe]
-    listwise, pairs, groups = [], [], []
+    out: dict[str, list[dict[str, Any]]] = {"listwise": [], "pairs": [], "groups": []}
     seen: set[str] = set()
     for task in tasks:
-        task_id = task["task_id"]
-        if task_id in seen:
-            quarantine.append(quarantine_row(task_id, "duplicate_task", "task_id appears twice in the shard's tasks", task))
+        if task["task_id"] in seen:
+            quarantine.append(quarantine_row(task["task_id"], "duplicate_task", "task_id appears twice in the shard"))
             continue
-        seen.add(task_id)
+        seen.add(task["task_id"])
         metrics["tasks_in"] += 1
-        cands = _drop_null_rewards_in_scored_list(by_task.get(task_id, []), quarantine)
         ranked = rank_candidates(
-            cands,
+            _drop_null_rewards_in_scored_list(by_task.get(task["task_id"], []), quarantine),
             origin_order=config.origin_order,
-            normalize=normalize,
+            normalize=NORMALIZERS[config.dedupe],
             min_spread=config.min_spread,
             max_list_len=config.max_list_len,
         )
@@ -102,28 +115,11 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: RankConfig) -> S
         metrics["responses_out"] += len(ranked.candidates)
         metrics["candidates_duplicate"] += ranked.n_duplicates
         metrics["candidates_capped"] += ranked.n_capped
-        listwise.append(listwise_row(task_id, task["task_type"], task["prompt"], ranked))
-        pairs.extend(
-            pair_rows(
-                task_id,
-                task["prompt"],
-                ranked,
-                mode=config.pairs_mode,
-                min_margin=config.min_margin,
-                origin_order=config.origin_order,
-            )
-        )
-        group = group_row(task_id, task["prompt"], ranked, group_k=config.group_k, origin_order=config.origin_order)
-        if group is not None:
-            groups.append(group)
-    metrics["pairs_out"] = float(len(pairs))
-    metrics["groups_out"] = float(len(groups))
+        _emit(task, ranked, config, out)
+    metrics["pairs_out"] = float(len(out["pairs"]))
+    metrics["groups_out"] = float(len(out["groups"]))
     return ShardResult(
-        tables={
-            "listwise": validate_table(listwise, "listwise"),
-            "pairs": validate_table(pairs, "pairs"),
-            "groups": validate_table(groups, "groups"),
-        },
+        tables={name: validate_table(rows, name) for name, rows in out.items()},
         quarantine=quarantine,
         metrics=metrics,
     )

@@ -19,7 +19,8 @@ from stages.rewards.registry import (
     reward_kind_for,
     score_batch,
 )
-from stages.rewards.result import GroundTruthError, RewardResult, encode_detail
+from stages.rewards.boxes_batch import parse_boxes_batch
+from stages.rewards.result import GroundTruthError, RewardResult, encode_detail, gc_paused
 from stages.rewards.vqa import SOFT_ACCURACY_MODES, SoftAccuracy, extract_choice, vqa_reward
 from stages.rewards.vqa_normalize import normalize_vqa_answer
 
@@ -51,4 +52,6 @@ __all__ = [
     "GroundTruthError",
     "RewardResult",
     "encode_detail",
+    "gc_paused",
+    "parse_boxes_batch",
 ]

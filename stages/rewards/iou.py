@@ -4,6 +4,10 @@ reward = sum of matched IoUs / max(#predicted, #ground truth), the matching maxi
 (Hungarian, ``scipy.optimize.linear_sum_assignment``). One box against one box is plain IoU; a
 missing box and an extra box both cost. Boxes the answer spelled out but that were unusable
 (NaN, zero area) count as predicted boxes with IoU 0.
+
+``detail``: ``format`` (scale applied), ``boxes`` (parsed pixel boxes, first 32), ``ious`` and
+``matches`` (``[predicted index, ground-truth index]``) of the matching, ``n_pred``, ``n_gt``,
+``dropped`` (first 5, with ``n_dropped``) and ``reason`` when nothing usable was found.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from stages.rewards.boxes import BoxParse, parse_boxes_detailed
-from stages.rewards.result import GroundTruthError, RewardResult
+from stages.rewards.boxes_batch import parse_boxes_batch
+from stages.rewards.result import GroundTruthError, RewardResult, gc_paused
 
 __all__ = ["IouTruth", "box_iou", "iou_matrix", "prepare_iou", "score_iou", "score_iou_batch", "iou_reward"]
 
+# Caps on what a detail lists, so an output spelling thousands of boxes stays a small JSON cell.
+_MAX_BOXES_IN_DETAIL = 32
 _MAX_DROPPED_IN_DETAIL = 5
 
 
@@ -76,7 +83,7 @@ def prepare_iou(gt_boxes: Sequence[Sequence[float]] | None, width: float, height
 
 
 def _result(parse: BoxParse, truth: IouTruth, reward: float, ious: list[float], matches: list[list[int]]) -> RewardResult:
-    detail: dict = {"format": parse.fmt, "boxes": parse.boxes, "ious": ious, "matches": matches,
+    detail: dict = {"format": parse.fmt, "boxes": parse.boxes[:_MAX_BOXES_IN_DETAIL], "ious": ious, "matches": matches,
                     "n_pred": parse.n_found, "n_gt": len(truth.boxes)}
     if parse.dropped:
         detail["n_dropped"] = len(parse.dropped)
@@ -107,23 +114,30 @@ def score_iou(text: str, truth: IouTruth, box_format: str = "auto") -> RewardRes
     return _match(parse_boxes_detailed(text or "", truth.width, truth.height, box_format), truth)
 
 
+def _one_to_one_ious(pred: np.ndarray, gt: np.ndarray) -> list[float]:
+    """Row-wise IoU of two (N, 4) arrays."""
+    iw = np.clip(np.minimum(pred[:, 2], gt[:, 2]) - np.maximum(pred[:, 0], gt[:, 0]), 0.0, None)
+    ih = np.clip(np.minimum(pred[:, 3], gt[:, 3]) - np.maximum(pred[:, 1], gt[:, 1]), 0.0, None)
+    inter = iw * ih
+    union = (pred[:, 2] - pred[:, 0]) * (pred[:, 3] - pred[:, 1]) + (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1]) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0.0).tolist()
+
+
 def score_iou_batch(texts: Sequence[str], truths: Sequence[IouTruth], box_format: str = "auto") -> list[RewardResult]:
-    """Score many outputs. Parsing is per row; the common one-box-vs-one-box rows get their IoU in
-    one vectorized numpy pass, the rest go through Hungarian matching row by row."""
-    parses = [parse_boxes_detailed(t or "", tr.width, tr.height, box_format) for t, tr in zip(texts, truths)]
-    simple = [i for i, (p, tr) in enumerate(zip(parses, truths)) if len(p.boxes) == 1 and not p.dropped and len(tr.boxes) == 1]
-    out: list[RewardResult | None] = [None] * len(parses)
-    if simple:
-        pred = np.array([parses[i].boxes[0] for i in simple], dtype=np.float64)
-        gt = np.array([truths[i].boxes[0] for i in simple], dtype=np.float64)
-        iw = np.clip(np.minimum(pred[:, 2], gt[:, 2]) - np.maximum(pred[:, 0], gt[:, 0]), 0.0, None)
-        ih = np.clip(np.minimum(pred[:, 3], gt[:, 3]) - np.maximum(pred[:, 1], gt[:, 1]), 0.0, None)
-        inter = iw * ih
-        union = (pred[:, 2] - pred[:, 0]) * (pred[:, 3] - pred[:, 1]) + (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1]) - inter
-        ious = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0.0).tolist()
-        for i, iou in zip(simple, ious):
-            out[i] = _result(parses[i], truths[i], iou, [iou], [[0, 0]])
-    return [r if r is not None else _match(parses[i], truths[i]) for i, r in enumerate(out)]
+    """Score many outputs, equal row by row to :func:`score_iou`: the boxes are parsed by
+    :func:`~stages.rewards.boxes_batch.parse_boxes_batch`, the common one-box-vs-one-box rows get
+    their IoU in one numpy pass, the others go through Hungarian matching row by row."""
+    with gc_paused():
+        texts = [t or "" for t in texts]
+        parses = parse_boxes_batch(texts, [tr.width for tr in truths], [tr.height for tr in truths], box_format)
+        simple = [i for i, (p, tr) in enumerate(zip(parses, truths)) if len(p.boxes) == 1 and not p.dropped and len(tr.boxes) == 1]
+        out: list[RewardResult | None] = [None] * len(parses)
+        if simple:
+            pred = np.array([parses[i].boxes[0] for i in simple], dtype=np.float64)
+            gt = np.array([truths[i].boxes[0] for i in simple], dtype=np.float64)
+            for i, iou in zip(simple, _one_to_one_ious(pred, gt)):
+                out[i] = _result(parses[i], truths[i], iou, [iou], [[0, 0]])
+        return [r if r is not None else _match(parses[i], truths[i]) for i, r in enumerate(out)]
 
 
 def iou_reward(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from rapidfuzz.distance import Levenshtein
 
-from stages.rewards.result import GroundTruthError, RewardResult, snippet
+from stages.rewards.result import GroundTruthError, RewardResult, gc_paused, snippet
 
 __all__ = ["OcrTruth", "normalize_ocr_text", "prepare_ocr", "score_ocr", "score_ocr_batch", "ocr_reward"]
 
@@ -95,7 +95,8 @@ def score_ocr(text: str, truth: OcrTruth) -> RewardResult:
 def score_ocr_batch(texts: Sequence[str], truths: Sequence[OcrTruth]) -> list[RewardResult]:
     """Score many outputs. A plain loop: rapidfuzz's C distance dominates and a
     ``process.cpdist`` batch measured no faster (bench/bench_rewards.py)."""
-    return [score_ocr(t, tr) for t, tr in zip(texts, truths)]
+    with gc_paused():
+        return [score_ocr(t, tr) for t, tr in zip(texts, truths)]
 
 
 def ocr_reward(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RewardResult", "GroundTruthError", "snippet", "encode_detail"]
+__all__ = ["RewardResult", "GroundTruthError", "snippet", "encode_detail", "gc_paused"]
 
 # Detail strings quoting model output are cut to this many characters so a 10k-character
 # answer never bloats the scored table.
@@ -57,3 +60,21 @@ def encode_detail(detail: dict[str, Any]) -> str:
         return json.dumps(detail, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except ValueError:
         return json.dumps(_finite(detail), separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a batch builds many small acyclic objects.
+
+    Each scored row allocates a handful of containers; with many live objects in the process the
+    collections those allocations trigger cost as much as the scoring itself (measured in
+    bench/bench_rewards.py: 5.6 -> 2.4 us per IoU row). Reference counting still frees everything;
+    the collector is re-enabled on exit if it was enabled on entry.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

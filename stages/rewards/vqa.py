@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from stages.rewards.result import GroundTruthError, RewardResult, snippet
+from stages.rewards.result import GroundTruthError, RewardResult, gc_paused, snippet
 from stages.rewards.vqa_normalize import normalize_vqa_answer
 
 __all__ = ["SoftAccuracy", "SOFT_ACCURACY_MODES", "VqaTruth", "extract_choice", "prepare_vqa", "score_vqa", "score_vqa_batch", "vqa_reward"]
@@ -35,7 +35,7 @@ _BARE_LETTER_RE = re.compile(r"\(?([A-Za-z])\)?[.:)]?")
 _LEADING_LETTER_RE = re.compile(r"\s*(?:\(([A-Za-z])\)|([A-Z])[.:)])(?:\s|$)")
 # The cue word is case-insensitive; after it a letter is "(x)", an upper-case letter, or a
 # lower-case one closing the phrase ("answer: c.") so that "the answer is a cat" is not option A.
-_CUE_LETTER = r"\s*:?\s*(?:\(([A-Za-z])\)|([A-Z])(?![A-Za-z])|([a-z])(?=\s*(?:[.,;!)]|$)))"
+_CUE_LETTER = r"\s*(?::\s*)?(?:\(([A-Za-z])\)|([A-Z])(?![A-Za-z])|([a-z])(?=\s*(?:[.,;!)]|$)))"
 _ANSWER_CUE_RE = re.compile(r"(?i:\banswer(?:\s+is)?)" + _CUE_LETTER)
 _OPTION_CUE_RE = re.compile(r"(?i:\b(?:option|choice))" + _CUE_LETTER)
 
@@ -105,6 +105,8 @@ def prepare_vqa(
             raise GroundTruthError(f"ground-truth answer {snippet(raw[0])!r} is neither a letter nor the text of one of {len(opts)} choices")
         return VqaTruth((), soft, extended_numbers, opts, correct)
     norm = tuple(normalize_vqa_answer(a, extended_numbers=extended_numbers) for a in raw)
+    if not any(norm):
+        raise GroundTruthError(f"every ground-truth answer is empty after VQA normalization (got {snippet(repr(raw))})")
     return VqaTruth(norm, soft, extended_numbers)
 
 
@@ -155,15 +157,16 @@ def score_vqa_batch(texts: Sequence[str], truths: Sequence[VqaTruth]) -> list[Re
     often repeat the same short answer)."""
     cache: dict[tuple[str, bool], str] = {}
     out = []
-    for text, truth in zip(texts, truths):
-        if truth.choices:
-            out.append(_score_choice(text or "", truth))
-            continue
-        key = (text, truth.extended_numbers)
-        norm = cache.get(key)
-        if norm is None:
-            norm = cache[key] = _normalize_prediction(text, truth.extended_numbers)
-        out.append(_score_open(norm, truth))
+    with gc_paused():
+        for text, truth in zip(texts, truths):
+            if truth.choices:
+                out.append(_score_choice(text or "", truth))
+                continue
+            key = (text, truth.extended_numbers)
+            norm = cache.get(key)
+            if norm is None:
+                norm = cache[key] = _normalize_prediction(text, truth.extended_numbers)
+            out.append(_score_open(norm, truth))
     return out
 
 

@@ -1,9 +1,9 @@
 """The transformers backend: ``AutoModelForImageTextToText`` + ``AutoProcessor``, batched ``generate``; runs on CPU.
 
-Reproducibility rule (hf): sample ``i`` of a request is drawn by a per-sequence
-``torch.Generator`` seeded with ``sequence_seed(request.seed, i)`` (see :mod:`stages.sample.seeds`),
-inside a logits processor that does the sampling itself (temperature, top-p, inverse-CDF draw)
-and hands ``generate`` a one-hot distribution. Each sequence's randomness is therefore its own:
+Reproducibility rule (hf): sample ``i`` of a request takes its uniforms (one per step) from a
+``torch.Generator`` seeded with ``sequence_seed(request.seed, i)`` (see :mod:`stages.sample.seeds`);
+a logits processor does the sampling itself (temperature, top-p, inverse-CDF draw in vocabulary
+order) and hands ``generate`` a one-hot distribution. Each sequence's randomness is therefore its own:
 the same request gives the same samples whatever else is in its batch, the batch size, or an OOM
 split. (Logits of a row can differ in the last float bits between batch shapes; a sample changes
 only if its uniform draw falls within that distance of a token boundary.)
@@ -11,6 +11,8 @@ only if its uniform draw falls within that distance of a token boundary.)
 ``logprob_sum`` is the sum over generated tokens (EOS included when emitted) of the model's
 log-softmax at temperature 1, before top-p: the value a plain forward pass over prompt + response
 gives, as the reference and train stages compute it and as vLLM's default raw log-probs report.
+(Logits processors that ``generate_kwargs`` or the model's generation config add before ours,
+e.g. ``min_new_tokens``, change the scores it sees; ``repetition_penalty`` is reset to 1.)
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from stages.sample.chat import render_prompt
 from stages.sample.sampler import RequestErrorReason, SampledText, SampleRequest, SampleResult
 from stages.sample.seeds import sequence_seed
 
-__all__ = ["HFSampler", "load_vlm", "resolve_device", "resolve_dtype", "is_oom_error"]
+__all__ = ["HFSampler", "load_vlm", "check_model_source", "resolve_device", "resolve_dtype", "is_oom_error"]
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -58,8 +60,8 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def _check_model_source(name: str) -> None:
-    """Fail early on a path that does not exist and cannot be a Hub id."""
+def check_model_source(name: str) -> None:
+    """Raise :class:`ModelError` for a path that does not exist and cannot be a Hub id, or a folder without config.json."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     path = Path(name).expanduser()
@@ -87,7 +89,7 @@ def load_vlm(model_name_or_path: str | Path, device: str = "auto", dtype: str = 
     from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
     name = str(model_name_or_path)
-    _check_model_source(name)
+    check_model_source(name)
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
     try:
@@ -119,14 +121,20 @@ def is_oom_error(exc: BaseException) -> bool:
     )
 
 
-def _seeded_sampling_processor(seeds: list[int], temperature: float, top_p: float, eos_ids: list[int]):
+def _seeded_sampling_processor(
+    seeds: list[int], temperature: float, top_p: float, eos_ids: list[int], max_steps: int
+):
     """Build the logits processor that samples each row from its own generator and records log-probs."""
     import torch
     from transformers import LogitsProcessor
 
     class SeededSampling(LogitsProcessor):
         def __init__(self) -> None:
-            self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+            # one uniform per (sequence, step), drawn up front from the sequence's own generator
+            self.uniforms = torch.stack(
+                [torch.rand(max_steps, generator=torch.Generator().manual_seed(s), dtype=torch.float64) for s in seeds]
+            )
+            self.step = 0
             self.eos = torch.tensor(sorted(set(eos_ids)), dtype=torch.long)
             self.logprob_sum = torch.zeros(len(seeds), dtype=torch.float64)
             self.n_tokens = torch.zeros(len(seeds), dtype=torch.long)
@@ -135,24 +143,26 @@ def _seeded_sampling_processor(seeds: list[int], temperature: float, top_p: floa
         def _draw(self, scores: torch.Tensor) -> torch.Tensor:
             if temperature == 0:
                 return scores.argmax(dim=-1)
-            probs = torch.softmax(scores.double() / temperature, dim=-1)
+            probs = torch.softmax(scores / temperature, dim=-1)
             if top_p < 1.0:
                 sorted_p, order = probs.sort(dim=-1, descending=True, stable=True)
                 drop_sorted = (sorted_p.cumsum(dim=-1) - sorted_p) >= top_p  # mass before it already covers top_p
                 probs = probs.masked_fill(torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted), 0.0)
             cdf = probs.cumsum(dim=-1)  # vocabulary order: no dependence on sort ties
-            u = torch.stack([torch.rand((), generator=g, dtype=torch.float64) for g in self.generators])
+            u = self.uniforms[:, min(self.step, max_steps - 1)]
             target = u.to(cdf.device)[:, None] * cdf[:, -1:]
             return torch.searchsorted(cdf, target, right=True).squeeze(1).clamp_(max=scores.shape[-1] - 1)
 
         def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-            chosen = self._draw(scores)
-            step_logprob = torch.log_softmax(scores.double(), dim=-1).gather(1, chosen[:, None]).squeeze(1).cpu()
+            scores64 = scores.double()
+            chosen = self._draw(scores64)
+            step_logprob = torch.log_softmax(scores64, dim=-1).gather(1, chosen[:, None]).squeeze(1).cpu()
             active = ~self.finished
             self.logprob_sum += torch.where(active, step_logprob, torch.zeros_like(step_logprob))
             self.n_tokens += active.long()
             self.finished |= torch.isin(chosen.cpu(), self.eos)
-            one_hot = torch.full_like(scores, -math.inf)
+            self.step += 1
+            one_hot = torch.full_like(scores, -math.inf)  # generate's own draw can only pick our token
             return one_hot.scatter_(1, chosen[:, None], 0.0)
 
     return SeededSampling()
@@ -268,7 +278,7 @@ class HFSampler:
         first = requests[0]
         n = first.n
         seeds = [sequence_seed(r.seed, j) for r in requests for j in range(n)]
-        sampler = _seeded_sampling_processor(seeds, first.temperature, first.top_p, self.eos_ids)
+        sampler = _seeded_sampling_processor(seeds, first.temperature, first.top_p, self.eos_ids, first.max_tokens)
         config = GenerationConfig(
             max_new_tokens=first.max_tokens,
             do_sample=True,  # needed for num_return_sequences; the one-hot scores make the draw ours

@@ -25,7 +25,7 @@ from stages.train.losses import (
     povid_loss,
 )
 
-__all__ = ["ListBatch", "LossParams", "LossOutput", "list_loss", "implicit_rewards", "pair_metrics"]
+__all__ = ["ListBatch", "LossParams", "LossOutput", "list_loss", "usable_list", "implicit_rewards", "pair_metrics"]
 
 Tensor = torch.Tensor
 _REJECTED_ORIGINS: Final[frozenset[str]] = frozenset({"hallucination", "distorted_image"})
@@ -228,6 +228,18 @@ def list_loss(name: LossName | str, batch: ListBatch, params: LossParams = LossP
     per_row = torch.where(valid, per_row, torch.zeros_like(per_row))
     loss = (per_row * weights).sum() / weights.sum().clamp(min=1)
     return LossOutput(loss=loss, per_row=per_row, row_valid=valid)
+
+
+def usable_list(name: LossName | str, rewards: Sequence[float | None], origins: Sequence[str]) -> bool:
+    """Whether loss ``name`` can learn anything from a list (same rule as :func:`list_loss` uses per row).
+
+    povid needs a clean answer and a hallucinated or distorted-image one; every other loss needs
+    two responses with different (non-null) rewards.
+    """
+    if LossName(name) is LossName.POVID:
+        return any(o not in _REJECTED_ORIGINS for o in origins) and any(o in _REJECTED_ORIGINS for o in origins)
+    known = {r for r in rewards if r is not None}
+    return len(known) >= 2
 
 
 def implicit_rewards(name: LossName | str, batch: ListBatch, params: LossParams = LossParams()) -> Tensor:

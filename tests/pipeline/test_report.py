@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -17,6 +18,10 @@ def _tasks_without_images() -> pa.Table:
     return pa.table({"task_id": ["t1", "t2", "t3"], "task_type": ["ocr", "ocr", "caption"], "prompt": ["p"] * 3})
 
 
+_NULL_SCORED = ("n_tokens", "logprob_sum", "finish_reason", "model", "sample_index", "seed", "sampling", "distortion",
+                "reward_kind", "detail")
+
+
 def _scored() -> pa.Table:
     rows = [
         ("t1", "a", "policy", 1.0, True), ("t1", "b", "policy", 0.0, True), ("t1", "c", "hallucination", 0.5, False),
@@ -25,8 +30,7 @@ def _scored() -> pa.Table:
     ]
     return validate_table(
         [
-            {"task_id": t, "cand_id": c, "origin": o, "text": c, "reward": r, "parse_ok": ok}
-            | {k: None for k in ("n_tokens", "logprob_sum", "finish_reason", "model", "sample_index", "seed", "sampling", "distortion", "reward_kind", "detail")}
+            {"task_id": t, "cand_id": c, "origin": o, "text": c, "reward": r, "parse_ok": ok} | dict.fromkeys(_NULL_SCORED)
             for t, c, o, r, ok in rows
         ],
         "scored",
@@ -34,33 +38,36 @@ def _scored() -> pa.Table:
 
 
 def _listwise() -> pa.Table:
-    base = {"prompt": "p", "cand_ids": None, "logprob_sums": None, "n_tokens": None, "ref_logps": None, "ref_n_tokens": None}
+    base = {"prompt": "p"} | dict.fromkeys(("cand_ids", "logprob_sums", "n_tokens", "ref_logps", "ref_n_tokens"))
+    rows = [
+        ("t1", "ocr", ["a", "c", "b"], [1.0, 0.5, 0.0], ["policy", "hallucination", "policy"]),
+        ("t3", "caption", ["f", "g"], None, ["ground_truth", "policy"]),
+    ]
     return validate_table(
-        [
-            base | {"task_id": "t1", "task_type": "ocr", "responses": ["a", "c", "b"], "rewards": [1.0, 0.5, 0.0], "origins": ["policy", "hallucination", "policy"]},
-            base | {"task_id": "t3", "task_type": "caption", "responses": ["f", "g"], "rewards": None, "origins": ["ground_truth", "policy"]},
-        ],
+        [base | {"task_id": t, "task_type": tt, "responses": x, "rewards": r, "origins": o} for t, tt, x, r, o in rows],
         "listwise",
     )
 
 
 def _pairs() -> pa.Table:
-    return validate_table(
-        [
-            {"task_id": "t1", "prompt": "p", "chosen": "a", "rejected": "b", "chosen_reward": 1.0, "rejected_reward": 0.0, "margin": 1.0, "chosen_origin": "policy", "rejected_origin": "policy"},
-            {"task_id": "t3", "prompt": "p", "chosen": "f", "rejected": "g", "chosen_reward": None, "rejected_reward": None, "margin": None, "chosen_origin": "ground_truth", "rejected_origin": "policy"},
-        ],
-        "pairs",
-    )
+    keys = ("task_id", "chosen", "rejected", "chosen_reward", "rejected_reward", "margin", "chosen_origin", "rejected_origin")
+    rows = [
+        ("t1", "a", "b", 1.0, 0.0, 1.0, "policy", "policy"),
+        ("t3", "f", "g", None, None, None, "ground_truth", "policy"),
+    ]
+    return validate_table([{"prompt": "p", **dict(zip(keys, row))} for row in rows], "pairs")
 
 
 def _quarantine() -> pa.Table:
     rows = [("ingest", "bad_image"), ("ingest", "bad_image"), ("score", "no_answer"), ("rank", "unknown_origin")]
-    return validate_table([{"stage": s, "shard": 0, "row_ref": "x", "reason": r, "message": None, "record": None} for s, r in rows], "quarantine")
+    return validate_table(
+        [{"stage": s, "shard": 0, "row_ref": "x", "reason": r, "message": None, "record": None} for s, r in rows],
+        "quarantine",
+    )
 
 
 METRICS = {
-    "rank": {"tasks_in": 3, "lists_out": 2, "dropped_single_reward": 1, "dropped_low_spread": 0, "pairs_out": 2},
+    "rank": {"tasks_in": 3, "lists_out": 2, "dropped_single_reward": 1, "dropped_low_spread": 0, "pairs_out": np.int64(2)},
     "score": {"rows": 7},
 }
 
@@ -70,7 +77,7 @@ def test_report_writes_stats_and_plots(tmp_path):
     stats = write_report(tables, METRICS, tmp_path / "report")
 
     on_disk = json.loads((tmp_path / "report" / "stats.json").read_text())
-    assert on_disk == stats
+    assert on_disk == stats and on_disk["stage_metrics"]["rank"]["pairs_out"] == 2  # numpy scalars serialized
     assert stats["tasks"] == {"in": 3, "out": 2, "filtered": 1, "other": 0, "in_by_type": {"caption": 1, "ocr": 2}, "out_by_type": {"caption": 1, "ocr": 1}}
     assert stats["candidates"]["total"] == 7
     assert stats["candidates"]["by_origin"] == {"ground_truth": 1, "hallucination": 1, "policy": 5}

@@ -1,0 +1,53 @@
+"""Helpers shared by the corpus adapters: path checks, image path resolution, field mapping."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Callable
+
+from pipeline.errors import CorpusError
+from stages.ingest.config import IngestConfig
+from stages.ingest.records import Planned
+
+__all__ = ["Adapter", "PlanItem", "existing_path", "resolve_image_path", "image_name", "mapped_fields"]
+
+# An adapter yields one item per corpus row: a Planned task, or a quarantine row (``quarantine_row(...)``).
+PlanItem = Planned | dict[str, Any]
+Adapter = Callable[[IngestConfig], Iterator[PlanItem]]
+
+
+def existing_path(path: Path | None, what: str) -> Path:
+    """Return ``path`` if it exists; else raise :class:`CorpusError` naming the setting and what was expected."""
+    if path is None:
+        raise CorpusError(f"[ingest] path is not set; expected {what}")
+    if not path.exists():
+        raise CorpusError(f"[ingest] path = '{path}' does not exist; expected {what}")
+    return path
+
+
+def resolve_image_path(value: str, root: Path) -> Path:
+    """Absolute path of an image named ``value`` (absolute, ``~``, or relative to ``root``); no filesystem access."""
+    p = Path(value).expanduser()
+    return Path(os.path.abspath(p if p.is_absolute() else root / p))
+
+
+def image_name(value: str) -> str:
+    """Name kept in the image cell's ``path``: the path as written when relative, the file name when absolute."""
+    p = Path(value)
+    return p.name if p.is_absolute() else p.as_posix()
+
+
+def mapped_fields(row: Mapping[str, Any], config: IngestConfig) -> dict[str, Any]:
+    """Read a JSONL/Parquet row through the configured column names into the canonical task field names."""
+    names = {
+        "task_type": config.task_type_column,
+        "prompt": config.prompt_column,
+        "answer": config.answer_column,
+        "boxes": config.boxes_column,
+        "answers": config.answers_column,
+        "choices": config.choices_column,
+        "meta": config.meta_column,
+    }
+    return {canonical: row.get(column) for canonical, column in names.items()}

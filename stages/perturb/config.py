@@ -1,0 +1,160 @@
+"""The ``[perturb]`` config section: hallucination injection, image distortions, and the sampler that answers.
+
+Sampler fields sit at the top of the section (``model``, ``temperature`` ...) so the loader can
+resolve ``model = ""`` to the sample stage's model, and resource fields (``batch_size``,
+``num_actors`` ...) stay out of fingerprints.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from stages.base import StageConfig
+from stages.perturb.distortions import DistortionName, DistortionSpec
+from stages.perturb.injectors import InjectorKind
+from stages.sample.config import Backend, SampleConfig
+
+__all__ = ["HallucinationMode", "HallucinationConfig", "DistortionConfig", "PerturbConfig"]
+
+
+class HallucinationMode(StrEnum):
+    """How hallucinated answers are made: ``rule`` (offline, deterministic) or ``llm`` (a model rewrites)."""
+
+    RULE = "rule"
+    LLM = "llm"
+
+
+class HallucinationConfig(BaseModel):
+    """POVID text hallucinations injected into the ground-truth answer (origin ``hallucination``)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    enabled: bool = Field(True, description="Add hallucinated versions of the ground-truth answer as candidates.")
+    mode: HallucinationMode = Field(
+        HallucinationMode.RULE,
+        description="`rule`: deterministic injectors (offline); `llm`: the model rewrites the answer, checked, "
+        "with rule fallback.",
+    )
+    n: int = Field(2, ge=0, le=64, description="Hallucinated answers per task (fewer when the answer offers fewer errors).")
+    kinds: list[InjectorKind] = Field(
+        default_factory=lambda: list(InjectorKind),
+        description=f"Injector kinds to use; each applies to its task types. Available: {', '.join(InjectorKind)}.",
+    )
+    max_kinds: int = Field(2, ge=1, le=len(InjectorKind), description="At most this many kinds combined in one answer.")
+    max_edits: int = Field(2, ge=1, le=16, description="At most this many edits per kind (words, numbers, characters).")
+    iou_band: tuple[float, float] = Field(
+        (0.1, 0.5), description="Box injections land at an IoU with the true box inside [low, high]."
+    )
+    llm_retries: int = Field(3, ge=1, le=20, description="LLM mode: tries per answer before the rule injector fills in.")
+    llm_with_image: bool = Field(False, description="LLM mode: send the image with the prompt (needs a VLM).")
+    llm_max_tokens: int = Field(128, ge=1, le=4096, description="LLM mode: token budget of one rewrite.")
+    seed: int = Field(0, ge=0, description="Base seed; each row's seed derives from it and the task id.")
+
+    @field_validator("kinds")
+    @classmethod
+    def _kinds_unique(cls, value: list[InjectorKind]) -> list[InjectorKind]:
+        if not value:
+            raise ValueError("kinds is empty; list at least one of " + ", ".join(InjectorKind) + " or set enabled = false")
+        return list(dict.fromkeys(value))
+
+    @field_validator("iou_band")
+    @classmethod
+    def _band(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0.0 <= low < high < 1.0:
+            raise ValueError(
+                f"iou_band={list(value)}: need 0 <= low < high < 1 (high < 1 so the box moves), e.g. [0.1, 0.5]"
+            )
+        return value
+
+
+class DistortionConfig(BaseModel):
+    """POVID image distortions: the policy answers on a distorted image (origin ``distorted_image``)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    enabled: bool = Field(True, description="Answer each task on distorted copies of its image.")
+    distortions: list[DistortionSpec] = Field(
+        default_factory=lambda: [DistortionSpec(name=DistortionName.DIFFUSION)],
+        description="Distortions to apply, each `{ name, label, params }`; names: " + ", ".join(DistortionName) + ".",
+    )
+    n_answers: int = Field(2, ge=1, le=64, description="Answers sampled per distorted image.")
+    keep_images: bool = Field(False, description="Write distorted images as PNG into the shard's scratch folder.")
+    seed: int = Field(0, ge=0, description="Base seed of the distortions and of the answers on distorted images.")
+
+    @model_validator(mode="after")
+    def _labels_unique(self) -> "DistortionConfig":
+        labels = [d.label for d in self.distortions]
+        dupes = sorted({lab for lab in labels if labels.count(lab) > 1})
+        if dupes:
+            raise ValueError(f"distortions: labels {dupes} are used twice; give each entry a distinct `label`")
+        return self
+
+
+class PerturbConfig(StageConfig):
+    """POVID dispreferred candidates: hallucinated answers and answers on distorted images."""
+
+    hallucination: HallucinationConfig = Field(default_factory=HallucinationConfig, description=HallucinationConfig.__doc__)
+    distortion: DistortionConfig = Field(default_factory=DistortionConfig, description=DistortionConfig.__doc__)
+
+    # -- the model that answers on distorted images (and rewrites answers in llm mode) --------------
+    backend: Backend = Field(Backend.HF, description="Sampling engine: 'hf' (transformers, CPU or GPU) or 'vllm' (GPU).")
+    model: str = Field("", description='Model folder or Hub id; "" means the same as [sample] model.')
+    temperature: float = Field(1.0, ge=0.0, le=5.0, description="Sampling temperature (0 = greedy).")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    max_tokens: int = Field(64, ge=1, le=8192, description="Token budget of one answer on a distorted image.")
+    batch_size: int = Field(8, ge=1, le=4096, description="Requests per generate call (hf); images distorted per batch.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="hf: where the model runs ('auto': CUDA if visible).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Model weights dtype ('auto': bfloat16 on GPU, float32 on CPU)."
+    )
+    tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs one engine shards the model over.")
+    max_model_len: int | None = Field(None, ge=16, description="vllm: context length; unset uses the model's.")
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0.0, le=1.0, description="vllm: fraction of GPU memory the engine may take."
+    )
+
+    # -- resources (per Ray actor) -------------------------------------------------------------------
+    num_actors: int = Field(1, ge=1, description="Model replicas (Ray actors), each loading the model once.")
+    num_gpus: float = Field(0.0, ge=0.0, description="GPUs per actor.")
+    num_cpus: float = Field(1.0, gt=0.0, description="CPUs per actor.")
+
+    @model_validator(mode="after")
+    def _check_backend_resources(self) -> "PerturbConfig":
+        if self.backend == Backend.VLLM and self.device == "cpu":
+            raise ValueError("[perturb] backend = 'vllm' needs a GPU but device = 'cpu'; use backend = 'hf' on CPU")
+        if self.backend == Backend.VLLM and 0 < self.num_gpus < self.tensor_parallel_size:
+            raise ValueError(
+                f"[perturb] num_gpus = {self.num_gpus} per actor is less than tensor_parallel_size = "
+                f"{self.tensor_parallel_size}; set num_gpus >= tensor_parallel_size"
+            )
+        return self
+
+    def sample_config(self) -> SampleConfig:
+        """Return a :class:`SampleConfig` with this section's model and backend settings (for ``make_sampler``)."""
+        return SampleConfig(
+            backend=self.backend,
+            model=self.model,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=self.max_tokens,
+            batch_size=self.batch_size,
+            device=self.device,
+            dtype=self.dtype,
+            tensor_parallel_size=self.tensor_parallel_size,
+            max_model_len=self.max_model_len,
+            gpu_memory_utilization=self.gpu_memory_utilization,
+            num_gpus=self.num_gpus,
+            num_cpus=self.num_cpus,
+        )
+
+    def needs_sampler(self) -> bool:
+        """True when this config asks a model for text (distortions to answer, or llm-mode hallucination)."""
+        if not self.enabled:
+            return False
+        answers = self.distortion.enabled and bool(self.distortion.distortions)
+        llm = self.hallucination.enabled and self.hallucination.mode == HallucinationMode.LLM and self.hallucination.n > 0
+        return answers or llm

@@ -1,0 +1,95 @@
+"""The perturb stage: POVID dispreferred candidates, added next to the policy's own.
+
+For each task of the shard:
+- ``hallucination`` rows: the ground-truth answer with injected errors (rule or LLM mode);
+- ``distorted_image`` rows: the model's answers to the task prompt on a distorted copy of the image.
+The input candidates pass through unchanged; everything is scored downstream like any candidate.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pyarrow as pa
+
+from data_schemas import decode_image_cell, validate_table
+from pipeline.errors import ConfigError
+from stages.base import ShardInputs, ShardOutput, ShardResult, StageSpec, quarantine_row
+from stages.perturb.config import HallucinationMode, PerturbConfig
+from stages.perturb.rows import ORIGIN_HALLUCINATION, distorted_rows, hallucination_rows
+from stages.sample.backends import make_sampler
+from stages.sample.sampler import Sampler
+
+__all__ = ["SPEC", "setup", "run_shard"]
+
+
+def setup(config: PerturbConfig) -> Sampler | None:
+    """Load the sampler once per worker when distortions or llm-mode hallucination need one, else None."""
+    if not config.needs_sampler():
+        return None
+    if not config.model:
+        raise ConfigError('[perturb] model is empty; set it (or [sample] model, which "" stands for)')
+    return make_sampler(config.sample_config())
+
+
+def _decode_images(tasks: list[dict[str, Any]], result: ShardResult, metrics: Counter) -> dict[str, Any]:
+    images: dict[str, Any] = {}
+    for task in tasks:
+        try:
+            images[task["task_id"]] = decode_image_cell(task["image"])
+        except Exception as exc:  # a corrupt image must not sink the shard
+            metrics["image_decode_errors"] += 1
+            message = f"{type(exc).__name__}: {exc}"
+            record = {"task_id": task["task_id"], "task_type": task.get("task_type"), "source": task.get("source")}
+            result.quarantine.append(quarantine_row(task["task_id"], "image_decode_failed", message, record))
+    return images
+
+
+def run_shard(inputs: ShardInputs, output: ShardOutput, config: PerturbConfig) -> ShardResult:
+    """Return the shard's candidates: the input rows unchanged plus hallucination and distorted_image rows.
+
+    cand_ids: ``{task_id}:hallucination:{k}`` and ``{task_id}:distorted_image:{label}:{i}``. Hallucinations are
+    injected into the ground_truth candidate's text (answer, else boxes as text, else the top annotator
+    answer); a task with none gets no hallucination row (metric ``hallucination_skipped_empty_answer``).
+    Undecodable images and rejected sampler requests are quarantined. Never raises for one bad row.
+    Loads the sampler itself (``setup``) when ``inputs.resources`` is None and one is needed.
+    """
+    result = ShardResult()
+    metrics: Counter = Counter()
+    passthrough = validate_table(inputs.table("candidates"), "candidates")
+    metrics["passthrough_rows"] = passthrough.num_rows
+    tasks = inputs.table("tasks").to_pylist()
+    metrics["tasks"] = len(tasks)
+    new_rows: list[dict[str, Any]] = []
+    if config.enabled and tasks:
+        sampler = inputs.resources if inputs.resources is not None else setup(config)
+        hcfg, dcfg = config.hallucination, config.distortion
+        want_llm_image = hcfg.enabled and hcfg.mode == HallucinationMode.LLM and hcfg.llm_with_image
+        need_images = (dcfg.enabled and bool(dcfg.distortions)) or want_llm_image
+        images = _decode_images(tasks, result, metrics) if need_images else {}
+        if hcfg.enabled and hcfg.n > 0:
+            new_rows += hallucination_rows(tasks, config, sampler, images, metrics)
+        if dcfg.enabled and dcfg.distortions:
+            new_rows += distorted_rows(tasks, config, sampler, images, output, result, metrics)
+    existing = set(passthrough.column("cand_id").to_pylist())
+    kept = [r for r in new_rows if r["cand_id"] not in existing]
+    metrics["cand_id_collisions"] = len(new_rows) - len(kept)
+    metrics["hallucination_rows"] = sum(r["origin"] == ORIGIN_HALLUCINATION for r in kept)
+    table = pa.concat_tables([passthrough, validate_table(kept, "candidates")])
+    result.tables["candidates"] = table
+    result.metrics = {k: float(v) for k, v in metrics.items()}
+    return result
+
+
+SPEC = StageSpec(
+    name="perturb",
+    config_cls=PerturbConfig,
+    reads=("tasks", "candidates"),
+    writes=("candidates",),
+    run_shard=run_shard,
+    setup=setup,
+    uses_model=True,
+    description="POVID dispreferred candidates: hallucinations injected into the ground truth and answers "
+    "on distorted images.",
+)

@@ -1,0 +1,41 @@
+"""Backend registry: ``Backend`` name -> constructor from a :class:`SampleConfig`."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from stages.sample.config import Backend, SampleConfig
+from stages.sample.sampler import Sampler
+
+__all__ = ["BACKENDS", "make_sampler"]
+
+
+def _make_hf(config: SampleConfig) -> Sampler:
+    from stages.sample.hf_backend import HFSampler
+
+    return HFSampler(config.model, device=config.device, dtype=config.dtype, batch_size=config.batch_size)
+
+
+def _make_vllm(config: SampleConfig) -> Sampler:
+    from stages.sample.vllm_backend import VLLMSampler
+
+    return VLLMSampler(
+        config.model,
+        tensor_parallel_size=config.tensor_parallel_size,
+        max_model_len=config.max_model_len,
+        limit_mm_per_prompt=config.limit_mm_per_prompt,
+        gpu_memory_utilization=config.gpu_memory_utilization,
+        seed=config.seed,
+        dtype=config.dtype,
+    )
+
+
+BACKENDS: dict[Backend, Callable[[SampleConfig], Sampler]] = {
+    Backend.HF: _make_hf,
+    Backend.VLLM: _make_vllm,
+}
+
+
+def make_sampler(config: SampleConfig) -> Sampler:
+    """Load the model of ``config`` with its backend; raises ModelError (bad model) or ImportError (vllm missing)."""
+    return BACKENDS[Backend(config.backend)](config)

@@ -1,0 +1,150 @@
+"""The vLLM backend (GPU, production): one ``vllm.LLM`` engine per actor, all ``n`` samples kept.
+
+Requests become ``{"prompt": <chat-templated text>, "multi_modal_data": {"image": PIL}}`` with one
+``SamplingParams(n, temperature, top_p, max_tokens, seed, logprobs=0)`` each; ``logprobs=0`` makes
+vLLM return the sampled token's log-prob so ``cumulative_logprob`` is filled (raw model
+log-probs, before temperature and top-p: the same quantity the hf backend reports). vLLM is
+imported only when a :class:`VLLMSampler` is built. Ray Data's LLM processor keeps only
+``outputs[0]`` when ``n > 1``; calling ``LLM.generate`` directly keeps all of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ModelError
+from stages.sample.chat import render_prompt
+from stages.sample.hf_backend import check_model_source
+from stages.sample.sampler import RequestErrorReason, SampledText, SampleRequest, SampleResult
+
+__all__ = ["VLLMSampler", "import_vllm", "build_vllm_inputs", "result_from_vllm_output", "VLLM_INSTALL_HINT"]
+
+VLLM_INSTALL_HINT = "pip install 'perpo-pipeline[vllm]'"
+
+
+def import_vllm():
+    """Return the ``vllm`` module, or raise ImportError with the install command."""
+    try:
+        import vllm
+    except ImportError as exc:
+        raise ImportError(f"the vllm sampling backend needs vLLM (a CUDA GPU); install it with: {VLLM_INSTALL_HINT}") from exc
+    return vllm
+
+
+def build_vllm_inputs(requests: list[SampleRequest], processor: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Return ``(prompts, sampling_params_kwargs)`` for ``LLM.generate``, one entry per request, in order.
+
+    Each prompt is ``{"prompt": str}`` plus ``"multi_modal_data": {"image": image}`` when the
+    request has an image; the text is the model's chat template applied by ``processor``
+    (:func:`stages.sample.chat.render_prompt`). Each kwargs dict feeds ``vllm.SamplingParams``.
+    Pure: no vLLM needed.
+    """
+    prompts: list[dict[str, Any]] = []
+    params: list[dict[str, Any]] = []
+    for r in requests:
+        entry: dict[str, Any] = {"prompt": render_prompt(processor, r.prompt, with_image=r.image is not None)}
+        if r.image is not None:
+            entry["multi_modal_data"] = {"image": r.image}
+        prompts.append(entry)
+        params.append(
+            {
+                "n": r.n,
+                "temperature": r.temperature,
+                "top_p": r.top_p,
+                "max_tokens": r.max_tokens,
+                "seed": r.seed,
+                "logprobs": 0,  # only the sampled token's log-prob, enough for cumulative_logprob
+            }
+        )
+    return prompts, params
+
+
+_FINISH_REASONS = {"stop": "stop", "length": "length"}
+
+
+def result_from_vllm_output(request_id: str, output: Any) -> SampleResult:
+    """Turn one ``vllm.RequestOutput`` into a :class:`SampleResult` keeping every ``CompletionOutput``.
+
+    ``n_tokens`` is ``len(token_ids)`` (EOS included when emitted), ``logprob_sum`` is
+    ``cumulative_logprob``; a finish reason other than stop/length (e.g. abort) is kept as is.
+    """
+    outputs = [
+        SampledText(
+            text=c.text,
+            n_tokens=len(c.token_ids),
+            logprob_sum=None if c.cumulative_logprob is None else float(c.cumulative_logprob),
+            finish_reason=_FINISH_REASONS.get(str(c.finish_reason), str(c.finish_reason)),
+        )
+        for c in sorted(output.outputs, key=lambda c: c.index)
+    ]
+    return SampleResult(request_id=request_id, outputs=outputs)
+
+
+class VLLMSampler:
+    """A vLLM engine sampling all requests of a call in one ``LLM.generate`` (vLLM batches internally).
+
+    If the engine rejects the batch (one bad image makes the whole call fail), the requests are
+    retried one by one and only the rejected ones get an error.
+    """
+
+    backend = "vllm"
+
+    def __init__(
+        self,
+        model_name_or_path: str | Path,
+        *,
+        tensor_parallel_size: int = 1,
+        max_model_len: int | None = None,
+        limit_mm_per_prompt: int = 1,
+        gpu_memory_utilization: float = 0.9,
+        seed: int = 0,
+        dtype: str = "auto",
+    ) -> None:
+        vllm = import_vllm()
+        from transformers import AutoProcessor
+
+        self.model_name = str(model_name_or_path)
+        check_model_source(self.model_name)
+        self._sampling_params_cls = vllm.SamplingParams
+        try:
+            self.processor = AutoProcessor.from_pretrained(self.model_name)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot load the processor of {self.model_name!r}: {str(exc).splitlines()[0]}") from exc
+        engine_args: dict[str, Any] = {
+            "model": self.model_name,
+            "tensor_parallel_size": tensor_parallel_size,
+            "limit_mm_per_prompt": {"image": limit_mm_per_prompt},
+            "gpu_memory_utilization": gpu_memory_utilization,
+            "seed": seed,
+            "dtype": dtype,
+        }
+        if max_model_len is not None:
+            engine_args["max_model_len"] = max_model_len
+        try:
+            self.llm = vllm.LLM(**engine_args)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"vLLM cannot load {self.model_name!r}: {str(exc).splitlines()[0]}") from exc
+
+    def _generate(self, prompts: list[dict[str, Any]], params: list[dict[str, Any]]):
+        sampling = [self._sampling_params_cls(**kw) for kw in params]
+        return self.llm.generate(prompts, sampling_params=sampling, use_tqdm=False)
+
+    def sample(self, requests: list[SampleRequest]) -> list[SampleResult]:
+        """Return one result per request, in order, with all ``n`` completions of each."""
+        if not requests:
+            return []
+        prompts, params = build_vllm_inputs(requests, self.processor)
+        try:
+            outputs = self._generate(prompts, params)
+        except (ValueError, TypeError):  # input validation failed for some request: find which
+            return [self._sample_one(r, p, kw) for r, p, kw in zip(requests, prompts, params)]
+        return [result_from_vllm_output(r.request_id, o) for r, o in zip(requests, outputs)]
+
+    def _sample_one(self, request: SampleRequest, prompt: dict[str, Any], params: dict[str, Any]) -> SampleResult:
+        try:
+            return result_from_vllm_output(request.request_id, self._generate([prompt], [params])[0])
+        except (ValueError, TypeError) as exc:
+            reason = RequestErrorReason.IMAGE_REJECTED if "multi_modal_data" in prompt else RequestErrorReason.GENERATION_FAILED
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            return SampleResult.failed(request.request_id, reason, f"{type(exc).__name__}: {message}")

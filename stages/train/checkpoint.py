@@ -1,0 +1,88 @@
+"""Resumable training checkpoints: trainable weights, optimizer, scheduler, counters, RNG and config.
+
+Each checkpoint is a folder ``step-NNNNNNNN`` written under a temporary name and renamed into place,
+so a crash never leaves a half-written checkpoint that a resume would trust.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "trainable_state"]
+
+_NAME = re.compile(r"^step-(\d{8})$")
+_FILE = "checkpoint.pt"
+
+
+def trainable_state(model: Any) -> dict[str, Any]:
+    """The parameters being trained (all of them, or only the LoRA adapters), detached and on CPU."""
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def save_checkpoint(
+    root: Path, step: int, model: Any, optimizer: Any, scheduler: Any, counters: dict[str, Any], config: dict[str, Any], keep: int
+) -> Path:
+    """Write checkpoint ``step`` under ``root`` atomically and delete all but the newest ``keep``; return its folder."""
+    import torch
+
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:08d}"
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
+    try:
+        payload = {
+            "model": trainable_state(model),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "counters": counters,
+            "config": config,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            },
+        }
+        torch.save(payload, staging / _FILE)
+        (staging / "config.json").write_text(json.dumps(config, indent=2, default=str) + "\n", encoding="utf-8")
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    for old in _checkpoints(root)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _checkpoints(root: Path) -> list[Path]:
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if _NAME.match(p.name) and (p / _FILE).is_file()]
+    return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))  # type: ignore[union-attr]
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    """The newest complete checkpoint folder under ``root``, or None."""
+    found = _checkpoints(root)
+    return found[-1] if found else None
+
+
+def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> dict[str, Any]:
+    """Restore weights, optimizer, scheduler and RNG from ``path``; return ``{"counters", "config"}``."""
+    import torch
+
+    payload = torch.load(path / _FILE, map_location="cpu", weights_only=True)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in payload["model"].items():
+            params[name].copy_(value.to(params[name].device, params[name].dtype))
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    torch.set_rng_state(payload["rng"]["torch"])
+    if payload["rng"]["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
+    return {"counters": payload["counters"], "config": payload["config"]}

@@ -1,0 +1,324 @@
+"""The training loop, nanoGPT-style: one block per phase, a checkpoint that resumes the run exactly.
+
+Why a plain loop and not a ``transformers.Trainer`` subclass: a step here is "score every response
+of a few lists in one batched forward, pick pairs/groups by reward, back-propagate one loss", which
+fits Trainer's dataset/collator/``compute_loss`` plumbing poorly (it drops the non-tensor columns,
+and its resume replays the data loader instead of holding the counters we need). The loop below is
+~150 lines, and its checkpoint holds exactly the model's trainable weights, the optimizer, the
+scheduler, the counters, the RNG state and the config, so a resumed run is bit-for-bit the
+uninterrupted one on CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pyarrow as pa
+
+from pipeline.errors import ConfigError
+from stages.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from stages.train.config import RESUME_NEUTRAL_FIELDS, TrainConfig
+from stages.train.data import ListExample, load_lists
+from stages.train.loss_names import NEEDS_REFERENCE, LossName
+from stages.train.objective import ListBatch, LossParams, implicit_rewards, list_loss, pair_metrics, usable_list
+
+__all__ = ["train_model", "total_steps", "micro_batch_indices", "loss_params", "precision"]
+
+
+def loss_params(config: TrainConfig) -> LossParams:
+    """The loss hyper-parameters of a train config."""
+    return LossParams(
+        beta=config.beta,
+        gamma=config.gamma,
+        label_smoothing=config.label_smoothing,
+        group_size=config.group_size,
+        max_smoothing=config.leanpo_max_smoothing,
+        mipo_unbiased=config.mipo_unbiased,
+    )
+
+
+def _per_epoch(n_lists: int, config: TrainConfig) -> int:
+    return math.ceil(n_lists / config.micro_batch_size)
+
+
+def total_steps(n_lists: int, config: TrainConfig) -> int:
+    """Optimizer steps of the run: ``max_steps``, else enough for ``epochs`` passes."""
+    if config.max_steps:
+        return config.max_steps
+    return math.ceil(config.epochs * _per_epoch(n_lists, config) / config.gradient_accumulation_steps)
+
+
+def micro_batch_indices(g: int, n_lists: int, config: TrainConfig) -> list[int]:
+    """The list indices of global micro-batch ``g``: epoch e is a fixed permutation seeded by (seed, e)."""
+    import torch
+
+    epoch, j = divmod(g, _per_epoch(n_lists, config))
+    gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+    perm = torch.randperm(n_lists, generator=gen).tolist()
+    return perm[j * config.micro_batch_size : (j + 1) * config.micro_batch_size]
+
+
+def _step_micro_batches(step: int, n_lists: int, config: TrainConfig) -> list[list[int]]:
+    accum = config.gradient_accumulation_steps
+    limit = math.inf if config.max_steps else config.epochs * _per_epoch(n_lists, config)
+    return [micro_batch_indices(g, n_lists, config) for g in range(step * accum, (step + 1) * accum) if g < limit]
+
+
+def _list_batch(lists: list[ListExample], sums: Any, counts: Any, loss: LossName) -> ListBatch:
+    """Pad the flat per-response log-probs of ``lists`` into ``[B, N]`` tensors."""
+    import torch
+    from torch.nn.utils.rnn import pad_sequence
+
+    device = sums.device
+    sizes = [len(ex.responses) for ex in lists]
+    width = max(sizes)
+
+    def pad(rows: list[list[float]], dtype=torch.float32) -> torch.Tensor:
+        return torch.tensor([r + [0] * (width - len(r)) for r in rows], dtype=dtype, device=device)
+
+    keep_null = loss is LossName.POVID  # povid's preference comes from origins, rewards may be null
+    mask = [[r is not None or keep_null for r in ex.rewards] + [False] * (width - len(ex.rewards)) for ex in lists]
+    return ListBatch(
+        policy_logps=pad_sequence(list(torch.split(sums, sizes)), batch_first=True),
+        ref_logps=pad([ex.ref_logps for ex in lists]) if loss in NEEDS_REFERENCE else None,  # type: ignore[misc]
+        n_tokens=pad_sequence(list(torch.split(counts.float(), sizes)), batch_first=True),
+        rewards=pad([[0.0 if r is None else r for r in ex.rewards] for ex in lists]),
+        mask=torch.tensor(mask, dtype=torch.bool, device=device),
+        origins=[ex.origins + [""] * (width - len(ex.origins)) for ex in lists],
+    )
+
+
+def _micro_step(
+    model: Any, processor: Any, lists: list[ListExample], config: TrainConfig, scale: float, autocast: bool = False
+) -> dict[str, float]:
+    """Forward every response of ``lists`` in one batched pass, back-propagate ``loss * scale``; return metrics.
+
+    ``autocast`` runs the forward in bfloat16 autocast on GPU (the loss itself is computed in float32).
+    """
+    import torch
+
+    from stages.train.logprobs import response_logprobs
+
+    images, prompts, responses = [], [], []
+    for ex in lists:
+        image = ex.image()
+        images += [image] * len(ex.responses)
+        prompts += [ex.prompt] * len(ex.responses)
+        responses += ex.responses
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+        sums, counts = response_logprobs(
+            model, processor, images, prompts, responses, config.forward_batch_size, share_prompt=config.share_prompt
+        )
+    batch = _list_batch(lists, sums, counts, config.loss)
+    out = list_loss(config.loss, batch, loss_params(config))
+    (out.loss * scale).backward()
+    metrics = pair_metrics(implicit_rewards(config.loss, batch, loss_params(config)).detach(), batch.rewards, batch.mask)
+    return {"loss": out.loss.item(), "tokens": float(counts.sum()), "lists": float(out.row_valid.sum()), **metrics}
+
+
+def _merge_metrics(parts: list[dict[str, float]]) -> dict[str, float]:
+    pairs = sum(p["pairs"] for p in parts)
+    merged = {
+        "loss": sum(p["loss"] for p in parts) / len(parts),
+        "tokens": sum(p["tokens"] for p in parts),
+        "lists": sum(p["lists"] for p in parts),
+        "pairs": pairs,
+    }
+    for key in ("reward_accuracy", "reward_margin"):
+        merged[key] = sum(p[key] * p["pairs"] for p in parts if p["pairs"]) / pairs if pairs else float("nan")
+    return merged
+
+
+def precision(config: TrainConfig) -> tuple[str, bool]:
+    """(weights dtype, bf16 autocast?) for the config on the device it resolves to.
+
+    On GPU, ``auto`` keeps float32 master weights under bf16 autocast (a 5e-6 update is below
+    bf16's resolution), except under LoRA where the frozen base is stored in bf16 (peft keeps the
+    adapters in float32). On CPU everything is float32 unless ``dtype`` says otherwise.
+    """
+    from stages.sample.hf_backend import resolve_device
+
+    if resolve_device(config.device) != "cuda":
+        return ("float32" if config.dtype == "auto" else config.dtype), False
+    if config.dtype == "auto":
+        return ("bfloat16" if config.lora else "float32"), True
+    return config.dtype, config.dtype == "bfloat16"
+
+
+def _load_policy(config: TrainConfig) -> tuple[Any, Any]:
+    """Load the model to train (optionally wrapped with LoRA adapters) and its processor."""
+    import torch
+
+    from stages.sample.hf_backend import load_vlm
+
+    if not config.model:
+        raise ConfigError("[train] model is empty and no sample model was filled in; set [train] model to a folder or Hub id")
+    model, processor = load_vlm(config.model, device=config.device, dtype=precision(config)[0])
+    torch.manual_seed(config.seed)  # LoRA initialisation and dropout draw from this stream (checkpointed)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    if config.lora:
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=list(config.lora_target_modules),
+        )
+        model = get_peft_model(model, lora)
+        if config.gradient_checkpointing:
+            model.enable_input_require_grads()
+    model.train()
+    return model, processor
+
+
+def _data_digest(lists: list[ListExample]) -> str:
+    h = hashlib.sha256()
+    for ex in lists:
+        h.update(json.dumps([ex.task_id, ex.responses, ex.rewards], default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def _check_resume(saved: dict[str, Any], config: TrainConfig, digest: str, where: Path) -> None:
+    now = config.model_dump(mode="json")
+    changed = sorted(k for k in now if k not in RESUME_NEUTRAL_FIELDS and saved["config"].get(k) != now[k])
+    if changed or saved["counters"]["data_digest"] != digest:
+        what = f"config fields {changed}" if changed else "the training lists"
+        raise ConfigError(
+            f"[train] cannot resume from {where}: {what} changed since it was written; "
+            f"restore them or delete {where.parent} to start over"
+        )
+
+
+class _JsonlLog:
+    """``train_log.jsonl``: one JSON object per logged step; on resume, lines after the resumed step are dropped."""
+
+    def __init__(self, path: Path, keep_through: int) -> None:
+        self.path = path
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        self.records = [r for r in map(json.loads, lines) if r["step"] <= keep_through]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(r) + "\n" for r in self.records), encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        # NaN (no pair in the step) is not JSON: write null
+        record = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in record.items()}
+        self.records.append(record)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def _save_model(model: Any, processor: Any, config: TrainConfig, path: Path) -> Path:
+    """save_pretrained the trained model (LoRA merged unless lora_merge is off) and its processor, atomically."""
+    if config.lora and config.lora_merge:
+        model = model.merge_and_unload()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        model.save_pretrained(staging)
+        processor.save_pretrained(staging)
+        if path.exists():
+            shutil.rmtree(path)
+        staging.rename(path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def train_model(
+    config: TrainConfig,
+    tasks_table: pa.Table,
+    listwise_table: pa.Table,
+    out_dir: str | Path,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``config.model`` on the listwise rows and write ``out_dir/model`` (save_pretrained + processor).
+
+    Also writes ``out_dir/train_log.jsonl`` (loss, reward accuracy, mean margin, lr per step) and
+    resumable checkpoints under ``out_dir/checkpoints``; if one exists, training resumes from the
+    newest (its config and lists must match). ``on_step(record)`` is called after each step.
+    Returns paths, counters and the final metrics, plus ``quarantine`` entries for unusable rows.
+    """
+    import torch
+    from transformers import get_scheduler
+
+    out_dir = Path(out_dir)
+    examples, quarantine = load_lists(tasks_table, listwise_table)
+    lists = [ex for ex in examples if usable_list(config.loss, ex.rewards, ex.origins)]
+    if not lists:
+        raise ConfigError(
+            f"[train] none of the {len(examples)} lists can train loss {config.loss.value!r} (no reward spread"
+            + (", or no hallucinated / distorted-image answer" if config.loss is LossName.POVID else "")
+            + "); check the rank stage's output or choose another loss"
+        )
+    if config.loss in NEEDS_REFERENCE and any(ex.ref_logps is None for ex in lists):
+        raise ConfigError(
+            f"[train] loss {config.loss.value!r} needs reference log-probs but some lists have no ref_logps; "
+            "run the reference stage first or set [train] loss = 'leanpo'"
+        )
+    model, processor = _load_policy(config)
+    autocast = precision(config)[1]
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    total = total_steps(len(lists), config)
+    schedule = "constant_with_warmup" if config.lr_scheduler == "constant" else config.lr_scheduler
+    scheduler = get_scheduler(schedule, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=total)
+    digest = _data_digest(lists)
+
+    # ---- resume from the newest checkpoint, if any
+    step, resumed_from = 0, 0
+    latest = latest_checkpoint(out_dir / "checkpoints")
+    if latest is not None:
+        saved = load_checkpoint(latest, model, optimizer, scheduler)
+        _check_resume(saved, config, digest, latest)
+        step = resumed_from = saved["counters"]["step"]
+    log = _JsonlLog(out_dir / "train_log.jsonl", keep_through=step)
+
+    while step < total:
+        # ---- forward / backward over the step's micro-batches
+        t0 = time.perf_counter()
+        micro = _step_micro_batches(step, len(lists), config)
+        parts = [_micro_step(model, processor, [lists[i] for i in idx], config, 1 / len(micro), autocast) for idx in micro]
+        # ---- optimizer step
+        if config.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+        lr = optimizer.param_groups[0]["lr"]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        # ---- log
+        record = {"step": step, "lr": lr, **_merge_metrics(parts), "seconds": time.perf_counter() - t0}
+        if step % config.log_every == 0 or step == total:
+            log.write(record)
+        # ---- checkpoint
+        if step % config.save_every == 0 or step == total:
+            counters = {"step": step, "total": total, "data_digest": digest}
+            save_checkpoint(out_dir / "checkpoints", step, model, optimizer, scheduler, counters,
+                            config.model_dump(mode="json"), config.keep_checkpoints)  # fmt: skip
+        if on_step is not None:
+            on_step(record)
+
+    # ---- save the trained model
+    model_dir = _save_model(model, processor, config, out_dir / "model")
+    last = log.records[-1] if log.records else {}
+    return {
+        "model_dir": str(model_dir),
+        "log_path": str(log.path),
+        "steps": step,
+        "resumed_from": resumed_from,
+        "lists": len(lists),
+        "skipped_lists": len(examples) - len(lists),
+        "final_loss": last.get("loss"),
+        "final_reward_accuracy": last.get("reward_accuracy"),
+        "quarantine": quarantine,
+    }

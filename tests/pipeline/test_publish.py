@@ -1,0 +1,257 @@
+"""Tests of publishing to the Hub, against a local HTTP stand-in (never the real Hub).
+
+The stand-in answers the endpoints huggingface_hub calls for ``create_repo``, ``create_branch`` and
+``upload_folder``: README metadata validation, ``preupload`` (every file is a regular, non-LFS
+file, so no Xet/LFS transfer happens) and the ndjson ``commit``, whose base64 contents it keeps.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import socket
+import threading
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from pipeline.errors import ConfigError, PublishError
+from pipeline.publish import PublishReport, list_upload_files, publish_folder
+
+TOKEN = "hf_standinSECRET0123456789"
+REPO = "me/perpo-demo"
+
+
+class _StandIn(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fail_status: int | None = None
+        self.fail_on = ""  # regex searched in the request path; "" fails every request
+        self.files: dict[str, bytes] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.auth_headers: set[str] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _StandIn
+
+    def log_message(self, *args) -> None:  # keep test output quiet
+        pass
+
+    def _reply(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _handle(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path = urlsplit(self.path).path
+        self.server.calls.append((self.command, path))
+        self.server.auth_headers.add(self.headers.get("Authorization", ""))
+        if self.server.fail_status is not None and re.search(self.server.fail_on, path):
+            message = f"stand-in refuses with {self.server.fail_status}"
+            return self._reply(self.server.fail_status, {"error": message}, {"X-Error-Message": message})
+        if path == "/api/repos/create":
+            req = json.loads(body)
+            return self._reply(200, {"url": f"{self.server.url}/datasets/{req['organization']}/{req['name']}"})
+        if path == "/api/validate-yaml":
+            return self._reply(200, {"errors": [], "warnings": []})
+        if m := re.fullmatch(r"/api/datasets/[^/]+/[^/]+/preupload/[^/]+", path):
+            files = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None} for f in json.loads(body)["files"]]
+            return self._reply(200, {"files": files})
+        if m := re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/commit/([^/]+)", path):
+            for line in body.splitlines():
+                item = json.loads(line)
+                if item["key"] == "file":
+                    self.server.files[f"{m[2]}:{item['value']['path']}"] = base64.b64decode(item["value"]["content"])
+            return self._reply(200, {"commitUrl": f"{self.server.url}/datasets/{m[1]}/commit/{'a' * 40}", "commitOid": "a" * 40})
+        if re.fullmatch(r"/api/datasets/[^/]+/[^/]+/branch/[^/]+", path):
+            return self._reply(200, {})
+        return self._reply(404, {"error": f"stand-in has no {self.command} {path}"})
+
+    do_GET = do_POST = _handle
+
+
+@pytest.fixture
+def online(monkeypatch, tmp_path):
+    """Let huggingface_hub reach 127.0.0.1 (the suite runs with HF_HUB_OFFLINE=1) and hide any real login."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-stored-tokens"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HF_OIDC_RESOURCE", raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # hf_xet keeps a cache and logs under HF_HOME/xet: keep them in the test's folder.
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_XET_CACHE", str(tmp_path / "hf-home" / "xet"))
+    monkeypatch.setattr(constants, "HF_XET_CACHE", str(tmp_path / "hf-home" / "xet"))
+
+
+@pytest.fixture
+def hub(online):
+    server = _StandIn()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    root = tmp_path / "export"
+    (root / "data" / "pairs").mkdir(parents=True)
+    (root / "README.md").write_text("---\nlicense: mit\n---\n\n# demo\n")
+    (root / "data" / "pairs" / "train-00000-of-00001.parquet").write_bytes(b"PAR1" + bytes(range(256)) + b"PAR1")
+    (root / ".cache" / "huggingface").mkdir(parents=True)
+    (root / ".cache" / "huggingface" / "upload.lock").write_text("ignored")
+    return root
+
+
+def _assert_no_token_leak(err: BaseException, caplog, capsys) -> None:
+    out = capsys.readouterr()
+    texts = ["".join(traceback.format_exception(err)), caplog.text, out.out, out.err]
+    assert all(TOKEN not in text for text in texts)
+
+
+def test_dry_run_lists_files_without_network(folder, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # any request would raise
+    report = publish_folder(folder, REPO, dry_run=True)
+    assert report.method == "dry_run" and report.dry_run
+    readme = (folder / "README.md").stat().st_size
+    assert [(f.path, f.size) for f in report.files] == [("README.md", readme), ("data/pairs/train-00000-of-00001.parquet", 264)]
+    assert report.total_bytes == readme + 264
+    assert report.summary().startswith(f"would upload 2 files ({readme + 264} bytes)")
+
+
+def test_upload_reaches_stand_in(folder, hub, caplog, capsys):
+    caplog.set_level(logging.DEBUG)
+    report = publish_folder(folder, REPO, token=TOKEN, endpoint=hub.url)
+    assert isinstance(report, PublishReport) and report.method == "upload_folder"
+    assert hub.files == {f"main:{f.path}": (folder / f.path).read_bytes() for f in list_upload_files(folder)}
+    assert ("POST", "/api/repos/create") in hub.calls
+    assert hub.auth_headers == {f"Bearer {TOKEN}"}
+    assert report.commit_url.endswith("/datasets/me/perpo-demo/commit/" + "a" * 40)
+    assert report.repo_url == f"{hub.url}/datasets/me/perpo-demo"
+    out = capsys.readouterr()
+    assert TOKEN not in caplog.text + out.out + out.err and "publishing 2 files" in caplog.text
+
+
+def test_revision_creates_branch(folder, hub, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)  # token from the environment
+    publish_folder(folder, REPO, revision="v1", endpoint=hub.url)
+    assert ("POST", "/api/datasets/me/perpo-demo/branch/v1") in hub.calls
+    assert set(hub.files) == {"v1:README.md", "v1:data/pairs/train-00000-of-00001.parquet"}
+
+
+def test_large_folder_threshold_still_uploads(folder, hub):
+    report = publish_folder(folder, REPO, token=TOKEN, endpoint=hub.url, large_folder_threshold_bytes=0)
+    # huggingface_hub 2.4 has no upload_large_folder: upload_folder's Xet pipeline batches commits itself.
+    assert report.method in ("upload_folder", "upload_large_folder")
+    assert len(hub.files) == 2
+
+
+def test_large_folder_uses_upload_large_folder_where_it_exists(folder, hub, monkeypatch):
+    from huggingface_hub import HfApi
+
+    calls = []
+    monkeypatch.setattr(HfApi, "upload_large_folder", lambda self, **kw: calls.append(kw), raising=False)
+    report = publish_folder(folder, REPO, token=TOKEN, endpoint=hub.url, large_folder_threshold_bytes=100)
+    assert report.method == "upload_large_folder" and report.commit_url is None
+    assert calls == [{"repo_id": REPO, "folder_path": folder, "repo_type": "dataset", "revision": "main"}]
+    assert publish_folder(folder, REPO, token=TOKEN, endpoint=hub.url).method == "upload_folder"  # under threshold
+
+
+@pytest.mark.parametrize(
+    "status, message",
+    [
+        (401, r"^authentication failed \(HTTP 401\) for dataset me/perpo-demo@main: the token is invalid or expired"),
+        (403, r"^permission denied \(HTTP 403\) for dataset me/perpo-demo@main: the token cannot write there"),
+        (404, r"^not found \(HTTP 404\) for dataset me/perpo-demo@main at http://127\.0\.0\.1:\d+: check the repo id"),
+        (400, r"^the Hub refused the upload to dataset me/perpo-demo@main \(HTTP 400\): stand-in refuses with 400$"),
+    ],
+)
+def test_http_errors_map_to_publish_error(folder, hub, caplog, capsys, status, message):
+    caplog.set_level(logging.DEBUG)
+    hub.fail_status = status
+    with pytest.raises(PublishError, match=message) as info:
+        publish_folder(folder, REPO, token=TOKEN, endpoint=hub.url)
+    assert "\n" not in str(info.value)
+    _assert_no_token_leak(info.value, caplog, capsys)
+
+
+@pytest.mark.parametrize(
+    "status, endpoint, message",
+    [
+        (403, "/preupload/", r"^permission denied \(HTTP 403\) for dataset me/perpo-demo@main"),
+        (404, "/commit/", r"^not found \(HTTP 404\) for dataset me/perpo-demo@main"),
+        # huggingface_hub turns a 400 on README validation into a ValueError: still a one-line PublishError.
+        (400, "/validate-yaml", r"^the Hub refused the upload to dataset me/perpo-demo@main \(HTTP 400\): stand-in"),
+    ],
+)
+def test_errors_after_repo_creation_map_too(folder, hub, caplog, capsys, status, endpoint, message):
+    hub.fail_status, hub.fail_on = status, endpoint
+    with pytest.raises(PublishError, match=message) as info:
+        publish_folder(folder, REPO, token=TOKEN, endpoint=hub.url)
+    assert ("POST", "/api/repos/create") in hub.calls and hub.files == {}
+    _assert_no_token_leak(info.value, caplog, capsys)
+
+
+def test_connection_refused_is_publish_error(folder, online, caplog, capsys):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(PublishError, match=rf"^cannot reach the Hub at http://127\.0\.0\.1:{port} \(\w+\); check the network") as info:
+        publish_folder(folder, REPO, token=TOKEN, endpoint=f"http://127.0.0.1:{port}")
+    _assert_no_token_leak(info.value, caplog, capsys)
+
+
+def test_missing_token_is_publish_error(folder, hub):
+    with pytest.raises(PublishError, match=r"^no Hugging Face token: set HF_TOKEN or run `hf auth login`"):
+        publish_folder(folder, REPO, endpoint=hub.url)
+    assert hub.calls == []
+
+
+def test_offline_mode_is_publish_error(folder, online, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(PublishError, match=r"offline mode is on \(HF_HUB_OFFLINE\)"):
+        publish_folder(folder, REPO, token=TOKEN, endpoint="http://127.0.0.1:9")
+
+
+def test_missing_folder_is_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"is not a folder; run `perpo-pipeline export` first"):
+        publish_folder(tmp_path / "missing", REPO, dry_run=True)
+
+
+def test_folder_without_card_is_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"has no README.md dataset card"):
+        publish_folder(tmp_path, REPO, dry_run=True)
+
+
+def test_bad_repo_id_is_config_error(folder):
+    with pytest.raises(ConfigError, match=r"repo_id 'not a/valid id' is not a valid Hub repo id"):
+        publish_folder(folder, "not a/valid id", dry_run=True)

@@ -1,0 +1,75 @@
+"""Fixtures of the sample tests: a loaded hf sampler on the session's tiny model (``tiny_model_dir`` from
+tests/conftest.py), one torch thread, a small tasks table."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """The tiny model is overhead-bound: one thread is 10x faster than several on a shared 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_sampler(tiny_model_dir: Path):
+    """An HFSampler on the tiny model, CPU, batch of 4 requests; tests that change batch_size restore it."""
+    from stages.sample.hf_backend import HFSampler
+
+    return HFSampler(tiny_model_dir, device="cpu", batch_size=4)
+
+
+def png_bytes(color: tuple[int, int, int], size: tuple[int, int] = (48, 40)) -> bytes:
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", size, (255, 255, 255))
+    ImageDraw.Draw(img).rectangle([4, 6, size[0] // 2, size[1] // 2], fill=color)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def task_row(task_id: str, task_type: str, data: bytes, prompt: str, **fields) -> dict:
+    from data_schemas.images import encode_image_cell
+
+    row = {
+        "task_id": task_id,
+        "task_type": task_type,
+        "image": encode_image_cell(data, f"{task_id}.png"),
+        "image_sha256": hashlib.sha256(data).hexdigest(),
+        "width": 48,
+        "height": 40,
+        "prompt": prompt,
+        "answer": None,
+        "boxes": None,
+        "answers": None,
+        "choices": None,
+        "source": f"test:{task_id}",
+        "meta": "{}",
+    }
+    row.update(fields)
+    return row
+
+
+@pytest.fixture
+def tasks_table():
+    """Three valid tasks (grounding with boxes only, VQA with answers, OCR with answer text)."""
+    from data_schemas.tables import validate_table
+
+    rows = [
+        task_row("t-ground", "grounding", png_bytes((255, 0, 0)), "Locate the red box as [x1, y1, x2, y2].",
+                 boxes=[[4.0, 6.0, 24.0, 20.0]]),
+        task_row("t-vqa", "vqa", png_bytes((0, 0, 255)), "What colour is the box?", answers=["blue", "blue", "navy"]),
+        task_row("t-ocr", "ocr", png_bytes((0, 128, 0)), "Read the text.", answer="HELLO 42"),
+    ]
+    return validate_table(rows, "tasks")

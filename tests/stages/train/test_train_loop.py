@@ -1,0 +1,168 @@
+"""The train stage on the tiny model: the loss falls, a crash resumes exactly, LoRA, every loss, the stage spec."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from pydantic import ValidationError
+from safetensors.torch import load_file
+
+from pipeline.errors import ConfigError
+from stages.base import ShardInputs, ShardOutput
+from stages.train import SPEC, LossName, TrainConfig, train_model
+from stages.train.loop import micro_batch_indices, total_steps
+
+from train_tables import make_listwise
+
+
+def _config(model_dir: Path, **kw) -> TrainConfig:
+    base = dict(model=str(model_dir), device="cpu", learning_rate=1e-3, beta=1.0, micro_batch_size=3, save_every=100)
+    return TrainConfig(**(base | kw))
+
+
+def _weights(model_dir: str) -> dict[str, torch.Tensor]:
+    return load_file(str(Path(model_dir) / "model.safetensors"))
+
+
+def _log(result) -> list[dict]:
+    return [json.loads(line) for line in Path(result["log_path"]).read_text().splitlines()]
+
+
+def test_loss_falls_on_a_fixed_batch(tiny_model_dir, train_tables, tmp_path):
+    tasks, listwise = train_tables
+    result = train_model(_config(tiny_model_dir, max_steps=12), tasks, listwise, tmp_path)
+    log = _log(result)
+    assert [r["step"] for r in log] == list(range(1, 13))
+    assert log[0]["loss"] == pytest.approx(0.693147, abs=1e-4)  # policy == reference: every s_i − s_j = 0
+    assert log[-1]["loss"] < 0.5 * log[0]["loss"]
+    assert log[-1]["reward_accuracy"] > 0.8 and log[-1]["reward_margin"] > 0
+    before = _weights(str(tiny_model_dir))
+    after = _weights(result["model_dir"])
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert (Path(result["model_dir"]) / "processor_config.json").exists() or (Path(result["model_dir"]) / "preprocessor_config.json").exists()
+
+
+class _Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_resume_after_a_crash_equals_an_uninterrupted_run(tiny_model_dir, train_tables, tmp_path, lora):
+    tasks, listwise = train_tables
+    # micro_batch_size 1 over 3 lists: the 5 steps cross an epoch boundary; lora adds dropout (RNG state)
+    cfg = _config(tiny_model_dir, max_steps=5, micro_batch_size=1, save_every=2, lora=lora, lora_r=4, lora_alpha=8,
+                  lora_dropout=0.2 if lora else 0.0, lora_merge=True)  # fmt: skip
+    straight = train_model(cfg, tasks, listwise, tmp_path / "straight")
+
+    def crash_at_3(record):
+        if record["step"] == 3:
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        train_model(cfg, tasks, listwise, tmp_path / "resumed", on_step=crash_at_3)
+    resumed = train_model(cfg, tasks, listwise, tmp_path / "resumed")
+    assert resumed["resumed_from"] == 2 and resumed["steps"] == straight["steps"] == 5
+    a, b = _weights(straight["model_dir"]), _weights(resumed["model_dir"])
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    assert [r["step"] for r in _log(resumed)] == [1, 2, 3, 4, 5]
+    assert [r["loss"] for r in _log(resumed)] == pytest.approx([r["loss"] for r in _log(straight)], rel=1e-6)
+
+
+def test_resume_refuses_a_changed_config(tiny_model_dir, train_tables, tmp_path):
+    tasks, listwise = train_tables
+    train_model(_config(tiny_model_dir, max_steps=1, save_every=1), tasks, listwise, tmp_path)
+    # more steps is fine; another learning rate is not
+    assert train_model(_config(tiny_model_dir, max_steps=2, save_every=1), tasks, listwise, tmp_path)["resumed_from"] == 1
+    with pytest.raises(ConfigError, match="learning_rate"):
+        train_model(_config(tiny_model_dir, max_steps=3, learning_rate=1e-4), tasks, listwise, tmp_path)
+
+
+def test_lora_trains_only_adapters_and_saves_a_plain_model(tiny_model_dir, train_tables, tmp_path):
+    tasks, listwise = train_tables
+    cfg = _config(tiny_model_dir, max_steps=3, lora=True, lora_r=4, lora_alpha=8, lora_target_modules=["q_proj", "v_proj"])
+    result = train_model(cfg, tasks, listwise, tmp_path)
+    before, after = _weights(str(tiny_model_dir)), _weights(result["model_dir"])
+    assert before.keys() == after.keys()  # merged: no lora_ keys left
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.endswith(("q_proj.weight", "v_proj.weight")) for k in changed)
+    log = _log(result)
+    assert log[-1]["loss"] < log[0]["loss"]
+
+
+def test_lora_without_merge_saves_the_adapter(tiny_model_dir, train_tables, tmp_path):
+    tasks, listwise = train_tables
+    cfg = _config(tiny_model_dir, max_steps=1, lora=True, lora_r=2, lora_alpha=4, lora_merge=False)
+    result = train_model(cfg, tasks, listwise, tmp_path)
+    assert (Path(result["model_dir"]) / "adapter_config.json").exists()
+
+
+@pytest.mark.parametrize("loss", list(LossName))
+def test_every_loss_runs_one_step(tiny_model_dir, train_tables, tmp_path, loss):
+    tasks, listwise = train_tables
+    result = train_model(_config(tiny_model_dir, loss=loss, beta=None, max_steps=1), tasks, listwise, tmp_path)
+    (record,) = _log(result)
+    assert record["lists"] == 3 and record["loss"] == record["loss"]  # finite, not NaN
+    assert result["steps"] == 1
+
+
+def test_reference_free_leanpo_trains_without_ref_logps(tiny_model_dir, train_tables, tmp_path):
+    tasks, _ = train_tables
+    result = train_model(_config(tiny_model_dir, loss="leanpo", max_steps=1), tasks, make_listwise(), tmp_path)
+    assert result["steps"] == 1
+
+
+def test_losses_needing_a_reference_refuse_lists_without_one(tiny_model_dir, train_tables, tmp_path):
+    tasks, _ = train_tables
+    with pytest.raises(ConfigError, match="reference stage"):
+        train_model(_config(tiny_model_dir, loss="dpo", max_steps=1), tasks, make_listwise(), tmp_path)
+
+
+def test_lists_without_signal_are_an_error(tiny_model_dir, train_tables, tmp_path):
+    tasks, listwise = train_tables
+    flat = listwise.set_column(
+        listwise.schema.get_field_index("rewards"), "rewards", [[[0.5] * 4] * listwise.num_rows]
+    )
+    with pytest.raises(ConfigError, match="no reward spread"):
+        train_model(_config(tiny_model_dir, max_steps=1), tasks, flat, tmp_path)
+
+
+def test_data_order_is_a_permutation_per_epoch():
+    cfg = TrainConfig(micro_batch_size=2, seed=3)
+    epoch0 = sum((micro_batch_indices(g, 5, cfg) for g in range(3)), [])
+    epoch1 = sum((micro_batch_indices(g, 5, cfg) for g in range(3, 6)), [])
+    assert sorted(epoch0) == sorted(epoch1) == list(range(5))
+    assert total_steps(5, TrainConfig(micro_batch_size=2, gradient_accumulation_steps=2, epochs=2)) == 3
+    assert total_steps(5, TrainConfig(max_steps=7)) == 7
+
+
+def test_config_checks_name_the_field():
+    with pytest.raises(ValidationError, match="lora_target_modules"):
+        TrainConfig(lora=True, lora_target_modules=[])
+    with pytest.raises(ValidationError, match="warmup_steps"):
+        TrainConfig(max_steps=2, warmup_steps=5)
+    with pytest.raises(ValidationError, match="loss"):
+        TrainConfig(loss="orpo")
+    assert TrainConfig(loss="leanpo").resolved_beta() == 2.0
+
+
+def test_stage_spec_and_run_shard(tiny_model_dir, train_tables, tmp_path):
+    assert SPEC.name == "train" and SPEC.fan_in and SPEC.uses_model and SPEC.writes == ()
+    assert SPEC.reads == ("tasks", "listwise") and SPEC.config_cls is TrainConfig
+    tasks, listwise = train_tables
+    inputs = ShardInputs(tables={"tasks": tasks, "listwise": listwise})
+    out = SPEC.run_shard(inputs, ShardOutput("train", 0, tmp_path, tmp_path / "scratch"), _config(tiny_model_dir, max_steps=2))
+    assert out.tables == {} and out.metrics["steps"] == 2 and out.metrics["lists"] == 3
+    assert out.artifacts[0] == str(tmp_path / "scratch" / "model")
+    assert (tmp_path / "scratch" / "checkpoints" / "step-00000002" / "checkpoint.pt").exists()
+
+
+def test_precision_on_cpu_is_float32_without_autocast():
+    from stages.train.loop import precision
+
+    assert precision(TrainConfig(device="cpu")) == ("float32", False)
+    assert precision(TrainConfig(device="cpu", dtype="bfloat16", lora=True)) == ("bfloat16", False)
