@@ -147,7 +147,7 @@ def train(
     overrides: SetOpt = None,
     no_ray: Annotated[bool, typer.Option("--no-ray", help="Train in this process, without Ray.")] = False,
 ) -> None:
-    """Train on the run's ranked lists with the loss named in [train] (same as `run --stages train`)."""
+    """Train on the run's ranked lists with the loss set by train.loss (same as `run --stages train`)."""
     from pipeline.runner import resolve_run_dir, run_pipeline
     from pipeline.status import format_status, run_status
 

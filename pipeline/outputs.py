@@ -102,7 +102,27 @@ def write_run_report(cfg, run_dir: Path) -> dict[str, Any]:
     from pipeline.report import write_report
 
     store = RunStore(run_dir)
-    return write_report(collect_tables(cfg, run_dir), stage_metrics(cfg, run_dir), store.report_dir)
+    stats = write_report(collect_tables(cfg, run_dir), stage_metrics(cfg, run_dir), store.report_dir)
+    write_distortion_gallery(cfg, run_dir)
+    return stats
+
+
+def write_distortion_gallery(cfg, run_dir: Path) -> Path | None:
+    """Write ``report/distortions.png`` (originals beside each configured distortion) when distortions are on."""
+    if not (cfg.perturb.enabled and cfg.perturb.distortion.enabled and cfg.perturb.distortion.distortions):
+        return None
+    from stages.perturb import make_gallery
+
+    store = RunStore(run_dir)
+    manifest = store.read_manifest("ingest")
+    for index in sorted(manifest.shards):
+        tasks = store.read_shard("ingest", "tasks", index, "tasks", columns=["image"])
+        if tasks.num_rows:
+            try:
+                return make_gallery(tasks.slice(0, 8), cfg.perturb, store.report_dir / "distortions.png")
+            except ValueError:
+                continue
+    return None
 
 
 def export_run(run_dir: Path, out: Path | None = None, cfg=None) -> Path:

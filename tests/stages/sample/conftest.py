@@ -10,17 +10,6 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _one_torch_thread():
-    """The tiny model is overhead-bound: one thread is 10x faster than several on a shared 2-core machine."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def tiny_sampler(tiny_model_dir: Path):
     """An HFSampler on the tiny model, CPU, batch of 4 requests; tests that change batch_size restore it."""

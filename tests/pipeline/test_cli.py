@@ -1,0 +1,93 @@
+"""The command line: one-line errors with exit code 2, status, make-demo, config-reference."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def _one_line_error(result: subprocess.CompletedProcess, pattern: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert pattern in lines[0]
+
+
+def test_help_lists_every_command():
+    result = cli("--help")
+    assert result.returncode == 0
+    for command in ("run", "status", "make-demo", "make-tiny-model", "export", "publish", "train", "config-reference"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "sample.nn=3"], "[sample] nn: unknown key"),
+        (["--set", "sample.n=lots"], "[sample] n: Input should be a valid integer"),
+        (["--set", "ingest.format=tiff"], "[ingest] format:"),
+        (["--config", "absent.toml"], "config file absent.toml not found"),
+        (["--stages", "smaple"], "--stages 'smaple': unknown stage; available: ingest, sample"),
+        (["--set", "ingest.format=jsonl", "--set", "ingest.path=/no/such/manifest.jsonl"], "does not exist"),
+    ],
+)
+def test_run_user_mistakes_are_one_line_exit_2(tmp_path, args, message):
+    run_dir = tmp_path / "run"
+    result = cli("run", "--run-dir", str(run_dir), "--no-ray", *args)
+    _one_line_error(result, message)
+    if "--set" in args and "ingest.path" not in " ".join(args):
+        assert not run_dir.exists(), "a config error must write nothing"
+
+
+def test_status_of_missing_run_dir(tmp_path):
+    _one_line_error(cli("status", "--run-dir", str(tmp_path / "none")), "does not exist")
+
+
+def test_export_of_unranked_run_is_an_error(tmp_path):
+    _one_line_error(cli("export", "--run-dir", str(tmp_path)), "not a run folder")
+
+
+def test_make_demo_then_ingest_it_and_status(tmp_path):
+    result = cli("make-demo", "--out", str(tmp_path / "demo"), "--n-tasks", "6", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    manifest = tmp_path / "demo" / "manifest.jsonl"
+    assert manifest.is_file() and len(manifest.read_text().splitlines()) == 6
+    run_dir = tmp_path / "run"
+    disable = [f"--set={s}.enabled=false" for s in ("sample", "perturb", "score", "rank", "reference", "train")]
+    result = cli(
+        "run", "--run-dir", str(run_dir), "--no-ray", "--no-progress",
+        "--set", "ingest.format=jsonl", "--set", f"ingest.path={manifest}", "--set", "ingest.shard_size=4", *disable,
+    )
+    assert result.returncode == 0, result.stderr
+    status = cli("status", "--run-dir", str(run_dir))
+    assert status.returncode == 0
+    ingest_line = next(line for line in status.stdout.splitlines() if line.startswith("ingest"))
+    assert ingest_line.split()[1] == "2/2" and "tasks=6" in ingest_line
+
+
+def test_config_reference_covers_every_section():
+    result = cli("config-reference")
+    assert result.returncode == 0
+    for section in ("[run]", "[ray]", "[ingest]", "[sample]", "[perturb]", "[perturb.distortion]", "[score]",
+                    "[rank]", "[reference]", "[train]", "[export]"):
+        assert f"`{section}`" in result.stdout
+
+
+def test_readme_config_reference_is_current():
+    """README.md embeds the generated pipeline.toml reference; regenerate it when a config field changes."""
+    from pipeline.config_docs import config_reference_markdown
+
+    readme = (REPO / "README.md").read_text()
+    assert config_reference_markdown().strip() in readme, "run: perpo-pipeline config-reference, paste into README.md"
