@@ -7,10 +7,19 @@ and its resume replays the data loader instead of holding the counters we need).
 ~150 lines, and its checkpoint holds exactly the model's trainable weights, the optimizer, the
 scheduler, the counters, the RNG state and the config, so a resumed run is bit-for-bit the
 uninterrupted one on CPU.
+
+Several processes (``torchrun --nproc_per_node=K -m stages.train``, see :mod:`stages.train.launch`)
+train one model with DistributedDataParallel: each optimizer step's global batch is
+``micro_batch_size × gradient_accumulation_steps × world_size`` lists, every rank takes a disjoint
+share of each global micro-batch (:func:`rank_micro_batch`), DDP averages the gradients (each rank's
+loss is a mean over its lists, so the average equals the single-process loss over the whole global
+micro-batch), metrics are summed across ranks for the log, and rank 0 alone writes checkpoints,
+the log and the model.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -23,13 +32,14 @@ from typing import Any, Callable
 import pyarrow as pa
 
 from pipeline.errors import ConfigError
-from stages.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from stages.train.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint
 from stages.train.config import RESUME_NEUTRAL_FIELDS, TrainConfig
 from stages.train.data import ListExample, load_lists
+from stages.train.distributed import SINGLE, DistInfo, all_gather_objects, all_reduce_sum, barrier, rank_split
 from stages.train.loss_names import NEEDS_REFERENCE, LossName
 from stages.train.objective import ListBatch, LossParams, implicit_rewards, list_loss, pair_metrics, usable_list
 
-__all__ = ["train_model", "total_steps", "micro_batch_indices", "loss_params", "precision"]
+__all__ = ["train_model", "total_steps", "micro_batch_indices", "rank_micro_batch", "loss_params", "precision"]
 
 
 def loss_params(config: TrainConfig) -> LossParams:
@@ -44,31 +54,49 @@ def loss_params(config: TrainConfig) -> LossParams:
     )
 
 
-def _per_epoch(n_lists: int, config: TrainConfig) -> int:
-    return math.ceil(n_lists / config.micro_batch_size)
+def _epoch_length(n_lists: int, world_size: int) -> int:
+    """Lists per epoch: ``n_lists`` rounded up to a multiple of ``world_size`` (the order wraps around to fill it)."""
+    return math.ceil(n_lists / world_size) * world_size
 
 
-def total_steps(n_lists: int, config: TrainConfig) -> int:
-    """Optimizer steps of the run: ``max_steps``, else enough for ``epochs`` passes."""
+def _per_epoch(n_lists: int, config: TrainConfig, world_size: int = 1) -> int:
+    return math.ceil(_epoch_length(n_lists, world_size) / (config.micro_batch_size * world_size))
+
+
+def total_steps(n_lists: int, config: TrainConfig, world_size: int = 1) -> int:
+    """Optimizer steps of the run: ``max_steps``, else enough for ``epochs`` passes over ``world_size`` processes."""
     if config.max_steps:
         return config.max_steps
-    return math.ceil(config.epochs * _per_epoch(n_lists, config) / config.gradient_accumulation_steps)
+    return math.ceil(config.epochs * _per_epoch(n_lists, config, world_size) / config.gradient_accumulation_steps)
 
 
-def micro_batch_indices(g: int, n_lists: int, config: TrainConfig) -> list[int]:
-    """The list indices of global micro-batch ``g``: epoch e is a fixed permutation seeded by (seed, e)."""
+def micro_batch_indices(g: int, n_lists: int, config: TrainConfig, world_size: int = 1) -> list[int]:
+    """The list indices of global micro-batch ``g`` (``micro_batch_size × world_size`` lists, fewer at an epoch's end).
+
+    Epoch e is a fixed permutation seeded by (seed, e), the same on every rank. With several
+    processes it wraps around to a multiple of ``world_size`` (like ``DistributedSampler``), so every
+    global micro-batch splits evenly; single-process it is the plain permutation.
+    """
     import torch
 
-    epoch, j = divmod(g, _per_epoch(n_lists, config))
+    epoch, j = divmod(g, _per_epoch(n_lists, config, world_size))
     gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
     perm = torch.randperm(n_lists, generator=gen).tolist()
-    return perm[j * config.micro_batch_size : (j + 1) * config.micro_batch_size]
+    order = [perm[i % n_lists] for i in range(_epoch_length(n_lists, world_size))]
+    width = config.micro_batch_size * world_size
+    return order[j * width : (j + 1) * width]
 
 
-def _step_micro_batches(step: int, n_lists: int, config: TrainConfig) -> list[list[int]]:
+def rank_micro_batch(g: int, n_lists: int, config: TrainConfig, info: DistInfo = SINGLE) -> list[int]:
+    """The list indices rank ``info.rank`` trains on in global micro-batch ``g`` (disjoint across ranks)."""
+    return rank_split(micro_batch_indices(g, n_lists, config, info.world_size), info.rank, info.world_size)
+
+
+def _step_micro_batches(step: int, n_lists: int, config: TrainConfig, info: DistInfo = SINGLE) -> list[list[int]]:
+    """This rank's micro-batches of optimizer step ``step`` (the same count on every rank)."""
     accum = config.gradient_accumulation_steps
-    limit = math.inf if config.max_steps else config.epochs * _per_epoch(n_lists, config)
-    return [micro_batch_indices(g, n_lists, config) for g in range(step * accum, (step + 1) * accum) if g < limit]
+    limit = math.inf if config.max_steps else config.epochs * _per_epoch(n_lists, config, info.world_size)
+    return [rank_micro_batch(g, n_lists, config, info) for g in range(step * accum, (step + 1) * accum) if g < limit]
 
 
 def _list_batch(lists: list[ListExample], sums: Any, counts: Any, loss: LossName) -> ListBatch:
@@ -96,26 +124,18 @@ def _list_batch(lists: list[ListExample], sums: Any, counts: Any, loss: LossName
 
 
 def _micro_step(
-    model: Any, processor: Any, lists: list[ListExample], config: TrainConfig, scale: float, autocast: bool = False
+    scorer: Any, lists: list[ListExample], config: TrainConfig, scale: float, autocast: bool = False
 ) -> dict[str, float]:
-    """Forward every response of ``lists`` in one batched pass, back-propagate ``loss * scale``; return metrics.
+    """Score every response of ``lists`` in one batched pass, back-propagate ``loss * scale``; return metrics.
 
-    ``autocast`` runs the forward in bfloat16 autocast on GPU (the loss itself is computed in float32).
+    ``scorer`` is a :class:`~stages.train.scorer.ListScorer`, or that wrapped in DDP (whose backward
+    then averages the gradients across ranks). ``autocast`` runs the forward in bfloat16 autocast
+    on GPU (the loss itself is computed in float32).
     """
     import torch
 
-    from stages.train.logprobs import response_logprobs
-
-    images, prompts, responses = [], [], []
-    for ex in lists:
-        image = ex.image()
-        images += [image] * len(ex.responses)
-        prompts += [ex.prompt] * len(ex.responses)
-        responses += ex.responses
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-        sums, counts = response_logprobs(
-            model, processor, images, prompts, responses, config.forward_batch_size, share_prompt=config.share_prompt
-        )
+        sums, counts = scorer(lists)
     batch = _list_batch(lists, sums, counts, config.loss)
     out = list_loss(config.loss, batch, loss_params(config))
     (out.loss * scale).backward()
@@ -123,16 +143,21 @@ def _micro_step(
     return {"loss": out.loss.item(), "tokens": float(counts.sum()), "lists": float(out.row_valid.sum()), **metrics}
 
 
-def _merge_metrics(parts: list[dict[str, float]]) -> dict[str, float]:
-    pairs = sum(p["pairs"] for p in parts)
-    merged = {
-        "loss": sum(p["loss"] for p in parts) / len(parts),
-        "tokens": sum(p["tokens"] for p in parts),
-        "lists": sum(p["lists"] for p in parts),
-        "pairs": pairs,
-    }
-    for key in ("reward_accuracy", "reward_margin"):
-        merged[key] = sum(p[key] * p["pairs"] for p in parts if p["pairs"]) / pairs if pairs else float("nan")
+def _merge_metrics(parts: list[dict[str, float]], info: DistInfo = SINGLE, device: Any = "cpu") -> dict[str, float]:
+    """One step's metrics from its micro-steps on every rank: mean loss, summed counts, pair-weighted accuracy and margin."""
+    weighted = ("reward_accuracy", "reward_margin")
+    sums = [
+        sum(p["loss"] for p in parts),
+        float(len(parts)),
+        sum(p["tokens"] for p in parts),
+        sum(p["lists"] for p in parts),
+        sum(p["pairs"] for p in parts),
+        *(sum(p[key] * p["pairs"] for p in parts if p["pairs"]) for key in weighted),
+    ]
+    loss, n_parts, tokens, n_lists, pairs, *totals = all_reduce_sum(sums, info, device)
+    merged = {"loss": loss / n_parts, "tokens": tokens, "lists": n_lists, "pairs": pairs}
+    for key, total in zip(weighted, totals):
+        merged[key] = total / pairs if pairs else float("nan")
     return merged
 
 
@@ -187,7 +212,14 @@ def _data_digest(lists: list[ListExample]) -> str:
     return h.hexdigest()[:16]
 
 
-def _check_resume(saved: dict[str, Any], config: TrainConfig, digest: str, where: Path) -> None:
+def _check_resume(saved: dict[str, Any], config: TrainConfig, digest: str, where: Path, world_size: int = 1) -> None:
+    saved_world = saved["counters"].get("world_size", 1)
+    if saved_world != world_size:
+        raise ConfigError(
+            f"[train] cannot resume from {where}: it was written by {saved_world} training process(es) and this "
+            f"run has {world_size} (the global batch and data order depend on it); relaunch with "
+            f"{saved_world} process(es) (torchrun --nproc_per_node) or delete {where.parent} to start over"
+        )
     now = config.model_dump(mode="json")
     changed = sorted(k for k in now if k not in RESUME_NEUTRAL_FIELDS and saved["config"].get(k) != now[k])
     if changed or saved["counters"]["data_digest"] != digest:
@@ -214,6 +246,10 @@ class _JsonlLog:
         self.records.append(record)
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+
+
+def _read_log(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def _save_model(model: Any, processor: Any, config: TrainConfig, path: Path) -> Path:
@@ -245,12 +281,21 @@ def train_model(
 
     Also writes ``out_dir/train_log.jsonl`` (loss, reward accuracy, mean margin, lr per step) and
     resumable checkpoints under ``out_dir/checkpoints``; if one exists, training resumes from the
-    newest (its config and lists must match). ``on_step(record)`` is called after each step.
-    Returns paths, counters and the final metrics, plus ``quarantine`` entries for unusable rows.
+    newest (its config, lists and process count must match). ``on_step(record)`` is called after
+    each step. Returns paths, counters and the final metrics, plus ``quarantine`` entries for
+    unusable rows.
+
+    When the caller has joined a process group (:func:`stages.train.distributed.init_distributed`),
+    every rank calls this with the same arguments and they train one model together (DDP); rank 0
+    writes the files, and every rank returns once they are written.
     """
     import torch
     from transformers import get_scheduler
 
+    from stages.train.distributed import current, wrap_ddp
+    from stages.train.scorer import ListScorer, has_unused_parameters
+
+    info = current()
     out_dir = Path(out_dir)
     examples, quarantine = load_lists(tasks_table, listwise_table)
     lists = [ex for ex in examples if usable_list(config.loss, ex.rewards, ex.origins)]
@@ -269,7 +314,7 @@ def train_model(
     autocast = precision(config)[1]
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    total = total_steps(len(lists), config)
+    total = total_steps(len(lists), config, info.world_size)
     schedule = "constant_with_warmup" if config.lr_scheduler == "constant" else config.lr_scheduler
     scheduler = get_scheduler(schedule, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=total)
     digest = _data_digest(lists)
@@ -278,16 +323,25 @@ def train_model(
     step, resumed_from = 0, 0
     latest = latest_checkpoint(out_dir / "checkpoints")
     if latest is not None:
-        saved = load_checkpoint(latest, model, optimizer, scheduler)
-        _check_resume(saved, config, digest, latest)
+        saved = load_checkpoint(latest, model, optimizer, scheduler, rank=info.rank)
+        _check_resume(saved, config, digest, latest, info.world_size)
         step = resumed_from = saved["counters"]["step"]
-    log = _JsonlLog(out_dir / "train_log.jsonl", keep_through=step)
+    log_path = out_dir / "train_log.jsonl"
+    log = _JsonlLog(log_path, keep_through=step) if info.is_main else None
+    scorer = ListScorer(model, processor, config.forward_batch_size, config.share_prompt)
+    if info.distributed:
+        scorer = wrap_ddp(scorer, info, has_unused_parameters(scorer, lists, autocast))
+    device = params[0].device
 
     while step < total:
-        # ---- forward / backward over the step's micro-batches
+        # ---- forward / backward over the step's micro-batches; DDP syncs gradients on the last one only
         t0 = time.perf_counter()
-        micro = _step_micro_batches(step, len(lists), config)
-        parts = [_micro_step(model, processor, [lists[i] for i in idx], config, 1 / len(micro), autocast) for idx in micro]
+        micro = _step_micro_batches(step, len(lists), config, info)
+        parts = []
+        for k, idx in enumerate(micro):
+            accumulate = info.distributed and k < len(micro) - 1
+            with scorer.no_sync() if accumulate else contextlib.nullcontext():
+                parts.append(_micro_step(scorer, [lists[i] for i in idx], config, 1 / len(micro), autocast))
         # ---- optimizer step
         if config.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
@@ -297,23 +351,29 @@ def train_model(
         optimizer.zero_grad(set_to_none=True)
         step += 1
         # ---- log
-        record = {"step": step, "lr": lr, **_merge_metrics(parts), "seconds": time.perf_counter() - t0}
-        if step % config.log_every == 0 or step == total:
+        record = {"step": step, "lr": lr, **_merge_metrics(parts, info, device), "seconds": time.perf_counter() - t0}
+        if log is not None and (step % config.log_every == 0 or step == total):
             log.write(record)
-        # ---- checkpoint
+        # ---- checkpoint (every rank's RNG state, written by rank 0)
         if step % config.save_every == 0 or step == total:
-            counters = {"step": step, "total": total, "data_digest": digest}
-            save_checkpoint(out_dir / "checkpoints", step, model, optimizer, scheduler, counters,
-                            config.model_dump(mode="json"), config.keep_checkpoints)  # fmt: skip
+            rank_rng = all_gather_objects(rng_state(), info)
+            if info.is_main:
+                counters = {"step": step, "total": total, "data_digest": digest, "world_size": info.world_size}
+                save_checkpoint(out_dir / "checkpoints", step, model, optimizer, scheduler, counters,
+                                config.model_dump(mode="json"), config.keep_checkpoints, rank_rng)  # fmt: skip
+            barrier(info)
         if on_step is not None:
             on_step(record)
 
     # ---- save the trained model
-    model_dir = _save_model(model, processor, config, out_dir / "model")
-    last = log.records[-1] if log.records else {}
+    model_dir = out_dir / "model"
+    if info.is_main:
+        _save_model(model, processor, config, model_dir)
+    barrier(info)
+    last = _read_log(log_path)[-1] if log_path.exists() and log_path.stat().st_size else {}
     return {
         "model_dir": str(model_dir),
-        "log_path": str(log.path),
+        "log_path": str(log_path),
         "steps": step,
         "resumed_from": resumed_from,
         "lists": len(lists),

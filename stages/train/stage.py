@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from stages.base import ShardInputs, ShardOutput, ShardResult
 from stages.train.config import TrainConfig
 
-__all__ = ["run_shard"]
+__all__ = ["run_shard", "shard_result"]
+
+METRIC_KEYS = ("steps", "resumed_from", "lists", "skipped_lists", "final_loss", "final_reward_accuracy")
+
+
+def shard_result(result: dict[str, Any]) -> ShardResult:
+    """The runner's view of a :func:`~stages.train.loop.train_model` result: no table, the metrics, model and log as artifacts."""
+    metrics = {key: float("nan") if result[key] is None else float(result[key]) for key in METRIC_KEYS}
+    return ShardResult(
+        tables={},
+        quarantine=result["quarantine"],
+        metrics=metrics,
+        artifacts=[result["model_dir"], result["log_path"]],
+    )
 
 
 def run_shard(inputs: ShardInputs, output: ShardOutput, config: TrainConfig) -> ShardResult:
@@ -16,12 +31,4 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: TrainConfig) -> 
     """
     from stages.train.loop import train_model
 
-    result = train_model(config, inputs.table("tasks"), inputs.table("listwise"), output.scratch_dir)
-    keys = ("steps", "resumed_from", "lists", "skipped_lists", "final_loss", "final_reward_accuracy")
-    metrics = {key: float("nan") if result[key] is None else float(result[key]) for key in keys}
-    return ShardResult(
-        tables={},
-        quarantine=result["quarantine"],
-        metrics=metrics,
-        artifacts=[result["model_dir"], result["log_path"]],
-    )
+    return shard_result(train_model(config, inputs.table("tasks"), inputs.table("listwise"), output.scratch_dir))

@@ -1,4 +1,4 @@
-"""Tasks + listwise tables for the train tests (tiny, three lists of four responses)."""
+"""Tasks + listwise tables for the train tests (tiny: three lists of four responses unless told otherwise)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from data_schemas.images import encode_image_cell
 from data_schemas.tables import validate_table
 
 COLOURS = {"t-red": (220, 30, 30), "t-green": (30, 200, 60), "t-blue": (40, 60, 220)}
+COLOURS4 = {**COLOURS, "t-white": (235, 235, 235)}
 RESPONSES = [
     ("red", 1.0, "policy"),
     ("a red circle", 0.75, "ground_truth"),
@@ -27,9 +28,9 @@ def png(colour: tuple[int, int, int]) -> bytes:
     return buf.getvalue()
 
 
-def make_tasks() -> pa.Table:
+def make_tasks(colours: dict[str, tuple[int, int, int]] = COLOURS) -> pa.Table:
     rows = []
-    for tid, colour in COLOURS.items():
+    for tid, colour in colours.items():
         data = png(colour)
         rows.append(
             {
@@ -42,14 +43,20 @@ def make_tasks() -> pa.Table:
     return validate_table(rows, "tasks")
 
 
-def make_listwise(ref: list[list[float]] | None = None) -> pa.Table:
+def make_listwise(
+    ref: list[list[float]] | None = None,
+    colours: dict[str, tuple[int, int, int]] = COLOURS,
+    responses: dict[str, list[tuple[str, float, str]]] | None = None,
+) -> pa.Table:
+    """One list per task of ``colours``: RESPONSES, or ``responses[task_id]`` where given."""
     rows = []
-    for k, tid in enumerate(COLOURS):
+    for k, tid in enumerate(colours):
+        triples = (responses or {}).get(tid, RESPONSES)
         rows.append(
             {
                 "task_id": tid, "task_type": "vqa", "prompt": "What colour is the shape?",
-                "responses": [r[0] for r in RESPONSES], "rewards": [r[1] for r in RESPONSES],
-                "origins": [r[2] for r in RESPONSES], "cand_ids": [f"{tid}-{i}" for i in range(len(RESPONSES))],
+                "responses": [r[0] for r in triples], "rewards": [r[1] for r in triples],
+                "origins": [r[2] for r in triples], "cand_ids": [f"{tid}-{i}" for i in range(len(triples))],
                 "logprob_sums": None, "n_tokens": None,
                 "ref_logps": None if ref is None else ref[k], "ref_n_tokens": None,
             }

@@ -1,0 +1,61 @@
+"""The policy's forward over whole lists as one ``nn.Module`` call, so DistributedDataParallel sees one forward per backward.
+
+Scoring a list runs the model several times (the shared prompt, then its responses on the KV
+cache; more chunks above ``forward_batch_size``). DDP prepares its gradient reduction once per
+forward of the module it wraps, so it wraps this module, not the VLM: every inner model call then
+belongs to one DDP forward whose output (the log-prob sums) reaches every parameter used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from stages.train.data import ListExample
+from stages.train.logprobs import response_logprobs
+
+__all__ = ["ListScorer", "has_unused_parameters"]
+
+
+class ListScorer(torch.nn.Module):
+    """``forward(lists) -> (sums, n_tokens)``: every response of ``lists`` scored under ``model``, flat, in list order."""
+
+    def __init__(self, model: Any, processor: Any, forward_batch_size: int, share_prompt: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.processor = processor
+        self.forward_batch_size = forward_batch_size
+        self.share_prompt = share_prompt
+
+    def forward(self, lists: list[ListExample]) -> tuple[torch.Tensor, torch.Tensor]:
+        images, prompts, responses = [], [], []
+        for ex in lists:
+            image = ex.image()  # one object per list: its responses share the prompt pass
+            images += [image] * len(ex.responses)
+            prompts += [ex.prompt] * len(ex.responses)
+            responses += ex.responses
+        return response_logprobs(
+            self.model, self.processor, images, prompts, responses, self.forward_batch_size, share_prompt=self.share_prompt
+        )
+
+
+def has_unused_parameters(scorer: ListScorer, lists: list[ListExample], autocast: bool = False) -> bool:
+    """Whether some trainable parameter gets no gradient from a step on ``lists`` (DDP then needs ``find_unused_parameters``).
+
+    A text-only list leaves the vision tower unused, so any text-only list answers yes. Otherwise one
+    list is scored and back-propagated as a probe; the RNG state and the gradients are restored, so
+    the probe changes nothing the training run computes.
+    """
+    if any(ex.image_cell is None for ex in lists):
+        return True
+    params = [p for p in scorer.parameters() if p.requires_grad]
+    device = params[0].device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            sums, _ = scorer(lists[:1])
+        sums.sum().backward()
+    unused = any(p.grad is None for p in params)
+    for p in params:
+        p.grad = None
+    return unused

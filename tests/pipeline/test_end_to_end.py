@@ -1,0 +1,63 @@
+"""The whole chain on Ray with the tiny model: every stage, the report, the export, then a partial redo."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.outputs import finalize_run
+from pipeline.runner import run_pipeline
+from pipeline.store import RunStore
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def _settings(model_dir) -> list[str]:
+    return [
+        "run.progress=false",
+        "ingest.n_tasks=12",
+        "ingest.shard_size=4",
+        f'sample.model="{model_dir}"',
+        "sample.n=2",
+        "sample.max_tokens=8",
+        "perturb.max_tokens=8",
+        "perturb.distortion.n_answers=1",
+        'perturb.distortion.distortions=[{ name = "diffusion", label = "diffusion" }]',
+        "train.max_steps=2",
+        "train.save_every=1",
+    ]
+
+
+def test_full_chain_then_reward_change_redoes_only_downstream(ray_session, tiny_model_dir, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    run_dir = tmp_path / "run"
+    cfg = load_config(None, _settings(tiny_model_dir))
+    first = {s.stage: s for s in run_pipeline(cfg, run_dir)}
+    assert list(first) == ["ingest", "sample", "perturb", "score", "rank", "reference", "train"]
+    assert all(s.shards_run == s.shards_total for s in first.values())
+    assert first["ingest"].rows == {"tasks": 12}
+    # 2 policy + 1 ground truth per task from sample; perturb adds hallucinations and distorted-image answers
+    assert first["sample"].rows == {"candidates": 36}
+    assert first["perturb"].rows["candidates"] > 36
+    assert first["score"].rows["scored"] == first["perturb"].rows["candidates"]
+    assert first["rank"].rows["listwise"] > 0
+
+    finalize_run(cfg, run_dir, ran=list(first))
+    stats = json.loads((run_dir / "report" / "stats.json").read_text())
+    assert stats["tasks"]["in"] == 12
+    assert (run_dir / "report" / "distortions.png").stat().st_size > 0
+    pairs = datasets.load_dataset(str(run_dir / "export"), "pairs", split="train", cache_dir=str(tmp_path / "hf"))
+    assert pairs.num_rows == first["rank"].rows["pairs"]
+    assert pairs[0]["images"][0].size[0] > 0
+    model_dir = run_dir / "train" / "artifacts" / "model"
+    assert (model_dir / "config.json").is_file()
+
+    changed = load_config(None, [*_settings(tiny_model_dir), 'score.reward_kinds={ ocr = "anls" }'])
+    second = {s.stage: s for s in run_pipeline(changed, run_dir)}
+    assert [second[s].shards_run for s in ("ingest", "sample", "perturb")] == [0, 0, 0]
+    assert second["score"].shards_run == second["score"].shards_total == 3
+    kinds = set(RunStore(run_dir).read_table("score", "scored", "scored", columns=["reward_kind"])["reward_kind"].to_pylist())
+    assert "anls" in kinds
+    assert second["rank"].shards_run == 3 and second["train"].shards_run == 1
