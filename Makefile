@@ -22,7 +22,11 @@ $(TINY_MODEL)/config.json: | $(STAMP)
 run: $(STAMP) $(TINY_MODEL)/config.json
 	$(BIN)/perpo-pipeline run --config pipeline.toml
 	@echo
-	@echo "outputs: runs/demo (tables, quarantine/, report/, export/ = Hub-ready dataset, train/ = trained model)"
+	@echo "outputs in runs/demo/:"
+	@echo "  report/          stats.json and plots (reward histograms, list sizes, distortion gallery)"
+	@echo "  export/          Hub-ready dataset (README card + data/{listwise,pairs,groups}); publish with perpo-pipeline publish"
+	@echo "  train/artifacts/ trained model (model/), checkpoints, train_log.jsonl"
+	@echo "  quarantine/      rows set aside, with their reasons (present only when there are any)"
 
 ## run the test suite
 test: $(STAMP)

@@ -167,6 +167,10 @@ def config_reference() -> None:
 
 def main() -> None:
     """Entry point: run the app, turning user errors into one line on stderr and exit code 2."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     try:
         app(standalone_mode=False)
     except PipelineError as exc:

@@ -7,7 +7,11 @@ import os
 
 from pipeline.config import RayConfig
 
-__all__ = ["ensure_ray", "shutdown_ray"]
+__all__ = ["ensure_ray", "shutdown_ray", "QUIET_ENV"]
+
+# Set in the driver and shipped to every worker: no per-load progress bars from transformers /
+# huggingface_hub in the logs, and no update check to PyPI when albumentations is imported.
+QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
 
 
 def ensure_ray(cfg: RayConfig) -> bool:
@@ -18,11 +22,18 @@ def ensure_ray(cfg: RayConfig) -> bool:
     without the dashboard.
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
     import ray
 
     if ray.is_initialized():
         return False
-    kwargs: dict = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": True}
+    kwargs: dict = {
+        "include_dashboard": False,
+        "logging_level": logging.WARNING,
+        "log_to_driver": True,
+        "runtime_env": {"env_vars": {k: os.environ[k] for k in QUIET_ENV}},
+    }
     if cfg.address:
         kwargs["address"] = cfg.address
     else:

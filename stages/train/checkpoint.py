@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "trainable_state", "rng_state"]
+__all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "is_checkpoint", "trainable_state", "rng_state"]
 
 _NAME = re.compile(r"^step-(\d{8})$")
 _FILE = "checkpoint.pt"
@@ -84,10 +84,15 @@ def save_checkpoint(
     return final
 
 
+def is_checkpoint(path: Path) -> bool:
+    """True if ``path`` is a complete checkpoint folder (as this process's filesystem shows it)."""
+    return bool(_NAME.match(path.name)) and (path / _FILE).is_file()
+
+
 def _checkpoints(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if _NAME.match(p.name) and (p / _FILE).is_file()]
+    found = [p for p in root.iterdir() if is_checkpoint(p)]
     return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))  # type: ignore[union-attr]
 
 

@@ -74,6 +74,13 @@ def init_distributed(device: str = "auto") -> DistInfo:
     rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
     cuda = resolve_device(device) == "cuda"
     if cuda:
+        if local_rank >= torch.cuda.device_count():
+            from pipeline.errors import ConfigError
+
+            raise ConfigError(
+                f"LOCAL_RANK {local_rank} but this machine shows {torch.cuda.device_count()} GPU(s); "
+                "start at most one process per GPU (torchrun --nproc_per_node)"
+            )
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if cuda else "gloo", rank=rank, world_size=world_size)

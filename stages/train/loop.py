@@ -32,7 +32,7 @@ from typing import Any, Callable
 import pyarrow as pa
 
 from pipeline.errors import ConfigError
-from stages.train.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint
+from stages.train.checkpoint import is_checkpoint, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint
 from stages.train.config import RESUME_NEUTRAL_FIELDS, TrainConfig
 from stages.train.data import ListExample, load_lists
 from stages.train.distributed import SINGLE, DistInfo, all_gather_objects, all_reduce_sum, barrier, rank_split
@@ -319,10 +319,15 @@ def train_model(
     scheduler = get_scheduler(schedule, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=total)
     digest = _data_digest(lists)
 
-    # ---- resume from the newest checkpoint, if any
+    # ---- resume from the newest checkpoint, if any (rank 0's choice: every rank must load the same one)
     step, resumed_from = 0, 0
-    latest = latest_checkpoint(out_dir / "checkpoints")
+    latest = all_gather_objects(latest_checkpoint(out_dir / "checkpoints"), info)[0]
     if latest is not None:
+        if not is_checkpoint(latest):
+            raise ConfigError(
+                f"[train] rank {info.rank} cannot see checkpoint {latest}, which rank 0 resumes from; "
+                "several machines need the run folder on a shared filesystem"
+            )
         saved = load_checkpoint(latest, model, optimizer, scheduler, rank=info.rank)
         _check_resume(saved, config, digest, latest, info.world_size)
         step = resumed_from = saved["counters"]["step"]
@@ -330,7 +335,8 @@ def train_model(
     log = _JsonlLog(log_path, keep_through=step) if info.is_main else None
     scorer = ListScorer(model, processor, config.forward_batch_size, config.share_prompt)
     if info.distributed:
-        scorer = wrap_ddp(scorer, info, has_unused_parameters(scorer, lists, autocast))
+        unused = any(all_gather_objects(has_unused_parameters(scorer, lists, autocast), info))
+        scorer = wrap_ddp(scorer, info, find_unused_parameters=unused)
     device = params[0].device
 
     while step < total:

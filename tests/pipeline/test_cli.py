@@ -17,7 +17,7 @@ def cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     )
 
 
-def _one_line_error(result: subprocess.CompletedProcess, pattern: str) -> None:
+def assert_one_line_error(result: subprocess.CompletedProcess, pattern: str) -> None:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -46,17 +46,17 @@ def test_help_lists_every_command():
 def test_run_user_mistakes_are_one_line_exit_2(tmp_path, args, message):
     run_dir = tmp_path / "run"
     result = cli("run", "--run-dir", str(run_dir), "--no-ray", *args)
-    _one_line_error(result, message)
+    assert_one_line_error(result, message)
     if "--set" in args and "ingest.path" not in " ".join(args):
         assert not run_dir.exists(), "a config error must write nothing"
 
 
 def test_status_of_missing_run_dir(tmp_path):
-    _one_line_error(cli("status", "--run-dir", str(tmp_path / "none")), "does not exist")
+    assert_one_line_error(cli("status", "--run-dir", str(tmp_path / "none")), "does not exist")
 
 
 def test_export_of_unranked_run_is_an_error(tmp_path):
-    _one_line_error(cli("export", "--run-dir", str(tmp_path)), "not a run folder")
+    assert_one_line_error(cli("export", "--run-dir", str(tmp_path)), "not a run folder")
 
 
 def test_make_demo_then_ingest_it_and_status(tmp_path):
