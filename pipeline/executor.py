@@ -91,9 +91,17 @@ class _ShardActor:
     def __init__(self, spec: StageSpec, config: StageConfig):
         self.spec = spec
         self.config = config
-        self.resources = self.spec.setup(config) if self.spec.setup else None
+        self.resources = None
+        self.setup_error: BaseException | None = None
+        try:
+            self.resources = self.spec.setup(config) if self.spec.setup else None
+        except Exception as exc:  # noqa: BLE001 - re-raised by ready() so the driver sees the user's error
+            self.setup_error = exc
 
     def ready(self) -> bool:
+        """Raise the setup error, if any (a creation-task error would reach the driver as ActorDiedError)."""
+        if self.setup_error is not None:
+            raise self.setup_error
         return True
 
     def run(self, tables: dict[str, pa.Table], output: ShardOutput) -> tuple[ShardResult, float]:

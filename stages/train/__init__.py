@@ -1,7 +1,9 @@
 """The train stage: preference losses on listwise data (dpo, ipo, perpo, mdpo, mipo, leanpo, povid).
 
 Importing this package stays light (no torch): the losses, log-prob scoring and the loop are in
-submodules imported when used. ``train_model`` is the entry point the CLI's ``train`` command calls.
+submodules imported when used. ``train_model`` is the entry point the CLI's ``train`` command calls;
+``python -m stages.train --run-dir RUN`` (:mod:`stages.train.launch`) runs it on a run folder in one
+process or, under ``torchrun`` / ``accelerate launch``, in several with DistributedDataParallel.
 """
 
 from __future__ import annotations

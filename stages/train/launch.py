@@ -1,15 +1,16 @@
 """``python -m stages.train``: train a run's model in this process, or in K processes under torchrun / accelerate.
 
     torchrun --nproc_per_node=4 -m stages.train --run-dir runs/demo [--config pipeline.toml] [--set train.x=y]
-    accelerate launch --num_processes 4 -m stages.train --run-dir runs/demo
+    accelerate launch --multi_gpu --num_processes 4 -m stages.train --run-dir runs/demo
 
 The run folder must hold finished upstream stages (``perpo-pipeline run --run-dir runs/demo``
 through rank or reference). The config is the run's snapshot ``<run-dir>/config.toml`` unless
 ``--config`` names another file. The inputs are the ones ``perpo-pipeline run`` would give the train
 stage (tasks from ingest; listwise from reference when it is enabled, else rank), and the outputs go
-where it would put them (``<run-dir>/train/artifacts``: model/, checkpoints/, train_log.jsonl), so
-either command resumes the other's checkpoints; a finished run is recorded in the train manifest,
-and ``perpo-pipeline run`` then skips the train stage.
+where it would put them (``<run-dir>/train/artifacts``: model/, checkpoints/, train_log.jsonl);
+checkpoints resume under the same number of processes (``perpo-pipeline run`` is one). Like ``perpo-pipeline run``, it writes the resolved
+config (with ``--set``) to ``<run-dir>/config.toml`` and records the finished training in the train
+manifest, so a later ``perpo-pipeline run`` with the same settings skips the train stage.
 
 User mistakes (no run folder, an unfinished upstream stage, a bad config) print one line on stderr
 and exit with code 2.
@@ -145,6 +146,10 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         _hold_run_lock(stack, store, info)
         if info.is_main and runner_folder:
+            from pipeline.config import config_to_toml
+            from pipeline.store import atomic_write_bytes
+
+            atomic_write_bytes(store.run_dir / "config.toml", config_to_toml(cfg).encode())  # as `run` does
             store.prepare_scratch(own_folder, inputs.fingerprint)  # another config's checkpoints must not resume
         barrier(info)
         started = time.perf_counter()

@@ -13,8 +13,8 @@ train one model with DistributedDataParallel: each optimizer step's global batch
 ``micro_batch_size × gradient_accumulation_steps × world_size`` lists, every rank takes a disjoint
 share of each global micro-batch (:func:`rank_micro_batch`), DDP averages the gradients (each rank's
 loss is a mean over its lists, so the average equals the single-process loss over the whole global
-micro-batch), metrics are summed across ranks for the log, and rank 0 alone writes checkpoints,
-the log and the model.
+micro-batch), the logged metrics cover all ranks (mean loss, summed counts), and rank 0 alone
+writes checkpoints, the log and the model.
 """
 
 from __future__ import annotations

@@ -61,3 +61,12 @@ def test_full_chain_then_reward_change_redoes_only_downstream(ray_session, tiny_
     kinds = set(RunStore(run_dir).read_table("score", "scored", "scored", columns=["reward_kind"])["reward_kind"].to_pylist())
     assert "anls" in kinds
     assert second["rank"].shards_run == 3 and second["train"].shards_run == 1
+
+
+def test_bad_model_path_fails_before_any_sample_shard(ray_session, tmp_path):
+    from pipeline.errors import ModelError
+
+    cfg = load_config(None, ["run.progress=false", "ingest.n_tasks=4", f'sample.model="{tmp_path / "missing"}"'])
+    with pytest.raises(ModelError, match="does not exist"):
+        run_pipeline(cfg, tmp_path / "run")
+    assert RunStore(tmp_path / "run").read_manifest("sample").shards == {}
