@@ -52,11 +52,14 @@ def _example(responses: list[str], rewards: list[float]):
 def _timed_step(model, processor, optimizer, lists, config) -> tuple[float, float]:
     """Seconds and response tokens of one optimizer step made of one micro-step per list."""
     from stages.train.loop import _micro_step
+    from stages.train.scorer import ListScorer
+
+    scorer = ListScorer(model, processor, config.forward_batch_size, config.share_prompt)
 
     t0 = time.perf_counter()
     tokens = 0.0
     for ex in lists:
-        tokens += _micro_step(model, processor, [ex], config, 1.0)["tokens"]
+        tokens += _micro_step(scorer, [ex], config, 1.0)["tokens"]
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
     return time.perf_counter() - t0, tokens

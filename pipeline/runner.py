@@ -26,7 +26,15 @@ from pipeline.store import Manifest, RunStore, atomic_write_bytes, atomic_write_
 from stages.base import ShardOutput, ShardResult, StageSpec
 from stages import registry
 
-__all__ = ["StageSummary", "enabled_chain", "check_chain", "run_pipeline", "resolve_run_dir"]
+__all__ = [
+    "StageSummary",
+    "enabled_chain",
+    "check_chain",
+    "producers",
+    "fan_in_hashes",
+    "run_pipeline",
+    "resolve_run_dir",
+]
 
 PLAN_QUARANTINE = "plan"
 
@@ -87,6 +95,11 @@ def _stage_names_arg(names: list[str], chain: list[StageSpec], flag: str) -> lis
     return names
 
 
+def fan_in_hashes(upstream: dict[str, Manifest]) -> list[str]:
+    """Input hashes of a fan-in shard: the content hash of every shard of every input table, in a fixed order."""
+    return [f"{t}:{i}:{m.shards[i].content_hash}" for t, m in sorted(upstream.items()) for i in range(m.n_shards or 0)]
+
+
 class _StageRun:
     """The shards of one stage in one invocation: planning, skipping, committing."""
 
@@ -116,10 +129,7 @@ class _StageRun:
                     f"finished in {self.store.run_dir}; run it first (add it to --stages or drop --stages)"
                 )
         if self.spec.fan_in:
-            hashes = [
-                f"{t}:{i}:{m.shards[i].content_hash}" for t, m in sorted(upstream.items()) for i in range(m.n_shards)
-            ]
-            return [self._job(0, hashes, lambda: self._load_all(upstream))]
+            return [self._job(0, fan_in_hashes(upstream), lambda: self._load_all(upstream))]
         counts = {m.n_shards for m in upstream.values()}
         if len(counts) != 1:
             raise ConfigError(f"stage {self.spec.name}: its inputs have different shard counts {sorted(counts)}")

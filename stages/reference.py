@@ -3,26 +3,60 @@
 Training then needs no second model in memory: the listwise rows carry ``ref_logps`` (summed over
 response tokens, EOS included) and ``ref_n_tokens``, scored on the prompt format the sampler used
 (:func:`stages.sample.chat.render_prompt`) exactly as the trainer scores the policy.
+
+Two backends score the same token sequences: ``hf`` (transformers forward passes,
+:func:`stages.train.logprobs.response_logprobs`; CPU or GPU) and ``vllm`` (``prompt_logprobs`` of
+a ``vllm.LLM`` engine, :mod:`stages.reference_vllm`; GPU). Every response of a shard is flattened
+into one ``(image, prompt, response)`` triple, scored by the backend, and regrouped per list.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Callable, Final, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from data_schemas.tables import validate_table
 from pipeline.errors import ConfigError
-from stages.base import ShardInputs, ShardOutput, ShardResult, StageConfig, StageSpec
+from stages.base import ShardInputs, ShardOutput, ShardResult, StageConfig, StageSpec, quarantine_row
+from stages.reference_vllm import ScoringError
+from stages.sample.config import Backend
 
-__all__ = ["SPEC", "ReferenceConfig", "ReferenceModel", "setup", "run_shard", "score_lists"]
+__all__ = [
+    "SPEC",
+    "SCORERS",
+    "SCORING_FAILED",
+    "SETUPS",
+    "ReferenceConfig",
+    "ReferenceModel",
+    "Triple",
+    "setup",
+    "run_shard",
+    "score_lists",
+]
+
+Triple = tuple[Any, str, str]
+"""One scored response: ``(image or None, prompt, response)``."""
+
+SCORING_FAILED: Final[str] = "scoring_failed"
+"""Quarantine reason of a list with a response the engine refused (vllm: image rejected, too long)."""
 
 
 class ReferenceConfig(StageConfig):
-    """``[reference]``: which model scores the responses and on what hardware."""
+    """``[reference]``: which model scores the responses, with which engine, on what hardware.
+
+    Fields marked 'hf:' or 'vllm:' apply to that backend only and are ignored by the other (as in
+    ``[sample]``), so one pipeline.toml switches engines with ``--set reference.backend=vllm``.
+    """
 
     # what is computed
+    backend: Backend = Field(
+        Backend.HF,
+        description="Scoring engine: 'hf' (transformers forward passes, CPU or GPU) or 'vllm' (prompt "
+        "log-probs of a vLLM engine; GPU only, install with `pip install 'perpo-pipeline[vllm]'`). "
+        "Both score the same tokens.",
+    )
     model: str = Field(
         "",
         description="Reference model: a local folder or Hub id. Empty means the sample stage's model "
@@ -31,66 +65,129 @@ class ReferenceConfig(StageConfig):
     append_eos: bool = Field(True, description="Score each response followed by the EOS token, as generated.")
     share_prompt: bool = Field(
         True,
-        description="Run a list's prompt and image once and score its responses on the KV cache "
+        description="hf: run a list's prompt and image once and score its responses on the KV cache "
         "(llava-family models; others always score full sequences). Same numbers, less compute.",
     )
     # how fast / where
-    batch_size: int = Field(16, ge=1, description="Responses scored per forward pass.")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto' uses a CUDA GPU when one is visible.")
+    batch_size: int = Field(16, ge=1, description="hf: responses scored per forward pass (vllm batches internally).")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="hf: where the model runs; 'auto' uses a CUDA GPU when one is visible (vllm: always GPU)."
+    )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Weights dtype; 'auto' is bfloat16 on GPU, float32 on CPU."
     )
     num_actors: int = Field(1, ge=1, description="Model replicas (Ray actors) scoring shards in parallel.")
-    num_gpus: float = Field(0.0, ge=0, description="GPUs Ray reserves per actor (0 on CPU).")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs Ray reserves per actor (0 on CPU; vllm: at least tensor_parallel_size).")
     num_cpus: float = Field(1.0, gt=0, description="CPUs Ray reserves per actor.")
+    # vllm backend
+    tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs one engine shards the model over.")
+    max_model_len: int | None = Field(
+        None,
+        ge=16,
+        description="vllm: context length (prompt with image tokens + response); unset uses the model's. "
+        "A list with a longer response is quarantined as 'scoring_failed'.",
+    )
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0, description="vllm: fraction of GPU memory the engine may take.")
+    limit_mm_per_prompt: int = Field(1, ge=1, description="vllm: images allowed per prompt (tasks have one).")
+
+    @model_validator(mode="after")
+    def _check_backend_resources(self) -> "ReferenceConfig":
+        if self.backend == Backend.VLLM:
+            if self.device == "cpu":
+                raise ValueError("[reference] backend = 'vllm' needs a GPU but device = 'cpu'; use backend = 'hf' on CPU")
+            if 0 < self.num_gpus < self.tensor_parallel_size:
+                raise ValueError(
+                    f"[reference] num_gpus = {self.num_gpus} per actor is less than tensor_parallel_size = "
+                    f"{self.tensor_parallel_size}; set num_gpus >= tensor_parallel_size"
+                )
+        return self
 
 
 @dataclass
 class ReferenceModel:
-    """What :func:`setup` loads once per actor."""
+    """What the hf backend's setup loads once per actor."""
 
     model: Any
     processor: Any
     name: str
 
 
-def setup(config: ReferenceConfig) -> ReferenceModel:
-    """Load the reference model and processor (eval mode); raises ConfigError/ModelError on a bad ``model``."""
+def _setup_hf(config: ReferenceConfig) -> ReferenceModel:
     from stages.sample.hf_backend import load_vlm
 
+    model, processor = load_vlm(config.model, device=config.device, dtype=config.dtype)
+    return ReferenceModel(model=model, processor=processor, name=config.model)
+
+
+def _setup_vllm(config: ReferenceConfig) -> Any:
+    from stages.reference_vllm import setup_vllm
+
+    return setup_vllm(config)
+
+
+def _score_hf(resources: ReferenceModel, triples: list[Triple], config: ReferenceConfig) -> list[tuple[float, int]]:
+    import torch
+
+    from stages.train.logprobs import response_logprobs
+
+    images, prompts, responses = (list(column) for column in zip(*triples)) if triples else ([], [], [])
+    with torch.inference_mode():
+        sums, counts = response_logprobs(
+            resources.model, resources.processor, images, prompts, responses,
+            config.batch_size, config.append_eos, config.share_prompt,
+        )  # fmt: skip
+    return [(s, int(n)) for s, n in zip(sums.double().cpu().tolist(), counts.cpu().tolist())]
+
+
+def _score_vllm(resources: Any, triples: list[Triple], config: ReferenceConfig) -> list[tuple[float, int] | ScoringError]:
+    from stages.reference_vllm import score_triples_vllm
+
+    return score_triples_vllm(resources, triples, config.append_eos)
+
+
+# Per backend: what setup loads, and how it scores triples. A scorer returns ``(sum, n_tokens)`` per
+# triple in order, or a ScoringError for a triple the engine refused.
+SETUPS: Final[dict[Backend, Callable[[ReferenceConfig], Any]]] = {Backend.HF: _setup_hf, Backend.VLLM: _setup_vllm}
+SCORERS: Final[dict[Backend, Callable[[Any, list[Triple], ReferenceConfig], list[tuple[float, int] | ScoringError]]]] = {
+    Backend.HF: _score_hf,
+    Backend.VLLM: _score_vllm,
+}
+
+
+def setup(config: ReferenceConfig) -> Any:
+    """Load the reference model with ``config.backend``; raises ConfigError (no model), ModelError (bad model), ImportError (vllm missing)."""
     if not config.model:
         raise ConfigError(
             "[reference] model is empty and no sample model was filled in; set [reference] model "
             "(or [sample] model) to a model folder or Hub id"
         )
-    model, processor = load_vlm(config.model, device=config.device, dtype=config.dtype)
-    return ReferenceModel(model=model, processor=processor, name=config.model)
+    return SETUPS[Backend(config.backend)](config)
 
 
 def score_lists(
-    resources: ReferenceModel, examples: list, batch_size: int, append_eos: bool = True, share_prompt: bool = True
-) -> list[tuple[list[float], list[int]]]:
-    """Return ``(ref_logps, ref_n_tokens)`` for every response of every example, all lists batched together."""
-    import torch
+    resources: Any, examples: list, config: ReferenceConfig
+) -> list[tuple[list[float], list[int]] | ScoringError]:
+    """Return ``(ref_logps, ref_n_tokens)`` for every response of every example, all lists scored in one batch.
 
-    from stages.train.logprobs import response_logprobs
-
-    images, prompts, responses, owner = [], [], [], []
+    ``resources`` is what :func:`setup` returned for ``config``. An example with a response the
+    engine refused gets that response's :class:`ScoringError` instead.
+    """
+    triples: list[Triple] = []
+    owner: list[int] = []
     for i, ex in enumerate(examples):
-        image = ex.image()
-        for text in ex.responses:
-            images.append(image)
-            prompts.append(ex.prompt)
-            responses.append(text)
-            owner.append(i)
-    with torch.inference_mode():
-        sums, counts = response_logprobs(
-            resources.model, resources.processor, images, prompts, responses, batch_size, append_eos, share_prompt
-        )
-    out: list[tuple[list[float], list[int]]] = [([], []) for _ in examples]
-    for i, s, n in zip(owner, sums.double().cpu().tolist(), counts.cpu().tolist()):
-        out[i][0].append(s)
-        out[i][1].append(int(n))
+        image = ex.image()  # one object per list: the hf backend runs a shared prompt once per object
+        triples += [(image, ex.prompt, text) for text in ex.responses]
+        owner += [i] * len(ex.responses)
+    scores = SCORERS[Backend(config.backend)](resources, triples, config)
+    out: list[tuple[list[float], list[int]] | ScoringError] = [([], []) for _ in examples]
+    for i, score in zip(owner, scores, strict=True):
+        if isinstance(out[i], ScoringError):
+            continue  # the list is already lost to an earlier response
+        if isinstance(score, ScoringError):
+            out[i] = score
+            continue
+        out[i][0].append(float(score[0]))
+        out[i][1].append(int(score[1]))
     return out
 
 
@@ -100,11 +197,14 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: ReferenceConfig)
 
     resources = inputs.resources if inputs.resources is not None else setup(config)
     examples, quarantine = load_lists(inputs.table("tasks"), inputs.table("listwise"))
-    scores = score_lists(resources, examples, config.batch_size, config.append_eos, config.share_prompt)
     rows = []
-    for ex, (logps, n_tokens) in zip(examples, scores):
-        rows.append({**ex.row, "ref_logps": logps, "ref_n_tokens": n_tokens})
-    n_responses = sum(len(ex.responses) for ex in examples)
+    n_responses = 0
+    for ex, scored in zip(examples, score_lists(resources, examples, config)):
+        if isinstance(scored, ScoringError):
+            quarantine.append(quarantine_row(ex.task_id, SCORING_FAILED, scored.message, ex.row))
+            continue
+        rows.append({**ex.row, "ref_logps": scored[0], "ref_n_tokens": scored[1]})
+        n_responses += len(ex.responses)
     return ShardResult(
         tables={"listwise": validate_table(rows, "listwise")},
         quarantine=quarantine,

@@ -87,11 +87,9 @@ def build_reference_requests(
     ``append_eos`` — the tokens the hf path scores. Pure: no vLLM, no model weights.
     """
     tok = _tokenizer(processor)
-    rendered = {(img is not None, p): "" for img, p, _ in triples}
-    for with_image, p in rendered:
-        rendered[(with_image, p)] = render_prompt(processor, p, with_image=with_image)
-    keys = list(rendered)
-    prompt_ids = dict(zip(keys, tok([rendered[k] for k in keys])["input_ids"])) if keys else {}
+    keys = list(dict.fromkeys((image is not None, prompt) for image, prompt, _ in triples))  # each prompt once
+    texts = [render_prompt(processor, prompt, with_image=with_image) for with_image, prompt in keys]
+    prompt_ids = dict(zip(keys, tok(texts)["input_ids"])) if keys else {}
     eos = [tok.eos_token_id] if append_eos and tok.eos_token_id is not None else []
     responses = tok([r for _, _, r in triples], add_special_tokens=False)["input_ids"] if triples else []
     requests = []

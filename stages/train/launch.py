@@ -66,7 +66,7 @@ def resolve_inputs(store: Any, cfg: Any) -> TrainInputs:
     """
     from pipeline.config import section_for_fingerprint
     from pipeline.fingerprint import shard_fingerprint
-    from pipeline.runner import check_chain, producers
+    from pipeline.runner import check_chain, fan_in_hashes, producers
     from stages import registry
 
     chain = [spec for spec in registry.stage_specs() if spec.name == STAGE or getattr(cfg, spec.name).enabled]
@@ -81,9 +81,8 @@ def resolve_inputs(store: Any, cfg: Any) -> TrainInputs:
                 f"{store.run_dir}; run `perpo-pipeline run --run-dir {store.run_dir}` up to {stage} first"
             )
     tables = {table: store.read_table(spec.name, table, spec.writes[0]) for table, spec in sources.items()}
-    # the runner's fan-in fingerprint: the config section and every input shard's content hash
-    hashes = [f"{t}:{i}:{m.shards[i].content_hash}" for t, m in sorted(manifests.items()) for i in range(m.n_shards or 0)]
-    fingerprint = shard_fingerprint(STAGE, section_for_fingerprint(getattr(cfg, STAGE)), hashes)
+    # the runner's fan-in fingerprint, so a later `perpo-pipeline run` skips this training
+    fingerprint = shard_fingerprint(STAGE, section_for_fingerprint(getattr(cfg, STAGE)), fan_in_hashes(manifests))
     return TrainInputs(tables=tables, fingerprint=fingerprint, producers={t: s.name for t, s in sources.items()})
 
 
@@ -171,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from stages.train.distributed import cleanup
 
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no per-rank "Loading weights" bars
     args = _parser().parse_args(argv)
     try:
         _train(args)

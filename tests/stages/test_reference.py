@@ -8,12 +8,14 @@ import io
 import pyarrow as pa
 import pytest
 import torch
+from pydantic import ValidationError
 
 from data_schemas.images import decode_image_cell, encode_image_cell
 from data_schemas.tables import validate_table
 from pipeline.errors import ConfigError
 from stages.base import ShardInputs, ShardOutput
-from stages.reference import SPEC, ReferenceConfig, run_shard, setup
+from stages.reference import SCORERS, SETUPS, SPEC, ReferenceConfig, run_shard, setup
+from stages.sample.config import Backend
 from stages.train.logprobs import response_logprobs
 
 
@@ -86,3 +88,37 @@ def test_empty_model_is_a_config_error():
 def test_spec():
     assert SPEC.name == "reference" and SPEC.reads == ("tasks", "listwise") and SPEC.writes == ("listwise",)
     assert SPEC.uses_model and SPEC.setup is setup and SPEC.config_cls is ReferenceConfig and not SPEC.fan_in
+
+
+@pytest.mark.parametrize("backend", list(Backend))
+def test_every_backend_has_a_setup_and_a_scorer(backend):
+    assert backend in SETUPS and backend in SCORERS
+    assert ReferenceConfig(backend=backend.value).backend is backend
+
+
+def test_vllm_fields_are_ignored_by_hf_and_hf_fields_by_vllm():
+    hf = ReferenceConfig(backend="hf", device="cpu", tensor_parallel_size=4, max_model_len=64, gpu_memory_utilization=0.5)
+    assert hf.tensor_parallel_size == 4  # accepted, unused: one pipeline.toml serves both backends
+    vllm = ReferenceConfig(backend="vllm", batch_size=3, share_prompt=False, num_gpus=2, tensor_parallel_size=2)
+    assert vllm.batch_size == 3
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"backend": "vllm", "device": "cpu"}, r"backend = 'vllm' needs a GPU but device = 'cpu'"),
+        ({"backend": "vllm", "num_gpus": 1, "tensor_parallel_size": 2}, r"num_gpus = 1.0 per actor is less than tensor_parallel_size = 2"),
+        ({"backend": "tgi"}, r"backend\n  Input should be 'hf' or 'vllm'"),
+        ({"backend": "vllm", "max_model_len": 8}, r"max_model_len\n  Input should be greater than or equal to 16"),
+        ({"gpu_memory_utilization": 1.5}, r"gpu_memory_utilization\n  Input should be less than or equal to 1"),
+    ],
+)
+def test_bad_backend_settings_are_rejected(fields, match):
+    with pytest.raises(ValidationError, match=match):
+        ReferenceConfig(**fields)
+
+
+def test_switching_to_vllm_on_cpu_is_rejected_on_assignment():
+    config = ReferenceConfig(device="cpu")
+    with pytest.raises(ValidationError, match=r"use backend = 'hf' on CPU"):
+        config.backend = "vllm"
