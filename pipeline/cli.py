@@ -145,6 +145,9 @@ def train(
     config: ConfigOpt = Path("pipeline.toml"),
     run_dir: RunDirOpt = None,
     overrides: SetOpt = None,
+    nproc: Annotated[
+        int, typer.Option("--nproc", min=1, help="Processes (GPUs) to train on; above 1 it starts torchrun with DDP.")
+    ] = 1,
     no_ray: Annotated[bool, typer.Option("--no-ray", help="Train in this process, without Ray.")] = False,
 ) -> None:
     """Train on the run's ranked lists with the loss set by train.loss (same as `run --stages train`)."""
@@ -153,6 +156,13 @@ def train(
 
     cfg = _load(config, overrides)
     folder = resolve_run_dir(cfg, run_dir)
+    if nproc > 1:
+        import subprocess
+
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                   "-m", "stages.train", "--run-dir", str(folder), "--config", str(config)]
+        command += [f"--set={item}" for item in overrides or []]
+        raise typer.Exit(subprocess.run(command).returncode)
     run_pipeline(cfg, folder, stages=["train"], use_ray=not no_ray)
     typer.echo(format_status(folder, run_status(folder)))
 

@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 from data_schemas.tables import validate_table
 from pipeline.errors import ConfigError
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageConfig, StageSpec, quarantine_row
-from stages.reference_vllm import ScoringError
+from stages.reference_vllm import ScoringError, score_triples_vllm, setup_vllm
 from stages.sample.config import Backend
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "SCORING_FAILED",
     "SETUPS",
     "ReferenceConfig",
+    "Score",
     "ReferenceModel",
     "Triple",
     "setup",
@@ -38,6 +39,8 @@ __all__ = [
 
 Triple = tuple[Any, str, str]
 """One scored response: ``(image or None, prompt, response)``."""
+Score = tuple[float, int] | ScoringError
+"""A triple's ``(summed log-prob, n_tokens)``, or why the engine refused it."""
 
 SCORING_FAILED: Final[str] = "scoring_failed"
 """Quarantine reason of a list with a response the engine refused (vllm: image rejected, too long)."""
@@ -119,12 +122,6 @@ def _setup_hf(config: ReferenceConfig) -> ReferenceModel:
     return ReferenceModel(model=model, processor=processor, name=config.model)
 
 
-def _setup_vllm(config: ReferenceConfig) -> Any:
-    from stages.reference_vllm import setup_vllm
-
-    return setup_vllm(config)
-
-
 def _score_hf(resources: ReferenceModel, triples: list[Triple], config: ReferenceConfig) -> list[tuple[float, int]]:
     import torch
 
@@ -139,16 +136,13 @@ def _score_hf(resources: ReferenceModel, triples: list[Triple], config: Referenc
     return [(s, int(n)) for s, n in zip(sums.double().cpu().tolist(), counts.cpu().tolist())]
 
 
-def _score_vllm(resources: Any, triples: list[Triple], config: ReferenceConfig) -> list[tuple[float, int] | ScoringError]:
-    from stages.reference_vllm import score_triples_vllm
-
+def _score_vllm(resources: Any, triples: list[Triple], config: ReferenceConfig) -> list[Score]:
     return score_triples_vllm(resources, triples, config.append_eos)
 
 
-# Per backend: what setup loads, and how it scores triples. A scorer returns ``(sum, n_tokens)`` per
-# triple in order, or a ScoringError for a triple the engine refused.
-SETUPS: Final[dict[Backend, Callable[[ReferenceConfig], Any]]] = {Backend.HF: _setup_hf, Backend.VLLM: _setup_vllm}
-SCORERS: Final[dict[Backend, Callable[[Any, list[Triple], ReferenceConfig], list[tuple[float, int] | ScoringError]]]] = {
+# Per backend: what setup loads (once per actor), and how it scores triples: one Score per triple, in order.
+SETUPS: Final[dict[Backend, Callable[[ReferenceConfig], Any]]] = {Backend.HF: _setup_hf, Backend.VLLM: setup_vllm}
+SCORERS: Final[dict[Backend, Callable[[Any, list[Triple], ReferenceConfig], list[Score]]]] = {
     Backend.HF: _score_hf,
     Backend.VLLM: _score_vllm,
 }
