@@ -129,8 +129,12 @@ def export(
 @app.command()
 def publish(
     run_dir: Annotated[Path, typer.Option("--run-dir", help="Run folder whose export to upload.")],
-    repo_id: Annotated[str, typer.Option("--repo-id", help="Hub dataset repo, ORG/NAME.")],
-    private: Annotated[bool, typer.Option("--private", help="Create the repo as private.")] = False,
+    repo_id: Annotated[
+        Optional[str], typer.Option("--repo-id", help="Hub dataset repo, ORG/NAME (default: [export] repo_id).")
+    ] = None,
+    private: Annotated[
+        Optional[bool], typer.Option("--private/--public", help="Repo visibility if it is created (default: [export] private).")
+    ] = None,
     revision: Annotated[Optional[str], typer.Option("--revision", help="Branch to upload to.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be uploaded; upload nothing.")] = False,
 ) -> None:

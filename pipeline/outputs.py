@@ -139,14 +139,32 @@ def export_run(run_dir: Path, out: Path | None = None, cfg=None) -> Path:
     return export_dataset(tables, Path(out) if out else store.export_dir, _card_info(cfg, stats, store.report_dir))
 
 
-def publish_run(run_dir: Path, repo_id: str, private: bool = False, revision: str | None = None, dry_run: bool = False) -> str:
-    """Upload the run's export folder (made first if missing) to the Hub dataset ``repo_id``; return a summary line."""
+def publish_run(
+    run_dir: Path,
+    repo_id: str | None = None,
+    private: bool | None = None,
+    revision: str | None = None,
+    dry_run: bool = False,
+) -> str:
+    """Upload the run's export folder (made first if missing) to a Hub dataset repo; return what to print.
+
+    ``repo_id`` and ``private`` default to the run's ``[export]`` settings; no repo id at all is a
+    :class:`ConfigError`.
+    """
     from pipeline.publish import publish_folder
 
+    cfg = _snapshot_config(Path(run_dir))
+    repo_id = repo_id or cfg.export.repo_id
+    if not repo_id:
+        raise ConfigError("no Hub repo given: pass --repo-id ORG/NAME or set [export] repo_id")
+    private = cfg.export.private if private is None else private
     store = RunStore(Path(run_dir))
-    folder = store.export_dir if (store.export_dir / "README.md").is_file() else export_run(Path(run_dir))
+    folder = store.export_dir if (store.export_dir / "README.md").is_file() else export_run(Path(run_dir), cfg=cfg)
     report = publish_folder(folder, repo_id, private=private, revision=revision, dry_run=dry_run)
-    return str(report)
+    lines = [report.summary()]
+    if dry_run:
+        lines += [f"  {f.path}  ({f.size:,} bytes)" for f in report.files]
+    return "\n".join(lines)
 
 
 def finalize_run(cfg, run_dir: Path, ran: list[str]) -> None:

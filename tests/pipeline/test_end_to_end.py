@@ -7,7 +7,8 @@ import json
 import pytest
 
 from pipeline.config import load_config
-from pipeline.outputs import finalize_run
+from pipeline.errors import ConfigError
+from pipeline.outputs import finalize_run, publish_run
 from pipeline.runner import run_pipeline
 from pipeline.store import RunStore
 
@@ -53,6 +54,10 @@ def test_full_chain_then_reward_change_redoes_only_downstream(ray_session, tiny_
     assert pairs[0]["images"][0].size[0] > 0
     model_dir = run_dir / "train" / "artifacts" / "model"
     assert (model_dir / "config.json").is_file()
+    with pytest.raises(ConfigError, match="pass --repo-id ORG/NAME or set \\[export\\] repo_id"):
+        publish_run(run_dir, dry_run=True)
+    listing = publish_run(run_dir, "org/prefs", dry_run=True).splitlines()
+    assert listing[0].startswith("would upload") and "  README.md  (" in listing
 
     changed = load_config(None, [*_settings(tiny_model_dir), 'score.reward_kinds={ ocr = "anls" }'])
     second = {s.stage: s for s in run_pipeline(changed, run_dir)}
