@@ -7,6 +7,8 @@ the key, the value received and what to change.
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from functools import lru_cache
 from pathlib import Path
@@ -129,7 +131,10 @@ def _describe(error: dict[str, Any], source: str) -> str:
         return f"{source}: {where}: unknown key; check the spelling against `perpo-pipeline config-reference`"
     got = error.get("input")
     got_text = "" if isinstance(got, dict) else f" (got {got!r})"
-    return f"{source}: {where}: {error['msg']}{got_text}"
+    hint = ""
+    if error["type"] == "string_type" and isinstance(got, (int, float, bool)) and all(isinstance(p, str) for p in error["loc"]):
+        hint = f"; quote text: --set '{'.'.join(loc)}=\"{got}\"' or {loc[-1]} = \"{got}\" in the file"
+    return f"{source}: {where}: {error['msg']}{got_text}{hint}"
 
 
 def _resolve_shared_models(cfg: BaseModel) -> None:
@@ -178,17 +183,29 @@ def section_for_fingerprint(section: BaseModel) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in RESOURCE_FIELDS}
 
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: JSON escapes are valid TOML escapes; DEL, which JSON leaves raw, is escaped too."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return _toml_string(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 

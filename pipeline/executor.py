@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pyarrow as pa
@@ -25,12 +25,14 @@ OnDone = Callable[["ShardJob", ShardResult, float], None]
 
 @dataclass
 class ShardJob:
-    """One shard to run: its index, fingerprint, a loader for its input tables and where it stands."""
+    """One shard to run: its index, fingerprint, a loader for its input tables, where it stands, and the
+    content hashes of its inputs (recorded in the manifest, to tell later whether they are still current)."""
 
     index: int
     fingerprint: str
     load_inputs: Callable[[], dict[str, pa.Table]]
     output: ShardOutput
+    input_hashes: list[str] = field(default_factory=list)
 
 
 def execute_shard(
@@ -105,6 +107,7 @@ class _ShardActor:
         return True
 
     def run(self, tables: dict[str, pa.Table], output: ShardOutput) -> tuple[ShardResult, float]:
+        self.ready()  # a replacement actor's setup error surfaces on its first shard
         return execute_shard(self.spec, self.config, tables, output, self.resources)
 
 
@@ -146,7 +149,8 @@ class RayExecutor:
 
     def _actor_pool(self, ray, spec: StageSpec, config: StageConfig):
         num_actors = max(1, int(getattr(config, "num_actors", 1) or 1))
-        options = {"num_cpus": float(getattr(config, "num_cpus", 1) or 1), "max_restarts": 1}
+        # no Ray restarts: a dead actor is replaced below, so deaths never exhaust the pool
+        options = {"num_cpus": float(getattr(config, "num_cpus", 1) or 1), "max_restarts": 0}
         num_gpus = float(getattr(config, "num_gpus", 0) or 0)
         if num_gpus:
             options["num_gpus"] = num_gpus
@@ -165,13 +169,19 @@ class RayExecutor:
         busy: dict[Any, Any] = {}
 
         def submit(job: ShardJob):
+            tables = job.load_inputs()  # before taking an actor: a load error must not lose it
             actor = idle.popleft()
-            ref = actor.run.remote(job.load_inputs(), job.output)
+            ref = actor.run.remote(tables, job.output)
             busy[ref] = actor
             return ref
 
-        def release(ref) -> None:
-            idle.append(busy.pop(ref))
+        def release(ref, error: BaseException | None = None) -> None:
+            actor = busy.pop(ref)
+            if isinstance(error, ray.exceptions.RayActorError):  # its process died mid-shard (OOM, segfault)
+                ray.kill(actor)
+                actor = actor_cls.remote(spec, config)
+                actors.append(actor)
+            idle.append(actor)
 
         def close() -> None:
             for actor in actors:
@@ -185,25 +195,37 @@ class RayExecutor:
         in_flight: dict[Any, tuple[ShardJob, int]] = {}
         failures: dict[int, BaseException] = {}
         release = getattr(submit, "release", None)
+
+        def failed(job: ShardJob, attempt: int, exc: BaseException) -> None:
+            cause = _unwrap(exc)
+            if isinstance(cause, PipelineError):
+                raise cause from None
+            if attempt <= max_retries:
+                queue.append((job, attempt + 1))
+            else:
+                failures[job.index] = cause
+
         while queue or in_flight:
             while queue and len(in_flight) < window:
                 job, attempt = queue.popleft()
-                in_flight[submit(job)] = (job, attempt)
+                try:
+                    in_flight[submit(job)] = (job, attempt)
+                except Exception as exc:  # noqa: BLE001 - its inputs could not be read: retried, then reported
+                    failed(job, attempt, exc)
+            if not in_flight:
+                continue
             ready, _ = ray.wait(list(in_flight), num_returns=1)
             ref = ready[0]
             job, attempt = in_flight.pop(ref)
-            if release:
-                release(ref)
+            error: BaseException | None = None
             try:
                 result, seconds = ray.get(ref)
             except Exception as exc:  # noqa: BLE001 - retried, then reported with its shard
-                cause = _unwrap(exc)
-                if isinstance(cause, PipelineError):
-                    raise cause from None
-                if attempt <= max_retries:
-                    queue.append((job, attempt + 1))
-                else:
-                    failures[job.index] = cause
+                error = exc
+            if release:
+                release(ref, error)
+            if error is not None:
+                failed(job, attempt, error)
                 continue
             on_done(job, result, seconds)
         if failures:

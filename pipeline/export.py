@@ -201,12 +201,14 @@ def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
     return {"compression": compression, "use_dictionary": dictionary, "column_encoding": encoding}
 
 
-def _write_config(config: str, table: pa.Table, tasks: pa.Table, folder: Path, max_shard_bytes: int) -> None:
+def _write_config(config: str, table: pa.Table, tasks: pa.Table, folder: Path, max_shard_bytes: int) -> int:
     """Write ``table``'s exported form as ``train-NNNNN-of-MMMMM.parquet`` shards of about ``max_shard_bytes``.
 
     Rows are converted one shard at a time: images are copied into every row that uses them (each
     row is self-contained, as TRL and the Hub viewer expect), so only one shard is held in memory.
+    Returns the exported rows' Arrow size in bytes (the split's ``num_bytes`` in the card).
     """
+    num_bytes = 0
     image_sizes = pc.binary_length(pc.struct_field(tasks["image"], "bytes"))
     positions = _task_positions(tasks, table["task_id"], config)
     estimate = table.nbytes + (pc.sum(image_sizes.take(positions)).as_py() or 0)
@@ -215,6 +217,7 @@ def _write_config(config: str, table: pa.Table, tasks: pa.Table, folder: Path, m
     folder.mkdir(parents=True)
     for i in range(n_shards):
         shard = _export_table(config, table.slice(i * rows_per_shard, rows_per_shard), tasks)
+        num_bytes += shard.nbytes
         pq.write_table(
             shard,
             folder / f"train-{i:05d}-of-{n_shards:05d}.parquet",
@@ -223,6 +226,7 @@ def _write_config(config: str, table: pa.Table, tasks: pa.Table, folder: Path, m
             write_page_index=True,
             **_parquet_options(shard.schema),
         )
+    return num_bytes
 
 
 # --- card
@@ -235,7 +239,7 @@ def _size_category(n: int) -> str:
     return "1M<n<10M"
 
 
-def _card_yaml(rows: dict[str, int], info: CardInfo) -> dict[str, Any]:
+def _card_yaml(rows: dict[str, int], num_bytes: dict[str, int], info: CardInfo) -> dict[str, Any]:
     exported = [c for c in CONFIGS if rows[c]]
     return {
         "license": info.license,
@@ -255,7 +259,8 @@ def _card_yaml(rows: dict[str, int], info: CardInfo) -> dict[str, Any]:
             {
                 "config_name": c,
                 "features": yaml_features(EXPORT_SCHEMAS[c]),
-                "splits": [{"name": "train", "num_examples": rows[c]}],
+                # datasets ignores a split entry without num_bytes (and warns on every load)
+                "splits": [{"name": "train", "num_bytes": num_bytes[c], "num_examples": rows[c]}],
             }
             for c in exported
         ],
@@ -369,15 +374,17 @@ def export_dataset(
     old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
     try:
         tmp.mkdir()
-        for config, table in sources.items():
-            if table.num_rows:
-                _write_config(config, table, tasks, tmp / "data" / config, max_shard_bytes)
+        num_bytes = {
+            config: _write_config(config, table, tasks, tmp / "data" / config, max_shard_bytes)
+            for config, table in sources.items()
+            if table.num_rows
+        }
         plots = []
         for plot in info.plots:
             (tmp / "plots").mkdir(exist_ok=True)
             shutil.copy2(plot, tmp / "plots" / plot.name)
             plots.append(f"plots/{plot.name}")
-        front = yaml.safe_dump(_card_yaml(rows, info), sort_keys=False, allow_unicode=True)
+        front = yaml.safe_dump(_card_yaml(rows, num_bytes, info), sort_keys=False, allow_unicode=True)
         (tmp / "README.md").write_text(f"---\n{front}---\n\n{_card_body(rows, info, plots)}", encoding="utf-8")
         if out_dir.exists():
             out_dir.rename(old)

@@ -32,6 +32,7 @@ __all__ = [
     "check_chain",
     "producers",
     "fan_in_hashes",
+    "shard_input_hashes",
     "run_pipeline",
     "resolve_run_dir",
 ]
@@ -100,6 +101,50 @@ def fan_in_hashes(upstream: dict[str, Manifest]) -> list[str]:
     return [f"{t}:{i}:{m.shards[i].content_hash}" for t, m in sorted(upstream.items()) for i in range(m.n_shards or 0)]
 
 
+def shard_input_hashes(upstream: dict[str, Manifest], index: int) -> list[str]:
+    """Input hashes of shard ``index`` of a shard-to-shard stage: the content hash of that shard of every input."""
+    return [f"{t}:{m.shards[index].content_hash}" for t, m in sorted(upstream.items())]
+
+
+def _stale_inputs(spec: StageSpec, manifest: Manifest, upstream: dict[str, Manifest]) -> set[str]:
+    """The input tables whose producers' output differs from what the shards of ``spec`` were made from
+    (shards written before input hashes were recorded, and unfinished inputs, are not judged)."""
+    if not all(m.complete for m in upstream.values()):
+        return set()
+    if spec.fan_in:
+        expected = {0: fan_in_hashes(upstream)}
+    elif len({m.n_shards for m in upstream.values()}) != 1:
+        return set(upstream)
+    else:
+        expected = {i: shard_input_hashes(upstream, i) for i in range(next(iter(upstream.values())).n_shards or 0)}
+    if len(expected) != manifest.n_shards:
+        return set(upstream)
+    stale: set[str] = set()
+    for index, rec in manifest.shards.items():
+        if rec.inputs:
+            stale |= {h.split(":", 1)[0] for h in set(rec.inputs) ^ set(expected.get(index, []))}
+    return stale
+
+
+def check_skipped_upstream(chain: list[StageSpec], selected: set[str], store: RunStore) -> None:
+    """Raise :class:`ConfigError` if a stage left out of ``--stages`` but upstream of a selected one was made
+    from an older output of its own inputs (its output is stale: running past it would mix old and new)."""
+    found = producers(chain)
+    last = max((i for i, s in enumerate(chain) if s.name in selected), default=-1)
+    for spec in chain[:last]:
+        if spec.name in selected or not spec.reads:
+            continue
+        manifest = store.read_manifest(spec.name)
+        upstream = {t: store.read_manifest(s.name) for t, s in found[spec.name].items()}
+        stale = _stale_inputs(spec, manifest, upstream) if manifest.complete else set()
+        if stale:
+            older = ", ".join(sorted({found[spec.name][t].name for t in stale}))
+            raise ConfigError(
+                f"stage {spec.name} was last run on an older output of stage {older}; add {spec.name} to "
+                f"--stages (or drop --stages) so that what follows does not mix old and new data"
+            )
+
+
 class _StageRun:
     """The shards of one stage in one invocation: planning, skipping, committing."""
 
@@ -122,23 +167,30 @@ class _StageRun:
             return self._plan_source()
         upstream = {t: self.store.read_manifest(s.name) for t, s in self.inputs.items()}
         for table, manifest in upstream.items():
-            if not manifest.complete:
-                producer = self.inputs[table].name
-                raise ConfigError(
-                    f"stage {self.spec.name} needs table {table!r} from stage {producer}, which has not "
-                    f"finished in {self.store.run_dir}; run it first (add it to --stages or drop --stages)"
-                )
+            self._check_input(table, manifest)
         if self.spec.fan_in:
             return [self._job(0, fan_in_hashes(upstream), lambda: self._load_all(upstream))]
         counts = {m.n_shards for m in upstream.values()}
         if len(counts) != 1:
             raise ConfigError(f"stage {self.spec.name}: its inputs have different shard counts {sorted(counts)}")
         n = counts.pop()
-        jobs = []
-        for i in range(n):
-            hashes = [f"{t}:{m.shards[i].content_hash}" for t, m in sorted(upstream.items())]
-            jobs.append(self._job(i, hashes, lambda i=i: self._load_shard(i)))
-        return jobs
+        return [self._job(i, shard_input_hashes(upstream, i), lambda i=i: self._load_shard(i)) for i in range(n)]
+
+    def _check_input(self, table: str, manifest: Manifest) -> None:
+        """Raise :class:`ConfigError` unless every shard of the input ``table`` is recorded and intact."""
+        producer = self.inputs[table].name
+        if not manifest.complete:
+            raise ConfigError(
+                f"stage {self.spec.name} needs table {table!r} from stage {producer}, which has not "
+                f"finished in {self.store.run_dir}; run it first (add it to --stages or drop --stages)"
+            )
+        for index in range(manifest.n_shards or 0):
+            damaged = self.store.damaged_file(manifest.shards[index])
+            if damaged:
+                raise ConfigError(
+                    f"stage {self.spec.name} needs table {table!r} from stage {producer}, whose shard {index} "
+                    f"file {damaged} is missing or damaged; run stage {producer} again (it redoes that shard)"
+                )
 
     def _plan_source(self) -> list[ShardJob]:
         if self.spec.plan is None:
@@ -167,7 +219,7 @@ class _StageRun:
             scratch_dir=self.store.scratch_dir(self.spec.name, index, fan_in=self.spec.fan_in).resolve(),
             seed=index,
         )
-        return ShardJob(index=index, fingerprint=fingerprint, load_inputs=loader, output=output)
+        return ShardJob(index=index, fingerprint=fingerprint, load_inputs=loader, output=output, input_hashes=input_hashes)
 
     def _load_shard(self, index: int) -> dict[str, pa.Table]:
         return {
@@ -182,7 +234,8 @@ class _StageRun:
         """Drop stale shards beyond the plan and return the jobs whose output is missing or outdated."""
         self.manifest.n_shards = len(jobs)
         self.store.drop_shards_from(self.manifest, len(jobs))
-        todo = [j for j in jobs if not self.store.shard_is_valid(self.spec.name, j.index, j.fingerprint)]
+        todo = [j for j in jobs if not self.store.shard_is_valid(self.spec.name, j.index, j.fingerprint, self.manifest)]
+        self.store.forget_shards(self.manifest, [j.index for j in todo if j.index in self.manifest.shards])
         for job in todo:
             self.store.prepare_scratch(job.output.scratch_dir, job.fingerprint)
         return todo
@@ -207,6 +260,7 @@ class _StageRun:
             result.metrics,
             result.artifacts,
             seconds,
+            job.input_hashes,
         )
 
     def finish(self, summary: StageSummary) -> None:
@@ -250,6 +304,7 @@ def run_pipeline(
 
     store = RunStore(run_dir)
     with store.lock():
+        check_skipped_upstream(chain, selected, store)
         atomic_write_bytes(run_dir / "config.toml", config_to_toml(cfg).encode())
         return _run_chain(cfg, chain, store, selected, forced, use_ray, show)
 

@@ -14,7 +14,9 @@ Layout of ``runs/<run>/``::
     export/                          the Hub-ready dataset folder
 
 A shard counts as done only when the manifest lists it with the expected fingerprint and its files
-exist; files are written to a temporary name, fsynced and renamed before the manifest names them,
+exist with the sizes recorded at commit (a truncated file is redone); a shard about to be redone is
+removed from the manifest first, so a stage counts as complete only when every shard is current.
+Files are written to a temporary name, fsynced and renamed before the manifest names them,
 so a crash leaves either nothing or a complete shard that the manifest does not yet trust.
 """
 
@@ -93,6 +95,8 @@ class ShardRecord:
     artifacts: list[str] = field(default_factory=list)
     seconds: float = 0.0
     completed_at: float = 0.0
+    sizes: dict[str, int] = field(default_factory=dict)  # bytes of each file, to notice a truncated one cheaply
+    inputs: list[str] = field(default_factory=list)  # the input content hashes it was made from
 
 
 @dataclass
@@ -217,14 +221,19 @@ class RunStore:
     def write_manifest(self, manifest: Manifest) -> None:
         atomic_write_bytes(self.stage_dir(manifest.stage) / MANIFEST, manifest.to_json().encode())
 
-    def shard_is_valid(self, stage: str, index: int, fingerprint: str) -> bool:
-        """True if the manifest records shard ``index`` with ``fingerprint`` and all its files exist."""
-        rec = self.read_manifest(stage).shards.get(index)
-        return (
-            rec is not None
-            and rec.fingerprint == fingerprint
-            and all((self.run_dir / f).is_file() for f in rec.files)
-        )
+    def damaged_file(self, rec: ShardRecord) -> str | None:
+        """Return the first file of ``rec`` that is missing or not the size it was written with, else None."""
+        for rel in rec.files:
+            path = self.run_dir / rel
+            if not path.is_file() or (rel in rec.sizes and path.stat().st_size != rec.sizes[rel]):
+                return rel
+        return None
+
+    def shard_is_valid(self, stage: str, index: int, fingerprint: str, manifest: Manifest | None = None) -> bool:
+        """True if the manifest (``manifest``, else the one on disk) records shard ``index`` with
+        ``fingerprint`` and all its files exist with the sizes they were written with."""
+        rec = (manifest or self.read_manifest(stage)).shards.get(index)
+        return rec is not None and rec.fingerprint == fingerprint and self.damaged_file(rec) is None
 
     # -- shards --------------------------------------------------------------------------------
     def commit_shard(
@@ -238,6 +247,7 @@ class RunStore:
         metrics: dict[str, float],
         artifacts: list[str],
         seconds: float,
+        inputs: list[str] | None = None,
     ) -> ShardRecord:
         """Validate and write a shard's tables atomically, then record it in ``manifest`` (written last)."""
         files: list[str] = []
@@ -257,6 +267,7 @@ class RunStore:
             n_quarantined = quarantine.num_rows
         elif qpath.exists():
             qpath.unlink()
+        sizes = {rel: (self.run_dir / rel).stat().st_size for rel in files}
         content_hash = hashlib.sha256("|".join(hashes).encode()).hexdigest()
         record = ShardRecord(
             fingerprint=fingerprint,
@@ -268,6 +279,8 @@ class RunStore:
             artifacts=artifacts,
             seconds=round(seconds, 3),
             completed_at=time.time(),
+            sizes=sizes,
+            inputs=list(inputs or []),
         )
         manifest.shards[index] = record
         self.write_manifest(manifest)
@@ -275,8 +288,14 @@ class RunStore:
 
     def drop_shards_from(self, manifest: Manifest, first_index: int) -> None:
         """Forget and delete shards with index >= ``first_index`` (the stage now plans fewer shards)."""
-        for index in [i for i in manifest.shards if i >= first_index]:
-            for rel in manifest.shards.pop(index).files:
+        self.forget_shards(manifest, [i for i in manifest.shards if i >= first_index])
+
+    def forget_shards(self, manifest: Manifest, indices: list[int]) -> None:
+        """Remove shards ``indices`` from ``manifest`` and delete their files (they are about to be redone,
+        so their old output must not count as done meanwhile); the manifest is written once."""
+        for index in indices:
+            rec = manifest.shards.pop(index, None)
+            for rel in rec.files if rec else []:
                 (self.run_dir / rel).unlink(missing_ok=True)
         self.write_manifest(manifest)
 

@@ -222,9 +222,10 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: ScoreConfig) -> 
             for i, res in zip(rows, scored):
                 results[i] = res
                 details[i] = encode_detail(res.detail)
+        # Sums and counts only: the runner adds a stage's metrics over its shards (mean = reward_sum / rows).
         metrics[f"{kind}.rows"] = float(len(rows))
-        metrics[f"{kind}.mean_reward"] = sum(r.reward for r in scored) / len(scored)
-        metrics[f"{kind}.parse_fail_rate"] = sum(not r.parse_ok for r in scored) / len(scored)
+        metrics[f"{kind}.reward_sum"] = float(sum(r.reward for r in scored))
+        metrics[f"{kind}.parse_failures"] = float(sum(not r.parse_ok for r in scored))
     table = _scored_table(candidates, keep, results, kinds, details)
     return ShardResult(tables={"scored": table}, quarantine=quarantine, metrics=metrics)
 

@@ -30,11 +30,14 @@ __all__ = [
     "fit_to_image",
     "task_id",
     "boxes_text",
+    "BOX_DECIMALS",
     "dedupe_prompt",
     "task_row",
 ]
 
 _LETTER = re.compile(r"\(?([A-Za-z])[.):]?")
+BOX_DECIMALS = 2
+"""Ingested boxes are rounded to 1/100 pixel, the precision their ground-truth text is written with."""
 
 
 @dataclass(frozen=True)
@@ -230,15 +233,27 @@ def fit_to_image(spec: TaskSpec, image: StoredImage, tolerance: float) -> TaskSp
         if image.orientation != 1 and declared == image.raw_size and declared != upright:
             boxes = [orient_box(b, image.orientation, image.raw_size) for b in boxes]
             meta["ingest"] = {**meta.get("ingest", {}), "boxes_rotated_by_exif": image.orientation}
+    if boxes:
+        # Stored boxes and their text must agree exactly, so that the ground truth scores IoU 1.0.
+        boxes = [[round(v, BOX_DECIMALS) for v in box] for box in boxes]
     spec = check_task(replace(spec, boxes=boxes, meta=meta), size=upright, tolerance=tolerance)
     if spec.task_type == "grounding":
         spec = replace(spec, answer=boxes_text(spec.boxes))
     return spec
 
 
+def _coordinate(value: float) -> str:
+    text = f"{round(value, BOX_DECIMALS):.{BOX_DECIMALS}f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
 def boxes_text(boxes: list[list[float]]) -> str:
-    """Ground-truth text of a grounding task: ``[x1, y1, x2, y2]`` per box in whole pixels, comma-separated."""
-    return ", ".join("[" + ", ".join(str(round(v)) for v in box) + "]" for box in boxes)
+    """Ground-truth text of a grounding task: ``[x1, y1, x2, y2]`` per box in pixels, comma-separated.
+
+    Whole-pixel coordinates are written as integers, others with up to :data:`BOX_DECIMALS`
+    decimals, so the text parses back to the (ingest-rounded) boxes and scores IoU 1.0 against them.
+    """
+    return ", ".join("[" + ", ".join(_coordinate(v) for v in box) + "]" for box in boxes)
 
 
 def task_id(image_sha256: str, task_type: str, prompt: str) -> str:

@@ -33,6 +33,7 @@ class DedupeMode(StrEnum):
 class DropReason(StrEnum):
     """Why a task yields no list. Counted in the stage metrics as ``dropped_<reason>``."""
 
+    NO_CANDIDATES = "no_candidates"  # nothing reached rank: the task's rows were quarantined upstream
     TOO_FEW = "too_few"  # fewer than two distinct responses
     SINGLE_REWARD = "single_reward"  # every response has the same reward
     LOW_SPREAD = "low_spread"  # max - min reward below min_spread

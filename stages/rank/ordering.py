@@ -68,6 +68,8 @@ def dedupe(cands: Sequence[Candidate], normalize: Callable[[str], str] | None) -
 
 def drop_reason(cands: Sequence[Candidate], min_spread: float) -> DropReason | None:
     """Return why this (deduplicated) list cannot be kept, or ``None`` if it can."""
+    if not cands:
+        return DropReason.NO_CANDIDATES
     if len(cands) < 2:
         return DropReason.TOO_FEW
     rewards = [c.reward for c in cands if c.reward is not None]

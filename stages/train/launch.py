@@ -42,6 +42,7 @@ class TrainInputs:
     tables: dict[str, pa.Table]
     fingerprint: str
     producers: dict[str, str]
+    input_hashes: list[str]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,8 +83,11 @@ def resolve_inputs(store: Any, cfg: Any) -> TrainInputs:
             )
     tables = {table: store.read_table(spec.name, table, spec.writes[0]) for table, spec in sources.items()}
     # the runner's fan-in fingerprint, so a later `perpo-pipeline run` skips this training
-    fingerprint = shard_fingerprint(STAGE, section_for_fingerprint(getattr(cfg, STAGE)), fan_in_hashes(manifests))
-    return TrainInputs(tables=tables, fingerprint=fingerprint, producers={t: s.name for t, s in sources.items()})
+    hashes = fan_in_hashes(manifests)
+    fingerprint = shard_fingerprint(STAGE, section_for_fingerprint(getattr(cfg, STAGE)), hashes)
+    return TrainInputs(
+        tables=tables, fingerprint=fingerprint, producers={t: s.name for t, s in sources.items()}, input_hashes=hashes
+    )
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -99,7 +103,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any]:
     return load_config(config, args.overrides), RunStore(run_dir)
 
 
-def _commit(store: Any, fingerprint: str, result: dict[str, Any], seconds: float) -> None:
+def _commit(store: Any, inputs: TrainInputs, result: dict[str, Any], seconds: float) -> None:
     """Record the finished training in the train manifest exactly as the runner would."""
     from data_schemas import SCHEMA_VERSION, validate_table
     from pipeline.store import Manifest
@@ -113,7 +117,9 @@ def _commit(store: Any, fingerprint: str, result: dict[str, Any], seconds: float
     quarantine = None
     if shard.quarantine:
         quarantine = validate_table([{"stage": STAGE, "shard": 0, **row} for row in shard.quarantine], "quarantine")
-    store.commit_shard(manifest, 0, fingerprint, {}, "", quarantine, shard.metrics, shard.artifacts, seconds)
+    store.commit_shard(
+        manifest, 0, inputs.fingerprint, {}, "", quarantine, shard.metrics, shard.artifacts, seconds, inputs.input_hashes
+    )
     store.merge_quarantine(STAGE)
 
 
@@ -154,7 +160,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         started = time.perf_counter()
         result = train_model(cfg.train, inputs.tables["tasks"], inputs.tables["listwise"], out_dir)
         if info.is_main and runner_folder:
-            _commit(store, inputs.fingerprint, result, time.perf_counter() - started)
+            _commit(store, inputs, result, time.perf_counter() - started)
         barrier(info)
     if info.is_main:
         print(

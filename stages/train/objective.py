@@ -99,16 +99,23 @@ def _best_worst(batch: ListBatch) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def _top_bottom(batch: ListBatch, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Top-k and bottom-k valid entries by reward (k capped at half the list so the groups never overlap)."""
+    """Top-k and bottom-k valid entries by reward, k shrunk per list as the rank stage's ``groups`` do.
+
+    k is capped at half the list (the groups never overlap) and then lowered until the worst chosen
+    reward is strictly above the best rejected one, so no response is pushed up against an equally
+    good one (a list [1, 0, 0, 0] with k = 2 compares [1] with [0], not [1, 0] with [0, 0]).
+    """
     k = max(1, min(k, batch.rewards.shape[1]))
     order = _masked_rewards(batch, float("-inf")).argsort(dim=1, descending=True, stable=True)
     n_valid = batch.mask.bool().sum(dim=1)
-    k_eff = torch.minimum(torch.full_like(n_valid, k), n_valid // 2)
     slots = torch.arange(k, device=order.device).unsqueeze(0)
-    group_mask = slots < k_eff.unsqueeze(1)
     chosen = order[:, :k]
     rejected_pos = (n_valid.unsqueeze(1) - 1 - slots).clamp(min=0)  # last valid entries of the sorted order
     rejected = order.gather(1, rejected_pos)
+    # slot i may join the groups iff chosen[i] beats rejected[i]; sorted rewards make this hold for a prefix of slots
+    separated = (_take(batch.rewards, chosen) > _take(batch.rewards, rejected)) & (slots < (n_valid // 2).unsqueeze(1))
+    k_eff = separated.long().cumprod(dim=1).sum(dim=1)
+    group_mask = slots < k_eff.unsqueeze(1)
     mean_chosen = (_take(batch.rewards, chosen) * group_mask).sum(1) / k_eff.clamp(min=1)
     mean_rejected = (_take(batch.rewards, rejected) * group_mask).sum(1) / k_eff.clamp(min=1)
     valid = (k_eff > 0) & (mean_chosen > mean_rejected)

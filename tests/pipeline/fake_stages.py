@@ -79,3 +79,31 @@ SPECS = (
         name="summary", config_cls=SummaryConfig, reads=("pairs",), writes=("groups",), run_shard=summary_run, fan_in=True
     ),
 )
+
+
+class ModelConfig(StageConfig):
+    die_shards: list[int] = Field(default_factory=list, description="shards whose actor process exits mid-shard")
+    die_once: bool = Field(False, description="exit only on a shard's first attempt (a marker in its scratch folder)")
+    num_actors: int = Field(1, description="actors in the pool")
+
+
+def model_setup(cfg: ModelConfig) -> str:
+    return "loaded"
+
+
+def model_run(inputs, output, cfg: ModelConfig) -> ShardResult:
+    """Copies its input; in ``die_shards`` it kills its own process, as a segfault or the OOM killer would."""
+    import os
+
+    marker = output.scratch_dir / "died"
+    if output.index in cfg.die_shards and not (cfg.die_once and marker.exists()):
+        marker.write_text("x")
+        os._exit(1)
+    assert inputs.resources == "loaded"
+    return ShardResult(tables={"pairs": inputs.table("pairs")})
+
+
+MODEL_SPEC = StageSpec(
+    name="upper", config_cls=ModelConfig, reads=("pairs",), writes=("pairs",), run_shard=model_run,
+    setup=model_setup, uses_model=True,
+)  # fmt: skip

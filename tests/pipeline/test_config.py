@@ -83,3 +83,29 @@ def test_snapshot_round_trips(fake_registry, tmp_path):
     path = tmp_path / "snap.toml"
     path.write_text(text)
     assert load_config(path).model_dump() == cfg.model_dump()
+
+
+def test_snapshot_round_trips_strings_that_need_escapes(fake_registry, tmp_path):
+    """Newlines, tabs, control characters, quotes and backslashes survive config.toml (export reads it back)."""
+    tag = 'line one\nline two\ttab "q" \\ \x01 \x7f é'
+    cfg = load_config(None)
+    cfg.src.tag = tag
+    path = tmp_path / "snap.toml"
+    path.write_text(config_to_toml(cfg), encoding="utf-8")
+    assert load_config(path).src.tag == tag
+
+
+def test_snapshot_quotes_table_keys_that_are_not_bare(fake_registry):
+    """Inline-table keys that TOML cannot write bare (spaces, dots) are quoted."""
+    assert tomllib.loads("v = " + config_module._toml_value({"a b": 1, "c.d": "x", "ok_1": True}))["v"] == {
+        "a b": 1,
+        "c.d": "x",
+        "ok_1": True,
+    }
+
+
+def test_number_given_for_a_text_field_says_how_to_quote_it(fake_registry):
+    """`--set run.name=2024` parses as a TOML integer; the error shows the quoted form that works."""
+    with pytest.raises(ConfigError, match=r"\[run\] name: Input should be a valid string \(got 2024\); quote text: --set 'run.name=\"2024\"'"):
+        load_config(None, ["run.name=2024"])
+    assert load_config(None, ['run.name="2024"']).run.name == "2024"

@@ -57,7 +57,8 @@ def test_full_chain_then_reward_change_redoes_only_downstream(ray_session, tiny_
     with pytest.raises(ConfigError, match="pass --repo-id ORG/NAME or set \\[export\\] repo_id"):
         publish_run(run_dir, dry_run=True)
     listing = publish_run(run_dir, "org/prefs", dry_run=True).splitlines()
-    assert listing[0].startswith("would upload") and "  README.md  (" in listing
+    assert listing[0].startswith("would upload")
+    assert any(line.startswith("  README.md  (") for line in listing)
 
     changed = load_config(None, [*_settings(tiny_model_dir), 'score.reward_kinds={ ocr = "anls" }'])
     second = {s.stage: s for s in run_pipeline(changed, run_dir)}

@@ -107,7 +107,8 @@ def test_card_front_matter(exported, run_tables):
     infos = {i["config_name"]: i for i in meta["dataset_info"]}
     images = next(f for f in infos["pairs"]["features"] if f["name"] == "images")
     assert images == {"name": "images", "list": "image"}  # datasets' YAML shorthand for List(Image())
-    assert infos["listwise"]["splits"] == [{"name": "train", "num_examples": run_tables["listwise"].num_rows}]
+    (split,) = infos["listwise"]["splits"]
+    assert split["name"] == "train" and split["num_examples"] == run_tables["listwise"].num_rows and split["num_bytes"] > 0
     body = (exported / "README.md").read_text()
     assert 'load_dataset("me/perpo-demo", "pairs", split="train")' in body
     assert "![reward_hist](plots/reward_hist.png)" in body and "`tiny-vlm`" in body
@@ -143,6 +144,25 @@ def test_round_trip_through_load_dataset(exported, run_tables, ds_cache, config)
     if config == "listwise":
         caption = next(r for r in ds if r["task_type"] == "caption")
         assert caption["rewards"] is None and caption["responses"] == ["a yellow square", "a cat"]
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_card_split_info_is_read_by_datasets_without_warning(exported, run_tables, config, caplog):
+    """datasets warns "Ignoring part of dataset_info" on every load of a card whose splits lack num_bytes."""
+    import logging
+
+    from datasets.info import DatasetInfosDict
+    from datasets.utils import logging as datasets_logging
+    from huggingface_hub import DatasetCard
+
+    datasets_logging.enable_propagation()
+    try:
+        with caplog.at_level(logging.WARNING, logger="datasets"):
+            infos = DatasetInfosDict.from_dataset_card_data(DatasetCard.load(exported / "README.md").data)
+    finally:
+        datasets_logging.disable_propagation()
+    assert not [r for r in caplog.records if "dataset_info" in r.getMessage()]
+    assert infos[config].splits["train"].num_examples == run_tables[config].num_rows
 
 
 def test_default_config_is_pairs(exported, ds_cache):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
 
 from pipeline import config as config_module
@@ -42,3 +43,60 @@ def test_ray_failure_names_shard_after_retries(fake_registry, ray_session, tmp_p
         run_pipeline(cfg, tmp_path, use_ray=True, progress=False)
     manifest = RunStore(tmp_path).read_manifest("upper")
     assert sorted(manifest.shards) == [1, 2]
+
+
+def test_ray_input_that_cannot_be_read_is_a_shard_failure(fake_registry, ray_session, tmp_path):
+    """A shard whose input fails to load in the driver (a file damaged behind the manifest's back) is retried
+    and reported like any failing shard, not raised as a traceback; the other shards still commit."""
+    from pipeline.executor import RayExecutor, ShardJob
+    from stages.base import ShardOutput
+
+    spec = fake_stages.SPECS[1]
+    cfg = load_config(None)
+    good = pa.table({"task_id": ["t0"], "prompt": ["a"], "chosen": ["c"], "rejected": ["r"]})
+
+    def loader(index):
+        if index == 1:
+            raise OSError("Parquet magic bytes not found in footer")
+        return {"pairs": good}
+
+    jobs = [
+        ShardJob(i, "fp", lambda i=i: loader(i), ShardOutput("upper", i, tmp_path, tmp_path / f"s{i}")) for i in range(3)
+    ]
+    done = []
+    with pytest.raises(StageFailedError, match=r"shard 1 failed after 2 attempt\(s\): OSError: Parquet magic bytes"):
+        RayExecutor().run(spec, cfg.upper, jobs, lambda job, result, seconds: done.append(job.index), max_retries=1)
+    assert sorted(done) == [0, 2]
+
+
+def _model_jobs(tmp_path, n):
+    from pipeline.executor import ShardJob
+    from stages.base import ShardOutput
+
+    table = pa.table({"task_id": ["t0"], "prompt": ["a"], "chosen": ["c"], "rejected": ["r"]})
+    return [
+        ShardJob(i, "fp", lambda: {"pairs": table}, ShardOutput("upper", i, tmp_path, tmp_path / f"s{i}"))
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("die_once", [True, False], ids=["transient", "every-attempt"])
+def test_ray_actor_that_dies_only_fails_its_own_shard(ray_session, tmp_path, die_once):
+    """An actor process that dies mid-shard (OOM killer, segfault) is replaced: a transient death is retried
+    to success, a shard that kills every actor fails alone, and every other shard still commits."""
+    from pipeline.executor import RayExecutor
+
+    spec = fake_stages.MODEL_SPEC
+    cfg = fake_stages.ModelConfig(die_shards=[0, 1], die_once=die_once)
+    done: list[int] = []
+
+    def on_done(job, result, seconds):
+        done.append(job.index)
+
+    if die_once:
+        RayExecutor().run(spec, cfg, _model_jobs(tmp_path, 4), on_done, max_retries=1)
+        assert sorted(done) == [0, 1, 2, 3]
+    else:
+        with pytest.raises(StageFailedError, match=r"shard 0 failed after 3 attempt\(s\).*\(and 1 other shard\(s\)\)"):
+            RayExecutor().run(spec, cfg, _model_jobs(tmp_path, 4), on_done, max_retries=2)
+        assert sorted(done) == [2, 3]

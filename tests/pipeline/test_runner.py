@@ -132,3 +132,52 @@ def test_unlisted_shard_file_is_not_trusted(fake_registry, tmp_path):
     _run(tmp_path)
     assert _ran("upper") == [1]
     assert not list(tmp_path.rglob(".*.tmp-*"))
+
+
+def test_redone_stage_forgets_outdated_shards_until_they_are_redone(fake_registry, tmp_path):
+    """A changed setting whose run fails on one shard must not leave that shard's old output counted as done."""
+    _run(tmp_path)
+    with pytest.raises(StageFailedError, match="shard 1 failed"):
+        _run(tmp_path, ["upper.suffix=?", "upper.fail_shards=[1]"])
+    manifest = RunStore(tmp_path).read_manifest("upper")
+    assert sorted(manifest.shards) == [0, 2] and not manifest.complete
+    assert not (tmp_path / "upper" / "part-00001.parquet").exists()
+    assert {st.stage: st.shards_done for st in run_status(tmp_path)}["upper"] == 2
+    with pytest.raises(ConfigError, match="needs table 'pairs' from stage upper, which has not finished"):
+        _run(tmp_path, ["upper.suffix=?"], stages=["summary"])
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def test_truncated_shard_file_is_redone(fake_registry, tmp_path):
+    """A shard file listed in the manifest but cut short (disk full, a bad copy) is not trusted."""
+    _run(tmp_path)
+    _truncate(tmp_path / "src" / "part-00001.parquet")
+    _run(tmp_path)
+    assert _ran("src") == [1]
+    assert _ran("upper") == []  # the redone shard has the same content: nothing downstream changes
+    assert RunStore(tmp_path).read_table("src", "pairs", "pairs").num_rows == 10
+
+
+def test_truncated_input_of_a_stages_subset_is_a_config_error(fake_registry, tmp_path):
+    """--stages with a damaged upstream shard names the stage to run again instead of failing every retry."""
+    _run(tmp_path)
+    _truncate(tmp_path / "src" / "part-00001.parquet")
+    with pytest.raises(ConfigError, match=r"stage upper needs table 'pairs' from stage src, whose shard 1 .*src/part-00001"):
+        _run(tmp_path, ["upper.suffix=?"], stages=["upper"])
+    assert _ran("upper") == []
+
+
+def test_stages_subset_refuses_an_input_made_from_older_upstream_output(fake_registry, tmp_path):
+    """--stages summary after only src was redone would read upper's pairs made from the old src output."""
+    _run(tmp_path)
+    _run(tmp_path, ["src.tag=b"], stages=["src"])
+    with pytest.raises(ConfigError, match=r"stage upper was last run on an older output of stage src; add upper to --stages"):
+        _run(tmp_path, ["src.tag=b"], stages=["summary"])
+    assert _ran("summary") == []
+    _run(tmp_path, ["src.tag=b"], stages=["upper", "summary"])
+    assert _ran("upper") == [0, 1, 2] and _ran("summary") == [0]
+    _run(tmp_path, ["src.tag=b"], stages=["summary"])  # consistent again: nothing to redo
+    assert fake_stages.CALLS == []

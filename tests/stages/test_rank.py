@@ -123,7 +123,7 @@ def _rank(cands, min_spread=0.1, max_list_len=8):
 @pytest.mark.parametrize(
     "cands, reason",
     [
-        ([], DropReason.TOO_FEW),
+        ([], DropReason.NO_CANDIDATES),
         ([cand("a", 1.0)], DropReason.TOO_FEW),
         ([cand("a", 1.0, text="same"), cand("b", 0.0, text="SAME")], DropReason.TOO_FEW),
         ([cand("a", 0.5), cand("b", 0.5), cand("c", 0.5)], DropReason.SINGLE_REWARD),
@@ -295,7 +295,8 @@ def _run(tasks: pa.Table, scored: pa.Table, **config):
 
 
 def test_run_shard_counts_every_task_and_quarantines_bad_rows():
-    tasks = _tasks([("good", "grounding"), ("flat", "ocr"), ("narrow", "vqa"), ("lonely", "vqa"), ("cap", "caption"), ("cap1", "caption")])
+    tasks = _tasks([("good", "grounding"), ("flat", "ocr"), ("narrow", "vqa"), ("lonely", "vqa"), ("cap", "caption"),
+                    ("cap1", "caption"), ("gone", "vqa")])
     scored = _scored(
         [
             ("good", "g1", "policy", "box A", 0.9), ("good", "g2", "policy", "box B", 0.1),
@@ -312,9 +313,10 @@ def test_run_shard_counts_every_task_and_quarantines_bad_rows():
     )
     result = _run(tasks, scored, min_spread=0.1, pairs_mode="all_pairs")
     m = result.metrics
-    assert m["tasks_in"] == 6
+    assert m["tasks_in"] == 7
     assert m["lists_out"] + sum(v for k, v in m.items() if k.startswith("dropped_")) == m["tasks_in"]
     assert (m["dropped_single_reward"], m["dropped_low_spread"], m["dropped_too_few"], m["dropped_single_origin"]) == (1, 1, 1, 1)
+    assert m["dropped_no_candidates"] == 1  # "gone": every row quarantined before rank, not a too-short list
     assert m["lists_out"] == 2 and m["lists_unscored"] == 1
     assert sorted(q["reason"] for q in result.quarantine) == ["invalid_reward", "missing_reward", "unknown_origin", "unknown_task"]
 

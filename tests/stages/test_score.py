@@ -129,8 +129,16 @@ def test_quarantine(result):
 def test_metrics(result):
     m = result.metrics
     assert m["rows"] == 9 and m["quarantined"] == 2 and m["none.rows"] == 1
-    assert m["iou.rows"] == 3 and m["iou.parse_fail_rate"] == pytest.approx(1 / 3)
-    assert m["vqa.rows"] == 3 and m["vqa.mean_reward"] == pytest.approx(2 / 3)
+    assert m["iou.rows"] == 3 and m["iou.parse_failures"] == 1
+    assert m["vqa.rows"] == 3 and m["vqa.reward_sum"] == pytest.approx(2)
+
+
+def test_metrics_add_up_over_shards():
+    """The runner sums each metric over a stage's shards: two half shards must sum to the whole shard's metrics."""
+    whole = run().metrics
+    halves = [run(cands=CANDS[0::2]).metrics, run(cands=CANDS[1::2]).metrics]  # each kind split over both
+    summed = {k: sum(h.get(k, 0.0) for h in halves) for k in set(halves[0]) | set(halves[1])}
+    assert summed == pytest.approx(whole)
 
 
 def test_overrides_change_the_reward_kind():

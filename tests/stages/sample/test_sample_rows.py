@@ -86,7 +86,7 @@ def test_rejected_requests_become_quarantine_rows():
     [
         ({"answer": "HELLO"}, "HELLO"),
         ({"answer": "[1, 2, 3, 4]", "boxes": [[9.0, 9.0, 9.0, 9.0]]}, "[1, 2, 3, 4]"),
-        ({"boxes": [[4.0, 6.4, 24.6, 20.0], [1, 2, 3, 4]]}, "[4, 6, 25, 20], [1, 2, 3, 4]"),
+        ({"boxes": [[4.0, 6.4, 24.6, 20.0], [1, 2, 3, 4]]}, "[4, 6.4, 24.6, 20], [1, 2, 3, 4]"),
         ({"answers": ["navy", "blue", "blue"]}, "blue"),
         ({}, None),
     ],
@@ -107,4 +107,4 @@ def test_ground_truth_rows(tasks_table):
 
 
 def test_format_boxes():
-    assert format_boxes([[0.4, 1.5, 10.0, 20.2]]) == "[0, 2, 10, 20]"
+    assert format_boxes([[0.4, 1.5, 10.0, 20.2]]) == "[0.4, 1.5, 10, 20.2]"

@@ -36,6 +36,16 @@ def test_run_shard_writes_valid_candidates(tasks_table, tiny_sampler, tmp_path):
     assert result.metrics["generated_tokens"] == sum(r["n_tokens"] for r in policy)
 
 
+def test_metrics_add_up_over_shards(tasks_table, tiny_sampler, tmp_path):
+    """The runner sums metrics over shards, so every metric of two shards must add up to the one-shard value."""
+    whole = _run(tasks_table, tiny_sampler, tmp_path, n=2).metrics
+    parts = [_run(tasks_table.slice(0, 1), tiny_sampler, tmp_path, n=2).metrics,
+             _run(tasks_table.slice(1), tiny_sampler, tmp_path, n=2).metrics]  # fmt: skip
+    assert set(whole) == set(parts[0]) == set(parts[1])
+    for key in set(whole) - {"sample_seconds"}:  # wall time adds up but is not reproducible
+        assert parts[0][key] + parts[1][key] == pytest.approx(whole[key]), key
+
+
 def test_rerun_is_identical_and_independent_of_shard_seed_and_batch(tasks_table, tiny_sampler, tmp_path):
     first = _run(tasks_table, tiny_sampler, tmp_path, n=2).tables["candidates"]
     batch_size = tiny_sampler.batch_size

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from stages.train.loss_names import NEEDS_REFERENCE, LossName
-from stages.train.losses import dpo_loss, ipo_loss, leanpo_loss, mdpo_loss, perpo_loss, povid_loss
+from stages.train.losses import dpo_loss, ipo_loss, leanpo_loss, mdpo_loss, mipo_loss, perpo_loss, povid_loss
 from stages.train.objective import ListBatch, LossParams, implicit_rewards, list_loss, pair_metrics
 
 TOL = dict(rtol=1e-6, atol=1e-6)
@@ -116,6 +116,27 @@ def test_group_size_is_capped_at_half_the_list():
     top, bottom = torch.tensor([[0, 1]]), torch.tensor([[4, 2]])
     ones = torch.ones(1, 2, dtype=torch.bool)
     torch.testing.assert_close(got, mdpo_loss(pol[top], pol[bottom], ref[top], ref[bottom], ones, ones)[0], **TOL)
+
+
+@pytest.mark.parametrize("name", [LossName.MDPO, LossName.MIPO])
+def test_groups_shrink_until_every_chosen_beats_every_rejected(name):
+    """As the rank stage's groups: [1, 0, 0, 0, 0, 0] with k = 2 compares [1] with [0], never a 0 in the chosen group."""
+    b = _batch(seed=7)
+    b.rewards = torch.tensor([[1.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.9, 0.6, 0.6, 0.6, 0.6, 0.0], [1.0, 0.9, 0.5, 0.5, 0.2, 0.1]],
+                             dtype=torch.float64)  # fmt: skip
+    b.mask = torch.ones(3, 6, dtype=torch.bool)
+    got = list_loss(name, b, LossParams(group_size=2)).per_row
+    pol, ref, n = b.policy_logps, b.ref_logps, b.n_tokens
+    groups = [([0], [5]), ([0], [5]), ([0, 1], [5, 4])]  # rows 0 and 1: k = 1 (ties); row 2: k = 2
+    for row, (top, bottom) in enumerate(groups):
+        top, bottom = torch.tensor([top]), torch.tensor([bottom])
+        ones = torch.ones(1, top.shape[1], dtype=torch.bool)
+        p, r = pol[row], ref[row]
+        if name is LossName.MDPO:
+            want = mdpo_loss(p[top], p[bottom], r[top], r[bottom], ones, ones)[0]
+        else:
+            want = mipo_loss(p[top], p[bottom], r[top], r[bottom], n[row][top], n[row][bottom], ones, ones)[0]
+        torch.testing.assert_close(got[row], want, **TOL)
 
 
 def test_povid_compares_the_best_clean_answer_with_the_perturbed_ones():
