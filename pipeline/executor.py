@@ -33,6 +33,7 @@ class ShardJob:
     load_inputs: Callable[[], dict[str, pa.Table]]
     output: ShardOutput
     input_hashes: list[str] = field(default_factory=list)
+    scratch_key: str = ""  # what its scratch folder is kept under (see pipeline.runner.scratch_key)
 
 
 def execute_shard(

@@ -32,6 +32,7 @@ __all__ = [
     "check_chain",
     "producers",
     "fan_in_hashes",
+    "scratch_key",
     "shard_input_hashes",
     "run_pipeline",
     "resolve_run_dir",
@@ -96,6 +97,12 @@ def _stage_names_arg(names: list[str], chain: list[StageSpec], flag: str) -> lis
     return names
 
 
+def scratch_key(spec: StageSpec, section_data: dict[str, Any], input_hashes: list[str]) -> str:
+    """The fingerprint a shard's scratch folder is kept under: its fingerprint minus ``spec.resume_neutral`` fields."""
+    kept = {k: v for k, v in section_data.items() if k not in spec.resume_neutral}
+    return shard_fingerprint(spec.name, kept, input_hashes)
+
+
 def fan_in_hashes(upstream: dict[str, Manifest]) -> list[str]:
     """Input hashes of a fan-in shard: the content hash of every shard of every input table, in a fixed order."""
     return [f"{t}:{i}:{m.shards[i].content_hash}" for t, m in sorted(upstream.items()) for i in range(m.n_shards or 0)]
@@ -155,6 +162,8 @@ class _StageRun:
         self.inputs = inputs
         self.section_data = section_for_fingerprint(self.section)
         store.remove_stale_temporaries(spec.name)
+        self._unsaved = 0  # shards committed since the manifest was last written
+        self._save_every = 1
         self.manifest = store.read_manifest(spec.name)
         if self.manifest.schema_version != SCHEMA_VERSION:
             store.reset_stage(spec.name)
@@ -219,7 +228,14 @@ class _StageRun:
             scratch_dir=self.store.scratch_dir(self.spec.name, index, fan_in=self.spec.fan_in).resolve(),
             seed=index,
         )
-        return ShardJob(index=index, fingerprint=fingerprint, load_inputs=loader, output=output, input_hashes=input_hashes)
+        return ShardJob(
+            index=index,
+            fingerprint=fingerprint,
+            load_inputs=loader,
+            output=output,
+            input_hashes=input_hashes,
+            scratch_key=scratch_key(self.spec, self.section_data, input_hashes),
+        )
 
     def _load_shard(self, index: int) -> dict[str, pa.Table]:
         return {
@@ -237,7 +253,10 @@ class _StageRun:
         todo = [j for j in jobs if not self.store.shard_is_valid(self.spec.name, j.index, j.fingerprint, self.manifest)]
         self.store.forget_shards(self.manifest, [j.index for j in todo if j.index in self.manifest.shards])
         for job in todo:
-            self.store.prepare_scratch(job.output.scratch_dir, job.fingerprint)
+            self.store.prepare_scratch(job.output.scratch_dir, job.scratch_key)
+        # Rewriting the whole manifest after every shard is quadratic in the shard count; above 100
+        # shards it is written every 1% of them, so a crash redoes at most that many finished shards.
+        self._save_every = max(1, len(todo) // 100)
         return todo
 
     def commit(self, job: ShardJob, result: ShardResult, seconds: float) -> None:
@@ -250,6 +269,7 @@ class _StageRun:
             quarantine = validate_table(
                 [{"stage": self.spec.name, "shard": job.index, **row} for row in result.quarantine], "quarantine"
             )
+        self._unsaved += 1
         self.store.commit_shard(
             self.manifest,
             job.index,
@@ -261,10 +281,21 @@ class _StageRun:
             result.artifacts,
             seconds,
             job.input_hashes,
+            write_manifest=self._unsaved >= self._save_every,
         )
+        if self._unsaved >= self._save_every:
+            self._unsaved = 0
+        self.store.drop_empty_scratch(job.output.scratch_dir)
+
+    def flush(self) -> None:
+        """Write the manifest if shards were committed since it was last written."""
+        if self._unsaved:
+            self.store.write_manifest(self.manifest)
+            self._unsaved = 0
 
     def finish(self, summary: StageSummary) -> None:
         """Merge quarantine rows and fill the summary from the manifest."""
+        self.flush()
         summary.quarantined = self.store.merge_quarantine(self.spec.name)
         for rec in self.manifest.shards.values():
             for table, count in rec.rows.items():
@@ -346,8 +377,11 @@ def _run_stage(spec: StageSpec, cfg: BaseModel, store: RunStore, inputs, executo
             stage_run.commit(job, result, seconds)
             bar.advance(sum(t.num_rows for t in result.tables.values()))
 
-        if todo:
-            executor.run(spec, stage_run.section, todo, on_done, cfg.run.max_retries)
+        try:
+            if todo:
+                executor.run(spec, stage_run.section, todo, on_done, cfg.run.max_retries)
+        finally:
+            stage_run.flush()  # a failing stage still records the shards that finished
     stage_run.finish(summary)
     summary.seconds = time.perf_counter() - started
     return summary

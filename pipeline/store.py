@@ -160,6 +160,13 @@ class RunStore:
             return self.stage_dir(stage) / "artifacts"
         return self.stage_dir(stage) / SCRATCH_DIR / f"{index:05d}"
 
+    def drop_empty_scratch(self, scratch: Path) -> None:
+        """Remove a finished shard's scratch folder if the stage left nothing in it but the marker."""
+        if scratch.is_dir() and {p.name for p in scratch.iterdir()} <= {".fingerprint"}:
+            shutil.rmtree(scratch, ignore_errors=True)
+            if scratch.parent.name == SCRATCH_DIR and not any(scratch.parent.iterdir()):
+                scratch.parent.rmdir()
+
     def prepare_scratch(self, scratch: Path, fingerprint: str) -> None:
         """Empty ``scratch`` if it holds work for another fingerprint (a changed config must not resume old checkpoints)."""
         marker = scratch / ".fingerprint"
@@ -248,8 +255,13 @@ class RunStore:
         artifacts: list[str],
         seconds: float,
         inputs: list[str] | None = None,
+        write_manifest: bool = True,
     ) -> ShardRecord:
-        """Validate and write a shard's tables atomically, then record it in ``manifest`` (written last)."""
+        """Validate and write a shard's tables atomically, then record it in ``manifest`` (written last).
+
+        With ``write_manifest=False`` the record stays in memory until the caller writes the manifest:
+        until then a crash redoes the shard (its files are complete but not trusted).
+        """
         files: list[str] = []
         hashes: list[str] = []
         rows: dict[str, int] = {}
@@ -283,7 +295,8 @@ class RunStore:
             inputs=list(inputs or []),
         )
         manifest.shards[index] = record
-        self.write_manifest(manifest)
+        if write_manifest:
+            self.write_manifest(manifest)
         return record
 
     def drop_shards_from(self, manifest: Manifest, first_index: int) -> None:

@@ -98,6 +98,8 @@ class StageSpec(Generic[C]):
     - ``setup``: loads heavy resources once per worker (model stages run on an actor pool).
     - ``plan``: source stages only (``reads == ()``): splits the corpus into shards of input records.
     - ``uses_model``: the stage runs on an actor pool (``num_actors``, ``num_gpus``, ``num_cpus`` from its config).
+    - ``resume_neutral``: config fields whose change redoes the shard but keeps its scratch folder, so
+      the stage can resume from what it left there (train: ``max_steps`` continues from the checkpoints).
     """
 
     name: str
@@ -110,6 +112,7 @@ class StageSpec(Generic[C]):
     fan_in: bool = False
     uses_model: bool = False
     description: str = ""
+    resume_neutral: frozenset[str] = frozenset()
 
 
 def quarantine_row(row_ref: str, reason: str, message: str = "", record: dict[str, Any] | None = None) -> dict[str, Any]:

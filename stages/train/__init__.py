@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from stages.base import StageSpec
-from stages.train.config import TrainConfig
+from stages.train.config import RESUME_NEUTRAL_FIELDS, TrainConfig
 from stages.train.loss_names import DEFAULT_BETA, NEEDS_REFERENCE, LossName
 from stages.train.stage import run_shard
 
@@ -33,6 +33,7 @@ SPEC = StageSpec(
     run_shard=run_shard,
     fan_in=True,
     uses_model=True,
+    resume_neutral=RESUME_NEUTRAL_FIELDS,
     description="Train the policy on the ranked lists with a preference loss (perpo by default; dpo, ipo, "
     "mdpo, mipo, leanpo, povid), optionally with LoRA; checkpoints resume an interrupted run.",
 )

@@ -43,6 +43,7 @@ class TrainInputs:
     fingerprint: str
     producers: dict[str, str]
     input_hashes: list[str]
+    scratch_key: str
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,7 +68,7 @@ def resolve_inputs(store: Any, cfg: Any) -> TrainInputs:
     """
     from pipeline.config import section_for_fingerprint
     from pipeline.fingerprint import shard_fingerprint
-    from pipeline.runner import check_chain, fan_in_hashes, producers
+    from pipeline.runner import check_chain, fan_in_hashes, producers, scratch_key
     from stages import registry
 
     chain = [spec for spec in registry.stage_specs() if spec.name == STAGE or getattr(cfg, spec.name).enabled]
@@ -84,9 +85,13 @@ def resolve_inputs(store: Any, cfg: Any) -> TrainInputs:
     tables = {table: store.read_table(spec.name, table, spec.writes[0]) for table, spec in sources.items()}
     # the runner's fan-in fingerprint, so a later `perpo-pipeline run` skips this training
     hashes = fan_in_hashes(manifests)
-    fingerprint = shard_fingerprint(STAGE, section_for_fingerprint(getattr(cfg, STAGE)), hashes)
+    section = section_for_fingerprint(getattr(cfg, STAGE))
     return TrainInputs(
-        tables=tables, fingerprint=fingerprint, producers={t: s.name for t, s in sources.items()}, input_hashes=hashes
+        tables=tables,
+        fingerprint=shard_fingerprint(STAGE, section, hashes),
+        producers={t: s.name for t, s in sources.items()},
+        input_hashes=hashes,
+        scratch_key=scratch_key(registry.get_stage(STAGE), section, hashes),
     )
 
 
@@ -155,7 +160,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
             from pipeline.store import atomic_write_bytes
 
             atomic_write_bytes(store.run_dir / "config.toml", config_to_toml(cfg).encode())  # as `run` does
-            store.prepare_scratch(own_folder, inputs.fingerprint)  # another config's checkpoints must not resume
+            store.prepare_scratch(own_folder, inputs.scratch_key)  # another config's checkpoints must not resume
         barrier(info)
         started = time.perf_counter()
         result = train_model(cfg.train, inputs.tables["tasks"], inputs.tables["listwise"], out_dir)

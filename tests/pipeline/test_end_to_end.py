@@ -76,3 +76,19 @@ def test_bad_model_path_fails_before_any_sample_shard(ray_session, tmp_path):
     with pytest.raises(ModelError, match="does not exist"):
         run_pipeline(cfg, tmp_path / "run")
     assert RunStore(tmp_path / "run").read_manifest("sample").shards == {}
+
+
+def test_more_train_steps_resume_from_the_checkpoints(tiny_model_dir, tmp_path):
+    """train.max_steps is resume-neutral: raising it redoes the train shard, which continues from its checkpoint."""
+    settings = [*_settings(tiny_model_dir), "ingest.n_tasks=6", "train.max_steps=2"]
+    run_dir = tmp_path / "run"
+    run_pipeline(load_config(None, settings), run_dir, use_ray=False)
+    first = RunStore(run_dir).read_manifest("train").shards[0].metrics
+    assert first["steps"] == 2 and first["resumed_from"] == 0
+    summary = {s.stage: s for s in run_pipeline(load_config(None, [*settings, "train.max_steps=3"]), run_dir, use_ray=False)}
+    assert summary["train"].shards_run == 1 and summary["reference"].shards_run == 0
+    second = RunStore(run_dir).read_manifest("train").shards[0].metrics
+    assert second["resumed_from"] == 2 and second["steps"] == 3
+    changed = [*settings, "train.max_steps=3", "train.learning_rate=1e-4"]  # not resume-neutral: starts over
+    run_pipeline(load_config(None, changed), run_dir, use_ray=False)
+    assert RunStore(run_dir).read_manifest("train").shards[0].metrics["resumed_from"] == 0

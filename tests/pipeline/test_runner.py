@@ -181,3 +181,32 @@ def test_stages_subset_refuses_an_input_made_from_older_upstream_output(fake_reg
     assert _ran("upper") == [0, 1, 2] and _ran("summary") == [0]
     _run(tmp_path, ["src.tag=b"], stages=["summary"])  # consistent again: nothing to redo
     assert fake_stages.CALLS == []
+
+
+def test_many_shards_write_the_manifest_in_batches_and_flush_at_the_end(fake_registry, tmp_path, monkeypatch):
+    writes: list[int] = []
+    original = RunStore.write_manifest
+
+    def counting(self, manifest):
+        if manifest.stage == "src":
+            writes.append(len(manifest.shards))
+        original(self, manifest)
+
+    monkeypatch.setattr(RunStore, "write_manifest", counting)
+    _run(tmp_path, ["src.n_rows=250", "src.shard_size=1"])
+    shard_writes = [n for n in writes if n > 0]
+    assert len(shard_writes) <= 130  # one per 2 shards (250 // 100), plus the final flush
+    assert shard_writes[-1] == 250
+    assert RunStore(tmp_path).read_manifest("src").complete
+
+
+def test_failing_stage_still_records_finished_shards_when_batched(fake_registry, tmp_path):
+    with pytest.raises(StageFailedError):
+        _run(tmp_path, ["src.n_rows=300", "src.shard_size=1", "upper.fail_shards=[5]", "run.max_retries=0"])
+    manifest = RunStore(tmp_path).read_manifest("upper")
+    assert len(manifest.shards) == 299 and 5 not in manifest.shards
+
+
+def test_scratch_folders_of_shards_without_artifacts_are_removed(fake_registry, tmp_path):
+    _run(tmp_path)
+    assert not (tmp_path / "upper" / "_scratch").exists()
