@@ -67,7 +67,10 @@ def run(
             f"quarantined {s.quarantined}; {s.seconds:.1f}s",
             err=True,
         )
-    finalize_run(cfg, folder, ran=[s.stage for s in summaries])
+    from pipeline.store import RunStore
+
+    with RunStore(folder).lock():  # the report and export read the run; no other writer meanwhile
+        finalize_run(cfg, folder, ran=[s.stage for s in summaries])
     typer.echo(format_status(folder, run_status(folder)))
 
 
@@ -120,9 +123,14 @@ def export(
     config: ConfigOpt = Path("pipeline.toml"),
 ) -> None:
     """Write the Hub-ready dataset folder (dataset card, Parquet with embedded images)."""
+    from pipeline.errors import ConfigError
     from pipeline.outputs import export_run
+    from pipeline.store import RunStore
 
-    folder = export_run(run_dir, out)
+    if not run_dir.is_dir():
+        raise ConfigError(f"run folder {run_dir} does not exist; run `perpo-pipeline run` first or pass --run-dir")
+    with RunStore(run_dir).lock():
+        folder = export_run(run_dir, out)
     typer.echo(f"exported: {folder}")
 
 
