@@ -21,7 +21,7 @@ from data_schemas.tables import validate_table
 from pipeline.errors import ConfigError
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageConfig, StageSpec, quarantine_row
 from stages.reference_vllm import ScoringError, score_triples_vllm, setup_vllm
-from stages.sample.config import Backend
+from stages.sample.config import Backend, check_vllm_resources
 
 __all__ = [
     "SPEC",
@@ -95,14 +95,7 @@ class ReferenceConfig(StageConfig):
 
     @model_validator(mode="after")
     def _check_backend_resources(self) -> "ReferenceConfig":
-        if self.backend == Backend.VLLM:
-            if self.device == "cpu":
-                raise ValueError("[reference] backend = 'vllm' needs a GPU but device = 'cpu'; use backend = 'hf' on CPU")
-            if 0 < self.num_gpus < self.tensor_parallel_size:
-                raise ValueError(
-                    f"[reference] num_gpus = {self.num_gpus} per actor is less than tensor_parallel_size = "
-                    f"{self.tensor_parallel_size}; set num_gpus >= tensor_parallel_size"
-                )
+        check_vllm_resources("reference", self)
         return self
 
 

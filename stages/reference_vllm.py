@@ -148,14 +148,7 @@ def setup_vllm(config: Any) -> VLLMReferenceModel:
     """
     from stages.sample.vllm_backend import VLLMSampler, import_vllm
 
-    engine = VLLMSampler(
-        config.model,
-        tensor_parallel_size=config.tensor_parallel_size,
-        max_model_len=config.max_model_len,
-        limit_mm_per_prompt=config.limit_mm_per_prompt,
-        gpu_memory_utilization=config.gpu_memory_utilization,
-        dtype=config.dtype,
-    )
+    engine = VLLMSampler.from_config(config)
     params = import_vllm().SamplingParams(**SCORING_PARAMS)
     return VLLMReferenceModel(llm=engine.llm, processor=engine.processor, name=config.model, sampling_params=params)
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from stages.base import StageConfig
 from stages.perturb.distortions import DistortionName, DistortionSpec
 from stages.perturb.injectors import InjectorKind
-from stages.sample.config import Backend, SampleConfig
+from stages.sample.config import Backend, SampleConfig, check_vllm_resources
 
 __all__ = ["HallucinationMode", "HallucinationConfig", "DistortionConfig", "PerturbConfig"]
 
@@ -124,13 +124,7 @@ class PerturbConfig(StageConfig):
 
     @model_validator(mode="after")
     def _check_backend_resources(self) -> "PerturbConfig":
-        if self.backend == Backend.VLLM and self.device == "cpu":
-            raise ValueError("[perturb] backend = 'vllm' needs a GPU but device = 'cpu'; use backend = 'hf' on CPU")
-        if self.backend == Backend.VLLM and 0 < self.num_gpus < self.tensor_parallel_size:
-            raise ValueError(
-                f"[perturb] num_gpus = {self.num_gpus} per actor is less than tensor_parallel_size = "
-                f"{self.tensor_parallel_size}; set num_gpus >= tensor_parallel_size"
-            )
+        check_vllm_resources("perturb", self)
         return self
 
     def sample_config(self) -> SampleConfig:

@@ -19,15 +19,7 @@ def _make_hf(config: SampleConfig) -> Sampler:
 def _make_vllm(config: SampleConfig) -> Sampler:
     from stages.sample.vllm_backend import VLLMSampler
 
-    return VLLMSampler(
-        config.model,
-        tensor_parallel_size=config.tensor_parallel_size,
-        max_model_len=config.max_model_len,
-        limit_mm_per_prompt=config.limit_mm_per_prompt,
-        gpu_memory_utilization=config.gpu_memory_utilization,
-        seed=config.seed,
-        dtype=config.dtype,
-    )
+    return VLLMSampler.from_config(config, seed=config.seed)
 
 
 BACKENDS: dict[Backend, Callable[[SampleConfig], Sampler]] = {

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from stages.base import StageConfig
 
-__all__ = ["Backend", "DEFAULT_MODEL", "SampleConfig", "SamplingSettings"]
+__all__ = ["check_vllm_resources", "Backend", "DEFAULT_MODEL", "SampleConfig", "SamplingSettings"]
 
 DEFAULT_MODEL = "runs/_models/tiny-vlm"
 
@@ -35,6 +35,20 @@ class SamplingSettings:
     top_p: float = 1.0
     max_tokens: int = 64
     seed: int = 0
+
+
+def check_vllm_resources(section: str, config: Any) -> None:
+    """Raise ``ValueError`` (shown as a config error) when a vllm backend section asks for the CPU or
+    for fewer GPUs per actor than its ``tensor_parallel_size``. Shared by every section with a backend."""
+    if config.backend != Backend.VLLM:
+        return
+    if config.device == "cpu":
+        raise ValueError(f"[{section}] backend = 'vllm' needs a GPU but device = 'cpu'; use backend = 'hf' on CPU")
+    if 0 < config.num_gpus < config.tensor_parallel_size:
+        raise ValueError(
+            f"[{section}] num_gpus = {config.num_gpus} per actor is less than tensor_parallel_size = "
+            f"{config.tensor_parallel_size}; set num_gpus >= tensor_parallel_size"
+        )
 
 
 class SampleConfig(StageConfig):
@@ -96,14 +110,7 @@ class SampleConfig(StageConfig):
 
     @model_validator(mode="after")
     def _check_backend_resources(self) -> "SampleConfig":
-        if self.backend == Backend.VLLM:
-            if self.device == "cpu":
-                raise ValueError("[sample] backend = 'vllm' needs a GPU but device = 'cpu'; use backend = 'hf' on CPU")
-            if 0 < self.num_gpus < self.tensor_parallel_size:
-                raise ValueError(
-                    f"[sample] num_gpus = {self.num_gpus} per actor is less than tensor_parallel_size = "
-                    f"{self.tensor_parallel_size}; set num_gpus >= tensor_parallel_size"
-                )
+        check_vllm_resources("sample", self)
         return self
 
     def settings(self) -> SamplingSettings:

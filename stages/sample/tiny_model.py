@@ -12,12 +12,11 @@ projector. Its answers are random text; what matters is that every API behaves l
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Final
 
 from pipeline.errors import ModelError
+from stages.model_folder import save_model_folder
 
 __all__ = ["TINY_MODEL_MARKER", "IMAGE_SIZE", "PATCH_SIZE", "CHAT_TEMPLATE", "build_tiny_vlm", "is_tiny_model_dir"]
 
@@ -175,16 +174,5 @@ def build_tiny_vlm(out_dir: str | Path, seed: int = 0) -> Path:
     tokenizer = _build_tokenizer()
     model = _build_model(tokenizer, seed)
     processor = _build_processor(tokenizer)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        model.save_pretrained(staging)
-        processor.save_pretrained(staging)
-        marker = {"format_version": _FORMAT_VERSION, "seed": seed, "image_size": IMAGE_SIZE, "patch_size": PATCH_SIZE}
-        (staging / TINY_MODEL_MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out
+    marker = {"format_version": _FORMAT_VERSION, "seed": seed, "image_size": IMAGE_SIZE, "patch_size": PATCH_SIZE}
+    return save_model_folder(model, processor, out, {TINY_MODEL_MARKER: json.dumps(marker, indent=2) + "\n"})

@@ -126,6 +126,19 @@ class VLLMSampler:
         except (OSError, ValueError) as exc:
             raise ModelError(f"vLLM cannot load {self.model_name!r}: {str(exc).splitlines()[0]}") from exc
 
+    @classmethod
+    def from_config(cls, config: Any, seed: int = 0) -> "VLLMSampler":
+        """Build the engine from a config section with ``model``, ``dtype`` and the vllm engine fields."""
+        return cls(
+            config.model,
+            tensor_parallel_size=config.tensor_parallel_size,
+            max_model_len=config.max_model_len,
+            limit_mm_per_prompt=getattr(config, "limit_mm_per_prompt", 1),
+            gpu_memory_utilization=config.gpu_memory_utilization,
+            seed=seed,
+            dtype=config.dtype,
+        )
+
     def _generate(self, prompts: list[dict[str, Any]], params: list[dict[str, Any]]):
         sampling = [self._sampling_params_cls(**kw) for kw in params]
         return self.llm.generate(prompts, sampling_params=sampling, use_tqdm=False)

@@ -23,8 +23,6 @@ import contextlib
 import hashlib
 import json
 import math
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -32,6 +30,7 @@ from typing import Any, Callable
 import pyarrow as pa
 
 from pipeline.errors import ConfigError
+from stages.model_folder import save_model_folder
 from stages.train.checkpoint import is_checkpoint, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint
 from stages.train.config import RESUME_NEUTRAL_FIELDS, TrainConfig
 from stages.train.data import ListExample, load_lists
@@ -256,18 +255,7 @@ def _save_model(model: Any, processor: Any, config: TrainConfig, path: Path) -> 
     """save_pretrained the trained model (LoRA merged unless lora_merge is off) and its processor, atomically."""
     if config.lora and config.lora_merge:
         model = model.merge_and_unload()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        model.save_pretrained(staging)
-        processor.save_pretrained(staging)
-        if path.exists():
-            shutil.rmtree(path)
-        staging.rename(path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return path
+    return save_model_folder(model, processor, path)
 
 
 def train_model(

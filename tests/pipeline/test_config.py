@@ -9,16 +9,6 @@ import pytest
 from pipeline import config as config_module
 from pipeline.config import config_to_toml, load_config, parse_overrides
 from pipeline.errors import ConfigError
-from stages import registry
-from tests.pipeline import fake_stages
-
-
-@pytest.fixture
-def fake_registry(monkeypatch):
-    monkeypatch.setattr(registry, "stage_specs", lambda: fake_stages.SPECS)
-    config_module.pipeline_config_cls.cache_clear()
-    yield
-    config_module.pipeline_config_cls.cache_clear()
 
 
 def test_defaults_and_file_values(fake_registry, tmp_path):

@@ -5,23 +5,13 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from pipeline import config as config_module
 from pipeline.config import load_config
 from pipeline.errors import StageFailedError
 from pipeline.runner import run_pipeline
 from pipeline.store import RunStore
-from stages import registry
 from tests.pipeline import fake_stages
 
 pytestmark = pytest.mark.ray
-
-
-@pytest.fixture
-def fake_registry(monkeypatch):
-    monkeypatch.setattr(registry, "stage_specs", lambda: fake_stages.SPECS)
-    config_module.pipeline_config_cls.cache_clear()
-    yield
-    config_module.pipeline_config_cls.cache_clear()
 
 
 def test_ray_run_matches_in_process_run(fake_registry, ray_session, tmp_path):

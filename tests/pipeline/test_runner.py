@@ -7,23 +7,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import config as config_module
 from pipeline.config import load_config
 from pipeline.errors import ConfigError, StageFailedError
 from pipeline.runner import run_pipeline
 from pipeline.status import run_status
 from pipeline.store import RunStore
-from stages import registry
 from tests.pipeline import fake_stages
-
-
-@pytest.fixture
-def fake_registry(monkeypatch):
-    monkeypatch.setattr(registry, "stage_specs", lambda: fake_stages.SPECS)
-    config_module.pipeline_config_cls.cache_clear()
-    fake_stages.CALLS.clear()
-    yield
-    config_module.pipeline_config_cls.cache_clear()
 
 
 def _run(run_dir: Path, overrides=(), **kwargs):
