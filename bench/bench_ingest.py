@@ -129,7 +129,7 @@ def main() -> None:
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core, inherited by the subprocesses
     from PIL import Image
 
-    from stages.ingest.images import normalize_image, read_image_file
+    from stages.ingest.decode import normalize_image, read_image_file
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

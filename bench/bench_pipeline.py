@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.config import load_config  # noqa: E402
 from pipeline.runner import run_pipeline  # noqa: E402
-from stages.sample import build_tiny_vlm  # noqa: E402
+from stages.lib.models import build_tiny_vlm  # noqa: E402
 
 
 def _timed(cfg, run_dir: Path, use_ray: bool) -> tuple[float, dict[str, int]]:

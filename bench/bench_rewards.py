@@ -38,12 +38,12 @@ from rapidfuzz.distance import Levenshtein  # noqa: E402
 from data_schemas.images import encode_image_cell  # noqa: E402
 from data_schemas.tables import validate_table  # noqa: E402
 from stages.base import ShardInputs, ShardOutput  # noqa: E402
-from stages.rewards.boxes import parse_boxes  # noqa: E402
-from stages.rewards.iou import iou_reward, prepare_iou, score_iou, score_iou_batch  # noqa: E402
-from stages.rewards.result import gc_paused  # noqa: E402
-from stages.rewards.ocr import ocr_reward, prepare_ocr, score_ocr, score_ocr_batch  # noqa: E402
-from stages.rewards.vqa import prepare_vqa, score_vqa, score_vqa_batch, vqa_reward  # noqa: E402
-from stages.rewards.vqa_normalize import ARTICLES, CONTRACTIONS, NUMBER_WORDS, PUNCTUATION  # noqa: E402
+from stages.lib.rewards.boxes import parse_boxes  # noqa: E402
+from stages.lib.rewards.iou import iou_reward, prepare_iou, score_iou, score_iou_batch  # noqa: E402
+from stages.lib.rewards.result import gc_paused  # noqa: E402
+from stages.lib.rewards.ocr import ocr_reward, prepare_ocr, score_ocr, score_ocr_batch  # noqa: E402
+from stages.lib.rewards.vqa import prepare_vqa, score_vqa, score_vqa_batch, vqa_reward  # noqa: E402
+from stages.lib.rewards.vqa_normalize import ARTICLES, CONTRACTIONS, NUMBER_WORDS, PUNCTUATION  # noqa: E402
 from stages.score import ScoreConfig, run_shard  # noqa: E402
 
 W, H = 640, 480

@@ -66,7 +66,7 @@ def main() -> None:
     import torch
 
     from stages.sample.hf_backend import HFSampler
-    from stages.sample.tiny_model import build_tiny_vlm
+    from stages.lib.models.tiny_vlm import build_tiny_vlm
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:

@@ -94,7 +94,7 @@ def main() -> None:
     import torch
 
     from stages.sample.hf_backend import load_vlm
-    from stages.sample.tiny_model import build_tiny_vlm
+    from stages.lib.models.tiny_vlm import build_tiny_vlm
     from stages.train.config import TrainConfig
 
     torch.set_num_threads(args.threads)

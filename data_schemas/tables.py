@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from data_schemas.features import with_hf_metadata
 from data_schemas.images import IMAGE_STRUCT
-from pipeline.errors import SchemaError
+from stages.lib.errors import SchemaError
 
 __all__ = [
     "SCHEMA_VERSION",

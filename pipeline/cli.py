@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pipeline.errors import PipelineError
+from stages.lib.errors import PipelineError
 
 __all__ = ["app", "main"]
 
@@ -81,7 +81,7 @@ def status(
     overrides: SetOpt = None,
 ) -> None:
     """Per stage: shards done / planned, rows, quarantined rows; where the report and export are."""
-    from pipeline.errors import ConfigError
+    from stages.lib.errors import ConfigError
     from pipeline.runner import resolve_run_dir
     from pipeline.status import format_status, run_status
 
@@ -110,7 +110,7 @@ def make_tiny_model(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random weights.")] = 0,
 ) -> None:
     """Build a tiny random-weight VLM offline (save_pretrained), loadable like any Hub model id."""
-    from stages.sample import build_tiny_vlm
+    from stages.lib.models import build_tiny_vlm
 
     path = build_tiny_vlm(out, seed=seed)
     typer.echo(f"tiny model: {path}")
@@ -123,7 +123,7 @@ def export(
     config: ConfigOpt = Path("pipeline.toml"),
 ) -> None:
     """Write the Hub-ready dataset folder (dataset card, Parquet with embedded images)."""
-    from pipeline.errors import ConfigError
+    from stages.lib.errors import ConfigError
     from pipeline.outputs import export_run
     from pipeline.store import RunStore
 

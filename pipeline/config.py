@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from pipeline.errors import ConfigError
+from stages.lib.errors import ConfigError
 
 __all__ = [
     "RunConfig",

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
-from pipeline.errors import PipelineError, StageFailedError
+from stages.lib.errors import PipelineError, StageFailedError, first_line
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageConfig, StageSpec
 
 __all__ = ["ShardJob", "LocalExecutor", "RayExecutor", "execute_shard"]
@@ -46,15 +46,11 @@ def execute_shard(
     return result, time.perf_counter() - start
 
 
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:500]
-
-
 def _fail(spec: StageSpec, failures: dict[int, BaseException], attempts: int) -> StageFailedError:
     index, exc = sorted(failures.items())[0]
     more = f" (and {len(failures) - 1} other shard(s))" if len(failures) > 1 else ""
     return StageFailedError(
-        f"stage {spec.name}: shard {index} failed after {attempts} attempt(s): {_describe(exc)}{more}; "
+        f"stage {spec.name}: shard {index} failed after {attempts} attempt(s): {first_line(exc)}{more}; "
         f"finished shards are kept, fix the cause and run again to resume"
     )
 
@@ -165,7 +161,7 @@ class RayExecutor:
             cause = _unwrap(exc)
             if isinstance(cause, PipelineError):
                 raise cause from None
-            raise StageFailedError(f"stage {spec.name}: loading failed: {_describe(cause)}") from None
+            raise StageFailedError(f"stage {spec.name}: loading failed: {first_line(cause)}") from None
         idle: deque = deque(actors)
         busy: dict[Any, Any] = {}
 

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from data_schemas.features import hf_features, with_hf_metadata
 from data_schemas.images import IMAGE_STRUCT
 from data_schemas.tables import empty_table, validate_table
-from pipeline.errors import ConfigError, PublishError, SchemaError
+from stages.lib.errors import ConfigError, PublishError, SchemaError
 
 __all__ = [
     "CONFIGS",

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from data_schemas import TASK_TYPES
 from pipeline.config import load_config
-from pipeline.errors import ConfigError
+from stages.lib.errors import ConfigError
 from pipeline.runner import enabled_chain
 from pipeline.store import RunStore
 

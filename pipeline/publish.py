@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.errors import ConfigError, PublishError
+from stages.lib.errors import ConfigError, PublishError, first_line
 
 __all__ = ["LARGE_FOLDER_BYTES", "UploadFile", "PublishReport", "list_upload_files", "publish_folder"]
 
@@ -129,7 +129,7 @@ def _as_publish_error(exc: BaseException, target: str, endpoint: str) -> Publish
         return PublishError(_STATUS_MESSAGES[status].format(target=target, endpoint=endpoint))
     if status is not None:
         if not detail and http_error is not exc:
-            detail = ": " + str(exc).strip().splitlines()[0]
+            detail = ": " + first_line(exc, with_type=False)
         return PublishError(f"the Hub refused the upload to {target} (HTTP {status}){detail}")
     if isinstance(exc, _network_errors()):
         return PublishError(

@@ -18,11 +18,12 @@ from pydantic import BaseModel
 
 from data_schemas import SCHEMA_VERSION, validate_table
 from pipeline.config import config_to_toml, section_for_fingerprint
-from pipeline.errors import ConfigError
+from stages.lib.errors import ConfigError
 from pipeline.executor import ShardJob
 from pipeline.fingerprint import shard_fingerprint, table_hash
 from pipeline.progress import StageProgress
-from pipeline.store import Manifest, RunStore, atomic_write_bytes, atomic_write_parquet
+from pipeline.store import Manifest, RunStore
+from stages.lib.files import atomic_write_bytes, atomic_write_parquet
 from stages.base import ShardOutput, ShardResult, StageSpec
 from stages import registry
 

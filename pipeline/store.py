@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from contextlib import contextmanager
@@ -36,50 +35,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data_schemas import SCHEMA_VERSION, validate_table
+from stages.lib.files import TEMP_GLOB, atomic_write_bytes, atomic_write_parquet
 
-__all__ = ["ShardRecord", "Manifest", "RunStore", "atomic_write_bytes", "atomic_write_parquet"]
+__all__ = ["ShardRecord", "Manifest", "RunStore"]
 
 MANIFEST = "_manifest.json"
 QUARANTINE_DIR = "_quarantine"
 SCRATCH_DIR = "_scratch"
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def atomic_write_parquet(path: Path, table: pa.Table) -> str:
-    """Write ``table`` to ``path`` atomically; return the sha256 of the file's bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp, compression="zstd", row_group_size=1024)
-    digest = hashlib.sha256()
-    with open(tmp, "r+b") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -191,7 +153,7 @@ class RunStore:
     def remove_stale_temporaries(self, stage: str) -> int:
         """Delete temporary files a killed writer left in the stage folder; return how many."""
         removed = 0
-        for path in self.stage_dir(stage).rglob(".*.tmp-*"):
+        for path in self.stage_dir(stage).rglob(TEMP_GLOB):
             path.unlink(missing_ok=True)
             removed += 1
         return removed
@@ -201,7 +163,7 @@ class RunStore:
         """Hold an exclusive lock on the run folder; a second writer fails at once with a clear error."""
         import fcntl
 
-        from pipeline.errors import ConfigError
+        from stages.lib.errors import ConfigError
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with open(self.run_dir / ".lock", "w") as fh:

@@ -38,6 +38,6 @@ def ray_session():
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """The tiny offline VLM, built once per session and loaded through from_pretrained like a Hub id."""
-    from stages.sample.tiny_model import build_tiny_vlm
+    from stages.lib.models.tiny_vlm import build_tiny_vlm
 
     return build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm") / "model", seed=0)

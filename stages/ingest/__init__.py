@@ -8,14 +8,13 @@ fingerprints each records table, then calls :func:`run_shard` per shard with
 
 from __future__ import annotations
 
-from stages.base import StageSpec
 from stages.ingest.adapters import ADAPTERS, get_adapter
 from stages.ingest.config import BoxFormat, CorpusFormat, IngestConfig
-from stages.ingest.demo import write_demo_corpus
+from stages.ingest.demo_corpus import write_demo_corpus
 from stages.ingest.plan import IngestPlan, plan_shards
 from stages.ingest.reasons import Reason
 from stages.ingest.records import RECORDS_SCHEMA
-from stages.ingest.shard import run_shard
+from stages.ingest.stage import SPEC, run_shard
 
 __all__ = [
     "SPEC",
@@ -31,14 +30,3 @@ __all__ = [
     "run_shard",
     "write_demo_corpus",
 ]
-
-SPEC = StageSpec(
-    name="ingest",
-    config_cls=IngestConfig,
-    reads=(),
-    writes=("tasks",),
-    run_shard=run_shard,
-    plan=plan_shards,
-    description="Read a corpus with ground truth (demo, coco, jsonl, parquet), decode and check every image, "
-    "and write the tasks table.",
-)

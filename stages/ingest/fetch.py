@@ -16,8 +16,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stages.ingest.demo import render_demo_image
-from stages.ingest.images import read_image_file
+from stages.ingest.demo_corpus import render_demo_image
+from stages.ingest.decode import read_image_file
 from stages.ingest.reasons import Reason, Rejected
 from stages.ingest.records import ImageKind
 

@@ -55,8 +55,8 @@ def _table(rows: list[tuple[str, str]]) -> pa.Table:
 def plan_shards(config: IngestConfig) -> IngestPlan:
     """Read the corpus named by ``config`` and cut it into shards of ``config.shard_size`` records.
 
-    Raises :class:`~pipeline.errors.ConfigError` for an unknown format and
-    :class:`~pipeline.errors.CorpusError` when the corpus cannot be read at all (missing path, not JSON,
+    Raises :class:`~stages.lib.errors.ConfigError` for an unknown format and
+    :class:`~stages.lib.errors.CorpusError` when the corpus cannot be read at all (missing path, not JSON,
     no Parquet files, missing image column), always before any shard exists. Row-level problems
     (malformed line, unknown task type, bad box, missing image file, duplicate) become quarantine rows.
     Shards are filled in corpus order; the same corpus and config give the same shards.

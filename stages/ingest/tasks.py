@@ -19,7 +19,7 @@ from typing import Any
 from data_schemas.images import encode_image_cell
 from data_schemas.tables import TASK_TYPES
 from stages.ingest.config import BoxFormat
-from stages.ingest.images import StoredImage, orient_box
+from stages.ingest.decode import StoredImage, orient_box
 from stages.ingest.reasons import Reason, Rejected
 
 __all__ = [

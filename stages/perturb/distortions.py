@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipeline.errors import ConfigError
+from stages.lib.errors import ConfigError
 
 __all__ = [
     "DistortionName",

@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from pipeline.errors import ConfigError
+from stages.lib.errors import ConfigError
 from stages.base import ShardOutput, ShardResult
 from stages.perturb.config import HallucinationConfig, HallucinationMode, PerturbConfig
 from stages.perturb.distortions import apply_distortion

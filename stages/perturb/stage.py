@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from data_schemas import decode_image_cell, validate_table
-from pipeline.errors import ConfigError
+from stages.lib.errors import ConfigError
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageSpec, quarantine_row
 from stages.perturb.config import HallucinationMode, PerturbConfig
 from stages.perturb.rows import ORIGIN_HALLUCINATION, distorted_rows, hallucination_rows

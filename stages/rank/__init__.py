@@ -1,7 +1,6 @@
 """The rank stage: sort each task's scored candidates, dedupe, drop lists without preference signal,
 and emit ``listwise`` rows (PerPO), ``pairs`` (DPO / IPO, TRL-compatible at export) and ``groups`` (mDPO)."""
 
-from stages.base import StageSpec
 from stages.rank.config import DEFAULT_ORIGIN_ORDER, NORMALIZERS, DedupeMode, DropReason, PairsMode, RankConfig
 from stages.rank.emit import PAIR_INDICES, group_row, listwise_row, pair_rows, prefers
 from stages.rank.ordering import (
@@ -13,7 +12,7 @@ from stages.rank.ordering import (
     order_candidates,
     rank_candidates,
 )
-from stages.rank.stage import run_shard
+from stages.rank.stage import SPEC, run_shard
 
 __all__ = [
     "SPEC",
@@ -37,13 +36,3 @@ __all__ = [
     "group_row",
     "run_shard",
 ]
-
-SPEC = StageSpec(
-    name="rank",
-    config_cls=RankConfig,
-    reads=("tasks", "scored"),
-    writes=("listwise", "pairs", "groups"),
-    run_shard=run_shard,
-    description="Sort scored candidates per task (reward, then origin, then log-prob), dedupe, drop lists "
-    "with too little reward spread, and write listwise rows, preference pairs and mDPO groups.",
-)

@@ -14,12 +14,12 @@ from collections import defaultdict
 from typing import Any
 
 from data_schemas.tables import ORIGINS, validate_table
-from stages.base import ShardInputs, ShardOutput, ShardResult, quarantine_row
+from stages.base import ShardInputs, ShardOutput, ShardResult, StageSpec, quarantine_row
 from stages.rank.config import NORMALIZERS, DropReason, RankConfig
 from stages.rank.emit import group_row, listwise_row, pair_rows
 from stages.rank.ordering import Candidate, RankedList, rank_candidates
 
-__all__ = ["TASK_COLUMNS", "SCORED_COLUMNS", "run_shard"]
+__all__ = ["SPEC", "TASK_COLUMNS", "SCORED_COLUMNS", "run_shard"]
 
 TASK_COLUMNS = ("task_id", "task_type", "prompt")  # never the image: ranking does not need it
 SCORED_COLUMNS = ("task_id", "cand_id", "origin", "text", "reward", "logprob_sum", "n_tokens")
@@ -123,3 +123,14 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: RankConfig) -> S
         quarantine=quarantine,
         metrics=metrics,
     )
+
+
+SPEC = StageSpec(
+    name="rank",
+    config_cls=RankConfig,
+    reads=("tasks", "scored"),
+    writes=("listwise", "pairs", "groups"),
+    run_shard=run_shard,
+    description="Sort scored candidates per task (reward, then origin, then log-prob), dedupe, drop lists "
+    "with too little reward spread, and write listwise rows, preference pairs and mDPO groups.",
+)

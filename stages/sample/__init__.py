@@ -4,7 +4,6 @@
 - Sampling: :func:`make_sampler` (``hf`` | ``vllm``, see :data:`BACKENDS`), the :class:`Sampler`
   protocol and its request/result types, :func:`sample_rows` to turn items into candidate rows.
 - Prompt format shared with the reference and train stages: :func:`build_messages`, :func:`render_prompt`.
-- The offline test model: :func:`build_tiny_vlm`, :func:`is_tiny_model_dir`.
 
 Nothing here imports torch, transformers or vllm at import time.
 """
@@ -17,7 +16,6 @@ from stages.sample.rows import SampleItem, cand_id, ground_truth_rows, items_fro
 from stages.sample.sampler import RequestErrorReason, SampledText, SampleRequest, SampleResult, Sampler
 from stages.sample.seeds import request_seed, sequence_seed
 from stages.sample.stage import SPEC, run_shard, setup
-from stages.sample.tiny_model import build_tiny_vlm, is_tiny_model_dir
 from stages.sample.vllm_backend import VLLMSampler, build_vllm_inputs
 
 __all__ = [
@@ -48,6 +46,4 @@ __all__ = [
     "sequence_seed",
     "build_messages",
     "render_prompt",
-    "build_tiny_vlm",
-    "is_tiny_model_dir",
 ]

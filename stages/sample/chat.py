@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.errors import ModelError
+from stages.lib.errors import ModelError
 
 __all__ = ["build_messages", "render_prompt"]
 

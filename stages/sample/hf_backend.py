@@ -21,7 +21,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError, ModelError
+from stages.lib.errors import ConfigError, ModelError, first_line
 from stages.sample.chat import render_prompt
 from stages.sample.sampler import RequestErrorReason, SampledText, SampleRequest, SampleResult
 from stages.sample.seeds import sequence_seed
@@ -53,11 +53,6 @@ def resolve_dtype(dtype: str, device: str):
     if dtype == "auto":
         return torch.bfloat16 if device == "cuda" else torch.float32
     return getattr(torch, dtype)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def check_model_source(name: str) -> None:
@@ -95,7 +90,7 @@ def load_vlm(model_name_or_path: str | Path, device: str = "auto", dtype: str = 
     try:
         config = AutoConfig.from_pretrained(name)
     except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load model config from {name!r}: {_first_line(exc)}") from exc
+        raise ModelError(f"cannot load model config from {name!r}: {first_line(exc)}") from exc
     if config.model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
         raise ModelError(
             f"{name!r} is not an image-text model (model_type {config.model_type!r}); "
@@ -105,7 +100,7 @@ def load_vlm(model_name_or_path: str | Path, device: str = "auto", dtype: str = 
         processor = AutoProcessor.from_pretrained(name)
         model = AutoModelForImageTextToText.from_pretrained(name, dtype=torch_dtype)
     except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(f"cannot load image-text model {name!r}: {_first_line(exc)}") from exc
+        raise ModelError(f"cannot load image-text model {name!r}: {first_line(exc)}") from exc
     if getattr(processor, "image_processor", None) is None or getattr(processor, "tokenizer", None) is None:
         raise ModelError(f"{name!r} has no image processor; [sample] model must be a vision-language model")
     model.to(device).eval()
@@ -237,7 +232,7 @@ class HFSampler:
             batch = self._encode(requests)
         except Exception as exc:  # the processor refused something in this chunk: find which request
             if len(requests) == 1:
-                return [SampleResult.failed(requests[0].request_id, RequestErrorReason.IMAGE_REJECTED, _first_line(exc))]
+                return [SampleResult.failed(requests[0].request_id, RequestErrorReason.IMAGE_REJECTED, first_line(exc))]
             return self._serve_isolated(requests)
         try:
             return self._generate(batch, requests)
@@ -246,7 +241,7 @@ class HFSampler:
                 raise
             self._free_memory()
             if len(requests) == 1:
-                return [SampleResult.failed(requests[0].request_id, RequestErrorReason.OOM, _first_line(exc))]
+                return [SampleResult.failed(requests[0].request_id, RequestErrorReason.OOM, first_line(exc))]
             mid = len(requests) // 2
             return self._serve(requests[:mid]) + self._serve(requests[mid:])
 
@@ -257,7 +252,7 @@ class HFSampler:
             try:
                 self._encode([r])
             except Exception as exc:
-                rejected[i] = SampleResult.failed(r.request_id, RequestErrorReason.IMAGE_REJECTED, _first_line(exc))
+                rejected[i] = SampleResult.failed(r.request_id, RequestErrorReason.IMAGE_REJECTED, first_line(exc))
         good = [r for i, r in enumerate(requests) if i not in rejected]
         served = iter(self._serve(good) if good else [])
         return [rejected[i] if i in rejected else next(served) for i in range(len(requests))]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ModelError
+from stages.lib.errors import ModelError, first_line
 from stages.sample.chat import render_prompt
 from stages.sample.hf_backend import check_model_source
 from stages.sample.sampler import RequestErrorReason, SampledText, SampleRequest, SampleResult
@@ -110,7 +110,7 @@ class VLLMSampler:
         try:
             self.processor = AutoProcessor.from_pretrained(self.model_name)
         except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot load the processor of {self.model_name!r}: {str(exc).splitlines()[0]}") from exc
+            raise ModelError(f"cannot load the processor of {self.model_name!r}: {first_line(exc, with_type=False)}") from exc
         engine_args: dict[str, Any] = {
             "model": self.model_name,
             "tensor_parallel_size": tensor_parallel_size,
@@ -124,7 +124,7 @@ class VLLMSampler:
         try:
             self.llm = vllm.LLM(**engine_args)
         except (OSError, ValueError) as exc:
-            raise ModelError(f"vLLM cannot load {self.model_name!r}: {str(exc).splitlines()[0]}") from exc
+            raise ModelError(f"vLLM cannot load {self.model_name!r}: {first_line(exc, with_type=False)}") from exc
 
     @classmethod
     def from_config(cls, config: Any, seed: int = 0) -> "VLLMSampler":
@@ -159,5 +159,4 @@ class VLLMSampler:
             return result_from_vllm_output(request.request_id, self._generate([prompt], [params])[0])
         except (ValueError, TypeError) as exc:
             reason = RequestErrorReason.IMAGE_REJECTED if "multi_modal_data" in prompt else RequestErrorReason.GENERATION_FAILED
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            return SampleResult.failed(request.request_id, reason, f"{type(exc).__name__}: {message}")
+            return SampleResult.failed(request.request_id, reason, first_line(exc))

@@ -52,7 +52,7 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(raw) if raw.strip() else default
     except ValueError:
-        from pipeline.errors import ConfigError
+        from stages.lib.errors import ConfigError
 
         raise ConfigError(f"environment variable {name}={raw!r} is not an integer; launch with torchrun") from None
 
@@ -75,7 +75,7 @@ def init_distributed(device: str = "auto") -> DistInfo:
     cuda = resolve_device(device) == "cuda"
     if cuda:
         if local_rank >= torch.cuda.device_count():
-            from pipeline.errors import ConfigError
+            from stages.lib.errors import ConfigError
 
             raise ConfigError(
                 f"LOCAL_RANK {local_rank} but this machine shows {torch.cuda.device_count()} GPU(s); "

@@ -28,7 +28,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.errors import ConfigError, PipelineError
+from stages.lib.errors import ConfigError, PipelineError
 
 __all__ = ["TrainInputs", "resolve_inputs", "main"]
 
@@ -157,7 +157,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         _hold_run_lock(stack, store, info)
         if info.is_main and runner_folder:
             from pipeline.config import config_to_toml
-            from pipeline.store import atomic_write_bytes
+            from stages.lib.files import atomic_write_bytes
 
             atomic_write_bytes(store.run_dir / "config.toml", config_to_toml(cfg).encode())  # as `run` does
             store.prepare_scratch(own_folder, inputs.scratch_key)  # another config's checkpoints must not resume

@@ -29,8 +29,8 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
-from pipeline.errors import ConfigError
-from stages.model_folder import save_model_folder
+from stages.lib.errors import ConfigError
+from stages.lib.models.folder import save_model_folder
 from stages.train.checkpoint import is_checkpoint, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint
 from stages.train.config import RESUME_NEUTRAL_FIELDS, TrainConfig
 from stages.train.data import ListExample, load_lists

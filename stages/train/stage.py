@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from stages.base import ShardInputs, ShardOutput, ShardResult
-from stages.train.config import TrainConfig
+from stages.base import ShardInputs, ShardOutput, ShardResult, StageSpec
+from stages.train.config import RESUME_NEUTRAL_FIELDS, TrainConfig
 
-__all__ = ["run_shard", "shard_result"]
+__all__ = ["SPEC", "run_shard", "shard_result", "train_model"]
 
 METRIC_KEYS = ("steps", "resumed_from", "lists", "skipped_lists", "final_loss", "final_reward_accuracy")
 
@@ -32,3 +32,24 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: TrainConfig) -> 
     from stages.train.loop import train_model
 
     return shard_result(train_model(config, inputs.table("tasks"), inputs.table("listwise"), output.scratch_dir))
+
+
+def train_model(config: TrainConfig, tasks_table: Any, listwise_table: Any, out_dir: Any, **kwargs: Any) -> dict[str, Any]:
+    """Train and save the model; see :func:`stages.train.loop.train_model` (imported lazily: it pulls in torch)."""
+    from stages.train.loop import train_model as _train_model
+
+    return _train_model(config, tasks_table, listwise_table, out_dir, **kwargs)
+
+
+SPEC = StageSpec(
+    name="train",
+    config_cls=TrainConfig,
+    reads=("tasks", "listwise"),
+    writes=(),
+    run_shard=run_shard,
+    fan_in=True,
+    uses_model=True,
+    resume_neutral=RESUME_NEUTRAL_FIELDS,
+    description="Train the policy on the ranked lists with a preference loss (perpo by default; dpo, ipo, "
+    "mdpo, mipo, leanpo, povid), optionally with LoRA; checkpoints resume an interrupted run.",
+)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from data_schemas import SCHEMA_VERSION, TABLES, encode_image_cell, schema_for, validate_table
 from data_schemas.features import hf_features
-from pipeline.errors import SchemaError
+from stages.lib.errors import SchemaError
 
 
 def _png(color=(200, 10, 10)) -> bytes:

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline import config as config_module
 from pipeline.config import config_to_toml, load_config, parse_overrides
-from pipeline.errors import ConfigError
+from stages.lib.errors import ConfigError
 
 
 def test_defaults_and_file_values(fake_registry, tmp_path):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pipeline.config import load_config
-from pipeline.errors import ConfigError
+from stages.lib.errors import ConfigError
 from pipeline.outputs import finalize_run, publish_run
 from pipeline.runner import run_pipeline
 from pipeline.store import RunStore
@@ -70,7 +70,7 @@ def test_full_chain_then_reward_change_redoes_only_downstream(ray_session, tiny_
 
 
 def test_bad_model_path_fails_before_any_sample_shard(ray_session, tmp_path):
-    from pipeline.errors import ModelError
+    from stages.lib.errors import ModelError
 
     cfg = load_config(None, ["run.progress=false", "ingest.n_tasks=4", f'sample.model="{tmp_path / "missing"}"'])
     with pytest.raises(ModelError, match="does not exist"):

@@ -12,7 +12,7 @@ import yaml
 
 from data_schemas.images import encode_image_cell
 from data_schemas.tables import validate_table
-from pipeline.errors import ConfigError, PublishError, SchemaError
+from stages.lib.errors import ConfigError, PublishError, SchemaError
 from pipeline.export import CONFIGS, DEFAULT_CONFIG, EXPORT_SCHEMAS, export_dataset, yaml_features
 from stages.base import ShardInputs, ShardOutput
 from stages.rank import SPEC as RANK, RankConfig

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pipeline.errors import ConfigError, PublishError
+from stages.lib.errors import ConfigError, PublishError
 from pipeline.publish import PublishReport, list_upload_files, publish_folder
 
 TOKEN = "hf_standinSECRET0123456789"

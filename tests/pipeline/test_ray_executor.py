@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline.config import load_config
-from pipeline.errors import StageFailedError
+from stages.lib.errors import StageFailedError
 from pipeline.runner import run_pipeline
 from pipeline.store import RunStore
 from tests.pipeline import fake_stages

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import load_config
-from pipeline.errors import ConfigError, StageFailedError
+from stages.lib.errors import ConfigError, StageFailedError
 from pipeline.runner import run_pipeline
 from pipeline.status import run_status
 from pipeline.store import RunStore

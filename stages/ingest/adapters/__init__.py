@@ -6,7 +6,7 @@ row) without decoding any image; ``plan_shards`` dedupes and cuts the stream int
 
 from __future__ import annotations
 
-from pipeline.errors import ConfigError
+from stages.lib.errors import ConfigError
 from stages.ingest.adapters.coco import plan_coco
 from stages.ingest.adapters.common import Adapter, PlanItem
 from stages.ingest.adapters.demo import plan_demo

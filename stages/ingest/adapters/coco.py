@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import CorpusError
+from stages.lib.errors import CorpusError
 from stages.base import quarantine_row
 from stages.ingest.adapters.common import PlanItem, existing_path, image_name, resolve_image_path
 from stages.ingest.config import BoxFormat, IngestConfig

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline.errors import CorpusError
+from stages.lib.errors import CorpusError
 from stages.ingest.config import IngestConfig
 from stages.ingest.records import Planned
 

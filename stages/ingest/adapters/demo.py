@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from stages.ingest.adapters.common import PlanItem
 from stages.ingest.config import IngestConfig
-from stages.ingest.demo import DEMO_VERSION, demo_items
+from stages.ingest.demo_corpus import DEMO_VERSION, demo_items
 from stages.ingest.records import ImageKind, Planned
 
 __all__ = ["plan_demo"]

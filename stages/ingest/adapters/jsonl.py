@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from pipeline.errors import CorpusError
+from stages.lib.errors import CorpusError
 from stages.base import quarantine_row
 from stages.ingest.adapters.common import PlanItem, existing_path, image_name, mapped_fields, resolve_image_path
 from stages.ingest.config import IngestConfig

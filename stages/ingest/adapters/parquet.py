@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.errors import CorpusError
+from stages.lib.errors import CorpusError
 from stages.base import quarantine_row
 from stages.ingest.adapters.common import PlanItem, existing_path, image_name, mapped_fields, resolve_image_path
 from stages.ingest.config import IngestConfig

@@ -13,7 +13,7 @@ from PIL import Image
 
 from data_schemas.images import IMAGE_STRUCT
 from data_schemas.tables import validate_table
-from pipeline.errors import ConfigError, CorpusError
+from stages.lib.errors import ConfigError, CorpusError
 from stages.ingest import ADAPTERS, CorpusFormat, IngestConfig, get_adapter, plan_shards
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from data_schemas.tables import TASK_TYPES
 from stages.ingest.config import BoxFormat
-from stages.ingest.images import StoredImage
+from stages.ingest.decode import StoredImage
 from stages.ingest.reasons import Reason, Rejected
 from stages.ingest.tasks import TaskSpec, boxes_text, check_task, dedupe_prompt, fit_to_image, parse_boxes, parse_task, task_id
 
@@ -102,7 +102,7 @@ def test_fit_to_image_writes_grounding_answer_from_boxes():
 
 def test_ground_truth_text_of_fractional_boxes_scores_iou_one():
     """COCO boxes are fractional pixels (xywh, summed in floats): the answer text must score 1.0 against the stored boxes."""
-    from stages.rewards import iou_reward
+    from stages.lib.rewards import iou_reward
 
     boxes = parse_boxes([[10.4, 20.4, 5.3, 5.0], [100.25, 50.75, 80.254, 69.75]], BoxFormat.XYWH)
     spec = fit_to_image(TaskSpec("grounding", "x", boxes=boxes), _stored(640, 480), 1.0)

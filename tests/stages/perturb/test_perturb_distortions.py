@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from pipeline.errors import ConfigError
+from stages.lib.errors import ConfigError
 from stages.perturb.distortions import (
     DISTORTIONS,
     DistortionName,

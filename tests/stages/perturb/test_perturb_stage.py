@@ -13,7 +13,7 @@ from perturb_helpers import ScriptedSampler, policy_candidates, standard_tasks, 
 from pydantic import ValidationError
 
 from data_schemas import decode_image_cell, validate_table
-from pipeline.errors import ConfigError
+from stages.lib.errors import ConfigError
 from stages.base import ShardInputs, ShardOutput
 from stages.perturb import SPEC, DistortionSpec, PerturbConfig, apply_distortion, make_gallery, run_shard, setup
 from stages.perturb.formats import is_valid_hallucination

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.errors import ModelError
+from stages.lib.errors import ModelError
 from stages.sample.chat import render_prompt
 from stages.sample.hf_backend import HFSampler, is_oom_error
 from stages.sample.sampler import RequestErrorReason, SampleRequest, Sampler
@@ -228,7 +228,7 @@ def test_text_only_model_is_a_model_error(tmp_path, tiny_sampler):
 
 
 def test_cuda_without_gpu_is_a_config_error(tiny_model_dir):
-    from pipeline.errors import ConfigError
+    from stages.lib.errors import ConfigError
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible")

@@ -1,6 +1,6 @@
 import pytest
 
-from pipeline.errors import ModelError
+from stages.lib.errors import ModelError
 from stages.sample.chat import build_messages, render_prompt
 
 

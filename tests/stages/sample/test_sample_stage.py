@@ -110,7 +110,7 @@ def test_setup_loads_the_configured_model(tiny_model_dir):
 
 
 def test_setup_with_the_default_missing_model_names_the_fix(tmp_path, monkeypatch):
-    from pipeline.errors import ModelError
+    from stages.lib.errors import ModelError
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ModelError, match="make-tiny-model --out runs/_models/tiny-vlm"):

@@ -21,7 +21,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pipeline.errors import ConfigError
+from stages.lib.errors import ConfigError
 from stages.train import TrainConfig
 from stages.train.distributed import SINGLE, DistInfo, all_gather_objects, all_reduce_sum, rank_split
 from stages.train.loop import _check_resume, micro_batch_indices, rank_micro_batch, total_steps, train_model

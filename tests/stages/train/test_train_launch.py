@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.config import config_to_toml, load_config
-from pipeline.errors import ConfigError
+from stages.lib.errors import ConfigError
 from pipeline.store import Manifest, RunStore
 from stages.train.launch import main, resolve_inputs
 

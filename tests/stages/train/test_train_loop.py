@@ -10,7 +10,7 @@ import torch
 from pydantic import ValidationError
 from safetensors.torch import load_file
 
-from pipeline.errors import ConfigError
+from stages.lib.errors import ConfigError
 from stages.base import ShardInputs, ShardOutput
 from stages.train import SPEC, LossName, TrainConfig, train_model
 from stages.train.loop import micro_batch_indices, total_steps

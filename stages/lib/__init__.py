@@ -1,0 +1,1 @@
+"""Libraries the stages share that are not stages themselves: errors, atomic files, rewards, model folders."""
