@@ -102,7 +102,3 @@ class TrainConfig(StageConfig):
                 f"warmup_steps = {self.warmup_steps} exceeds max_steps = {self.max_steps}; lower warmup_steps"
             )
         return self
-
-    def resolved_beta(self) -> float:
-        """β the configured loss runs with."""
-        return DEFAULT_BETA[self.loss] if self.beta is None else self.beta
