@@ -78,7 +78,7 @@ class TorchrunExecutor:
         return [
             self.python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={self.nproc}",
             "-m", "pipeline.torchrun_worker", str(job_dir),
-        ]  # fmt: skip
+        ]
 
     def run(self, spec: StageSpec, config: StageConfig, jobs: list[ShardJob], on_done: OnDone, max_retries: int) -> None:
         """Run every job under torchrun; raise :class:`StageFailedError` after the others finished if any still fails."""

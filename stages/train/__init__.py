@@ -7,7 +7,7 @@ DistributedDataParallel (:class:`pipeline.torchrun_executor.TorchrunExecutor`).
 """
 
 from stages.train.config import RESUME_NEUTRAL_FIELDS, TrainConfig
-from stages.train.loss_names import DEFAULT_BETA, NEEDS_REFERENCE, LossName
+from stages.train.loss_registry import LOSSES, LossName, LossSpec
 from stages.train.stage import SPEC, run_shard, train_model
 
-__all__ = ["SPEC", "TrainConfig", "LossName", "DEFAULT_BETA", "NEEDS_REFERENCE", "RESUME_NEUTRAL_FIELDS", "run_shard", "train_model"]
+__all__ = ["SPEC", "TrainConfig", "LossName", "LossSpec", "LOSSES", "RESUME_NEUTRAL_FIELDS", "run_shard", "train_model"]

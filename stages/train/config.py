@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from stages.base import StageConfig
-from stages.train.loss_names import DEFAULT_BETA, LossName
+from stages.train.loss_registry import LOSSES, LossName
 
 __all__ = ["TrainConfig", "RESUME_NEUTRAL_FIELDS"]
 
@@ -31,15 +31,14 @@ class TrainConfig(StageConfig):
     # loss
     loss: LossName = Field(
         LossName.PERPO,
-        description=f"Training loss: {', '.join(LossName)}. dpo/ipo/leanpo use the best vs the worst response of a "
-        "list, mdpo/mipo the top-k vs bottom-k, povid the best clean answer vs its hallucinated and "
-        "distorted-image answers, perpo every pair.",
+        description="Training loss: " + "; ".join(f"{s.name}: {s.compares}" for s in LOSSES.values())
+        + ". Sources and deviations: README's loss table.",
     )
     beta: float | None = Field(
         None,
         gt=0,
         description="Inverse temperature β. Unset: "
-        + ", ".join(f"{k} {v}" for k, v in DEFAULT_BETA.items())
+        + ", ".join(f"{s.name} {s.default_beta}" for s in LOSSES.values())
         + " (leanpo's reward is a mean per-token log-likelihood, so it needs a larger β).",
     )
     gamma: float = Field(0.5, ge=0, description="PerPO: exponent γ of the reward-gap weight |ψ_i − ψ_j|^γ.")

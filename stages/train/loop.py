@@ -38,7 +38,7 @@ from stages.train.checkpoint import is_checkpoint, latest_checkpoint, load_check
 from stages.train.config import RESUME_NEUTRAL_FIELDS, TrainConfig
 from stages.train.data import ListExample, load_lists
 from stages.train.distributed import SINGLE, DistInfo, all_gather_objects, all_reduce_sum, barrier, rank_split
-from stages.train.loss_names import NEEDS_REFERENCE, LossName
+from stages.train.loss_registry import LOSSES, LossName
 from stages.train.objective import ListBatch, LossParams, implicit_rewards, list_loss, pair_metrics, usable_list
 
 __all__ = ["train_model", "total_steps", "micro_batch_indices", "rank_micro_batch", "loss_params", "precision"]
@@ -117,7 +117,7 @@ def _list_batch(lists: list[ListExample], sums: Any, counts: Any, loss: LossName
     mask = [[r is not None or keep_null for r in ex.rewards] + [False] * (width - len(ex.rewards)) for ex in lists]
     return ListBatch(
         policy_logps=pad_sequence(list(torch.split(sums, sizes)), batch_first=True),
-        ref_logps=pad([ex.ref_logps for ex in lists]) if loss in NEEDS_REFERENCE else None,  # type: ignore[misc]
+        ref_logps=pad([ex.ref_logps for ex in lists]) if LOSSES[loss].needs_reference else None,  # type: ignore[misc]
         n_tokens=pad_sequence(list(torch.split(counts.float(), sizes)), batch_first=True),
         rewards=pad([[0.0 if r is None else r for r in ex.rewards] for ex in lists]),
         mask=torch.tensor(mask, dtype=torch.bool, device=device),
@@ -270,7 +270,7 @@ def _usable_lists(config: TrainConfig, examples: list[ListExample]) -> list[List
             + (", or no hallucinated / distorted-image answer" if config.loss is LossName.POVID else "")
             + "); check the rank stage's output or choose another loss"
         )
-    if config.loss in NEEDS_REFERENCE and any(ex.ref_logps is None for ex in lists):
+    if LOSSES[config.loss].needs_reference and any(ex.ref_logps is None for ex in lists):
         raise ConfigError(
             f"[train] loss {config.loss.value!r} needs reference log-probs but some lists have no ref_logps; "
             "run the reference stage first or set [train] loss = 'leanpo'"
@@ -343,18 +343,18 @@ def _optimizer_step(params: list[Any], optimizer: Any, scheduler: Any, config: T
 
 
 def _checkpoint(out_dir: Path, step: int, total: int, digest: str, model: Any, optimizer: Any, scheduler: Any,
-                config: TrainConfig, info: DistInfo) -> None:  # fmt: skip
+                config: TrainConfig, info: DistInfo) -> None:
     """Rank 0 writes checkpoint ``step`` with every rank's RNG state; every rank waits until it is on disk."""
     rank_rng = all_gather_objects(rng_state(), info)
     if info.is_main:
         counters = {"step": step, "total": total, "data_digest": digest, "world_size": info.world_size}
         save_checkpoint(out_dir / "checkpoints", step, model, optimizer, scheduler, counters,
-                        config.model_dump(mode="json"), config.keep_checkpoints, rank_rng)  # fmt: skip
+                        config.model_dump(mode="json"), config.keep_checkpoints, rank_rng)
     barrier(info)
 
 
 def _summary(out_dir: Path, step: int, resumed_from: int, lists: list[ListExample], n_examples: int,
-             quarantine: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+             quarantine: list[dict[str, Any]]) -> dict[str, Any]:
     """What :func:`train_model` returns: paths, counters, the last logged metrics and the quarantined rows."""
     log_path = out_dir / "train_log.jsonl"
     last = _read_log(log_path)[-1] if log_path.exists() and log_path.stat().st_size else {}

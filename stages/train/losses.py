@@ -7,12 +7,9 @@ Symbols follow ``shared/METHODS.md``: ``s = logp_policy - logp_ref`` is a respon
 
 from __future__ import annotations
 
-from typing import Callable, Final
-
 import torch
 import torch.nn.functional as F
 
-from stages.train.loss_names import LossName
 
 __all__ = [
     "dpo_loss",
@@ -23,7 +20,6 @@ __all__ = [
     "leanpo_loss",
     "povid_loss",
     "dynamic_smoothing",
-    "LOSSES",
 ]
 
 Tensor = torch.Tensor
@@ -235,13 +231,3 @@ def povid_loss(
         distortion = torch.where(distorted_mask.bool(), distortion, torch.zeros_like(distortion))
     return 0.5 * hallucination + 0.5 * distortion
 
-
-LOSSES: Final[dict[LossName, Callable[..., Tensor]]] = {
-    LossName.DPO: dpo_loss,
-    LossName.IPO: ipo_loss,
-    LossName.PERPO: perpo_loss,
-    LossName.MDPO: mdpo_loss,
-    LossName.MIPO: mipo_loss,
-    LossName.LEANPO: leanpo_loss,
-    LossName.POVID: povid_loss,
-}

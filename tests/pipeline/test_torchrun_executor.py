@@ -61,6 +61,6 @@ def test_failures_are_retried_then_named(tmp_path):
     # a process that dies (as under the OOM killer) leaves no result: the shard is named with the exit code
     killed = tmp_path / "killed"
     with pytest.raises(StageFailedError, match=r"shard 0 failed after 1 attempt\(s\): RuntimeError: torchrun with 2 "
-                       r"process\(es\) exited with code \d+ and no result"):  # fmt: skip
+                       r"process\(es\) exited with code \d+ and no result"):
         _run(killed, 2, RankConfig(fail="kill_rank_1"), _jobs(killed), max_retries=0)
     assert sorted(os.listdir(killed)) == ["scratch0"]  # no job folder left behind
