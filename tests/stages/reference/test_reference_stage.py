@@ -38,7 +38,7 @@ def _tables() -> tuple[pa.Table, pa.Table]:
                 "prompt": "What colour is the shape?", "answer": responses[0], "boxes": None, "answers": None,
                 "choices": None, "source": "test", "meta": "{}",
             }
-        )  # fmt: skip
+        )
         lists.append(
             {
                 "task_id": tid, "task_type": "vqa", "prompt": "What colour is the shape?", "responses": responses,
@@ -46,7 +46,7 @@ def _tables() -> tuple[pa.Table, pa.Table]:
                 "origins": ["policy"] * len(responses), "cand_ids": [f"{tid}{i}" for i in range(len(responses))],
                 "logprob_sums": None, "n_tokens": None, "ref_logps": None, "ref_n_tokens": None,
             }
-        )  # fmt: skip
+        )
     lists.append({**lists[0], "task_id": "missing"})
     return validate_table(tasks, "tasks"), validate_table(lists, "listwise")
 

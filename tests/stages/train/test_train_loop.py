@@ -54,7 +54,7 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(tiny_model_dir, train_
     tasks, listwise = train_tables
     # micro_batch_size 1 over 3 lists: the 5 steps cross an epoch boundary; lora adds dropout (RNG state)
     cfg = _config(tiny_model_dir, max_steps=5, micro_batch_size=1, save_every=2, lora=lora, lora_r=4, lora_alpha=8,
-                  lora_dropout=0.2 if lora else 0.0, lora_merge=True)  # fmt: skip
+                  lora_dropout=0.2 if lora else 0.0, lora_merge=True)
     straight = train_model(cfg, tasks, listwise, tmp_path / "straight")
 
     def crash_at_3(record):
