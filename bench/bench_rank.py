@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     tasks, scored = make_shard(args.tasks, args.n)
-    out = ShardOutput(stage="rank", index=0, run_dir=Path("."), scratch_dir=Path("."))
+    out = ShardOutput(stage="rank", index=0, scratch_dir=Path("."))
     inputs = ShardInputs({"tasks": tasks, "scored": scored})
 
     results = {}

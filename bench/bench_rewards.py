@@ -273,7 +273,7 @@ def main() -> None:
 
     tasks, cands = stage_shard(n)
     inputs = ShardInputs(tables={"tasks": tasks, "candidates": cands})
-    out = ShardOutput("score", 0, Path("/tmp"), Path("/tmp"))
+    out = ShardOutput("score", 0, Path("/tmp"))
     config = ScoreConfig()
     r = rate(lambda: run_shard(inputs, out, config), cands.num_rows)
     print(f"  {'stage run_shard':<22} {'mixed, 1/4 caption':<24} {r:>12,.0f} /s  ({cands.num_rows:,} candidates, {tasks.num_rows:,} tasks)")

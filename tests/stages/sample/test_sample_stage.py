@@ -10,7 +10,7 @@ from stages.sample.stage import run_shard
 
 def _run(tasks, sampler, tmp_path, **config):
     cfg = SampleConfig(model="unused-when-resources-given", max_tokens=6, **config)
-    output = ShardOutput(stage="sample", index=0, run_dir=tmp_path, scratch_dir=tmp_path / "scratch", seed=99)
+    output = ShardOutput(stage="sample", index=0, scratch_dir=tmp_path / "scratch")
     return run_shard(ShardInputs(tables={"tasks": tasks}, resources=sampler), output, cfg)
 
 

@@ -155,7 +155,7 @@ def test_stage_spec_and_run_shard(tiny_model_dir, train_tables, tmp_path):
     assert SPEC.reads == ("tasks", "listwise") and SPEC.config_cls is TrainConfig
     tasks, listwise = train_tables
     inputs = ShardInputs(tables={"tasks": tasks, "listwise": listwise})
-    out = SPEC.run_shard(inputs, ShardOutput("train", 0, tmp_path, tmp_path / "scratch"), _config(tiny_model_dir, max_steps=2))
+    out = SPEC.run_shard(inputs, ShardOutput("train", 0, tmp_path / "scratch"), _config(tiny_model_dir, max_steps=2))
     assert out.tables == {} and out.metrics["steps"] == 2 and out.metrics["lists"] == 3
     assert out.artifacts[0] == str(tmp_path / "scratch" / "model")
     assert (tmp_path / "scratch" / "checkpoints" / "step-00000002" / "checkpoint.pt").exists()
