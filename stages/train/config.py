@@ -44,10 +44,19 @@ class TrainConfig(StageConfig):
     gamma: float = Field(0.5, ge=0, description="PerPO: exponent γ of the reward-gap weight |ψ_i − ψ_j|^γ.")
     label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="dpo/mdpo: cDPO label smoothing ε.")
     group_size: int = Field(2, ge=1, description="mdpo/mipo: k responses per group (capped at half the list).")
-    leanpo_max_smoothing: float = Field(
-        0.1, ge=0, lt=0.5, description="leanpo: largest dynamic label smoothing ε, given to pairs with equal rewards."
+    leanpo_smoothing: Literal["none", "ours_reward_gap"] = Field(
+        "none",
+        description="leanpo: label smoothing. 'none' (default: the paper's dynamic rule was not found); "
+        "'ours_reward_gap': our rule ε = leanpo_max_smoothing × (1 − reward gap) per pair, not the paper's.",
     )
-    mipo_unbiased: bool = Field(True, description="mipo: subtract the variance of the group means (unbiased form).")
+    leanpo_max_smoothing: float = Field(
+        0.1, ge=0, lt=0.5, description="leanpo with 'ours_reward_gap': the ε given to pairs with equal rewards."
+    )
+    mipo_unbiased: bool = Field(
+        False,
+        description="mipo: subtract each group mean's sample variance (our variance-corrected form, not the "
+        "paper's; unbounded below). Default: the plain IPO square of the group means (bounded below by 0).",
+    )
     # optimisation
     learning_rate: float = Field(5e-6, gt=0, description="Peak learning rate (PerPO's published value: 5e-6).")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")

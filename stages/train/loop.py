@@ -52,6 +52,7 @@ def loss_params(config: TrainConfig) -> LossParams:
         label_smoothing=config.label_smoothing,
         group_size=config.group_size,
         max_smoothing=config.leanpo_max_smoothing,
+        leanpo_smoothing=config.leanpo_smoothing,
         mipo_unbiased=config.mipo_unbiased,
     )
 

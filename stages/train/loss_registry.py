@@ -60,18 +60,21 @@ LOSSES: Final[dict[LossName, LossSpec]] = {
         ),
         LossSpec(
             LossName.MDPO, "top-k group vs bottom-k group, mean log-ratios",
-            "arXiv 2410.12138 (multi-sample DPO)", True,
+            "Wang et al., arXiv 2410.12138 (multi-sample DPO)", False,
+            "the group-mean form follows the abstract; the paper's equation and code could not be read, so a "
+            "possible NLL term is not added",
         ),
         LossSpec(
             LossName.MIPO, "top-k group vs bottom-k group, IPO square of the mean length-normalised log-ratios",
-            "arXiv 2410.12138 (multi-sample IPO)", False,
-            "the default subtracts each group mean's sample variance (our U-statistic reading, not verified "
-            "against the paper; unbounded below)",
+            "Wang et al., arXiv 2410.12138 (multi-sample IPO)", False,
+            "the paper's equation could not be read; the default is the plain square of the group means "
+            "(bounded below); mipo_unbiased = true is our variance-corrected form (unbounded below)",
         ),
         LossSpec(
             LossName.LEANPO, "best vs worst, reference-free reward β × mean per-token log-likelihood",
             "LeanPO, arXiv 2506.05260", False,
-            "the dynamic label smoothing rule ε = max_smoothing × (1 − reward gap) is ours (the paper's was not found)",
+            "the reward is as published; the paper's dynamic label smoothing rule was not found, so none is applied "
+            "by default (leanpo_smoothing = 'ours_reward_gap' is our own rule)",
             default_beta=2.0, needs_reference=False,
         ),
         LossSpec(

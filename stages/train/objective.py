@@ -56,7 +56,8 @@ class LossParams:
     label_smoothing: float = 0.0
     group_size: int = 2
     max_smoothing: float = 0.1
-    mipo_unbiased: bool = True
+    leanpo_smoothing: str = "none"
+    mipo_unbiased: bool = False
 
     def beta_for(self, name: LossName) -> float:
         """The β a loss runs with."""
@@ -195,7 +196,7 @@ def _leanpo(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
         _take(batch.policy_logps, worst),
         _take(batch.n_tokens, best),
         _take(batch.n_tokens, worst),
-        reward_gap=gap,
+        reward_gap=gap if p.leanpo_smoothing == "ours_reward_gap" else None,
         beta=p.beta_for(LossName.LEANPO),
         max_smoothing=p.max_smoothing,
     )

@@ -247,6 +247,28 @@ def test_mipo_matches_plain_formula(unbiased):
     torch.testing.assert_close(got, torch.tensor(want, dtype=torch.float64), **TOL)
 
 
+def test_mipo_default_is_bounded_below_on_adversarial_inputs():
+    """Spreading the log-ratios inside a group cannot push the default mIPO below 0; our variance-corrected
+    option falls without limit (k = 2, chosen log-ratios h̄ ± t: exactly t² below the plain square)."""
+    ones = torch.ones(1, 2, dtype=torch.bool)
+    lens = torch.ones(1, 2, dtype=torch.float64)
+    zeros = torch.zeros(1, 2, dtype=torch.float64)
+    plain, corrected = [], []
+    for t in (0.0, 10.0, 100.0, 1e4):
+        chosen = torch.tensor([[5.0 + t, 5.0 - t]], dtype=torch.float64)  # mean margin 5 = 1/(2β): the square is 0
+        plain.append(mipo_loss(chosen, zeros, zeros, zeros, lens, lens, ones, ones, beta=0.1).item())
+        corrected.append(mipo_loss(chosen, zeros, zeros, zeros, lens, lens, ones, ones, beta=0.1, unbiased=True).item())
+        assert corrected[-1] == pytest.approx(plain[-1] - t**2, rel=1e-9, abs=1e-9)
+    assert plain == [0.0, 0.0, 0.0, 0.0] and corrected[-1] == pytest.approx(-1e8)
+    # and on random, deliberately spread inputs the default never goes below 0
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        pc, pr, rc, rr = (torch.randn(8, 4, generator=g, dtype=torch.float64) * 1e3 for _ in range(4))
+        lc, lr = torch.randint(1, 30, (8, 4), generator=g).double(), torch.randint(1, 30, (8, 4), generator=g).double()
+        mask = torch.rand(8, 4, generator=g) > 0.3
+        assert (mipo_loss(pc, pr, rc, rr, lc, lr, mask, mask) >= 0).all()
+
+
 def test_mipo_with_groups_of_one_is_ipo():
     pc, pr, rc, rr = (_rand(5, 1, seed=s) for s in range(4))
     lc, lr = torch.full((5, 1), 3.0, dtype=torch.float64), torch.full((5, 1), 7.0, dtype=torch.float64)

@@ -90,11 +90,13 @@ def test_dpo_and_ipo_use_best_vs_worst():
     torch.testing.assert_close(
         list_loss("ipo", b).per_row[:2], ipo_loss(*args, n[rows, best], n[rows, worst]), **TOL
     )
+    lean = (pol[rows, best], pol[rows, worst], n[rows, best], n[rows, worst])
+    # leanpo smooths nothing by default (the paper's rule is unknown); our reward-gap rule is an option
+    torch.testing.assert_close(list_loss("leanpo", b).per_row[:2], leanpo_loss(*lean, beta=2.0), **TOL)
     gap = b.rewards[rows, best] - b.rewards[rows, worst]
+    ours = LossParams(leanpo_smoothing="ours_reward_gap", max_smoothing=0.2)
     torch.testing.assert_close(
-        list_loss("leanpo", b).per_row[:2],
-        leanpo_loss(pol[rows, best], pol[rows, worst], n[rows, best], n[rows, worst], reward_gap=gap, beta=2.0),
-        **TOL,
+        list_loss("leanpo", b, ours).per_row[:2], leanpo_loss(*lean, reward_gap=gap, beta=2.0, max_smoothing=0.2), **TOL
     )
 
 
