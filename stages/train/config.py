@@ -57,6 +57,18 @@ class TrainConfig(StageConfig):
         description="mipo: subtract each group mean's sample variance (our variance-corrected form, not the "
         "paper's; unbounded below). Default: the plain IPO square of the group means (bounded below by 0).",
     )
+    povid_stage: Literal[1, 2] = Field(
+        2,
+        description="povid: 2 = POVID's combined loss (0.5 · DPO vs hallucinated + 0.5 · DPO vs the image term); "
+        "1 = POVID's first stage, plain DPO of the chosen answer vs its hallucinations.",
+    )
+    povid_two_stage: bool = Field(
+        False,
+        description="povid: run POVID's two-stage schedule in this stage: povid_stage1_epochs of stage 1, merge, then "
+        "`epochs` of stage 2 from the merged stage-1 model, which is also stage 2's reference (its log-probs and "
+        "image terms are computed in-process).",
+    )
+    povid_stage1_epochs: int = Field(3, ge=1, description="povid_two_stage: epochs of stage 1 (POVID: 3).")
     # optimisation
     learning_rate: float = Field(5e-6, gt=0, description="Peak learning rate (PerPO's published value: 5e-6).")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
@@ -105,6 +117,8 @@ class TrainConfig(StageConfig):
     def _check(self) -> "TrainConfig":
         if self.lora and not self.lora_target_modules:
             raise ValueError("lora = true needs lora_target_modules (e.g. ['q_proj', 'v_proj']); got an empty list")
+        if self.povid_two_stage and self.loss is not LossName.POVID:
+            raise ValueError(f"povid_two_stage = true needs loss = 'povid', got loss = {self.loss.value!r}")
         if self.warmup_steps and self.max_steps and self.warmup_steps > self.max_steps:
             raise ValueError(
                 f"warmup_steps = {self.warmup_steps} exceeds max_steps = {self.max_steps}; lower warmup_steps"

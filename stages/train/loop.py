@@ -39,7 +39,7 @@ from stages.train.config import RESUME_NEUTRAL_FIELDS, TrainConfig
 from stages.train.data import ListExample, load_lists
 from stages.train.distributed import SINGLE, DistInfo, all_gather_objects, all_reduce_sum, barrier, rank_split
 from stages.train.loss_registry import LOSSES, LossName
-from stages.train.objective import ListBatch, LossParams, implicit_rewards, list_loss, pair_metrics, usable_list
+from stages.train.objective import ListBatch, LossParams, implicit_rewards, list_loss, pair_metrics, povid_chosen, usable_list
 
 __all__ = ["train_model", "total_steps", "micro_batch_indices", "rank_micro_batch", "loss_params", "precision"]
 
@@ -54,6 +54,7 @@ def loss_params(config: TrainConfig) -> LossParams:
         max_smoothing=config.leanpo_max_smoothing,
         leanpo_smoothing=config.leanpo_smoothing,
         mipo_unbiased=config.mipo_unbiased,
+        povid_stage=config.povid_stage,
     )
 
 
@@ -102,8 +103,8 @@ def _step_micro_batches(step: int, n_lists: int, config: TrainConfig, info: Dist
     return [rank_micro_batch(g, n_lists, config, info) for g in range(step * accum, (step + 1) * accum) if g < limit]
 
 
-def _list_batch(lists: list[ListExample], sums: Any, counts: Any, loss: LossName) -> ListBatch:
-    """Pad the flat per-response log-probs of ``lists`` into ``[B, N]`` tensors."""
+def _list_batch(lists: list[ListExample], sums: Any, counts: Any, loss: LossName, image_terms: Any = None) -> ListBatch:
+    """Pad the flat per-response log-probs of ``lists`` into ``[B, N]`` tensors (``image_terms``: one per list, povid)."""
     import torch
     from torch.nn.utils.rnn import pad_sequence
 
@@ -114,9 +115,17 @@ def _list_batch(lists: list[ListExample], sums: Any, counts: Any, loss: LossName
     def pad(rows: list[list[float]], dtype=torch.float32) -> torch.Tensor:
         return torch.tensor([r + [0] * (width - len(r)) for r in rows], dtype=dtype, device=device)
 
-    keep_null = loss is LossName.POVID  # povid's preference comes from origins, rewards may be null
+    keep_null = loss in (LossName.POVID, LossName.POVID_OFFLINE)  # preference from origins, rewards may be null
     mask = [[r is not None or keep_null for r in ex.rewards] + [False] * (width - len(ex.rewards)) for ex in lists]
+    policy_image = ref_image = None
+    if image_terms is not None:  # POVID's image term, placed in the chosen answer's column
+        chosen = [povid_chosen(ex.rewards, ex.origins) for ex in lists]
+        column = torch.tensor([[j == c for j in range(width)] for c in chosen], dtype=torch.bool, device=device)
+        policy_image = torch.where(column, image_terms.unsqueeze(1), torch.zeros_like(column, dtype=image_terms.dtype))
+        ref_image = pad([ex.ref_povid_logps or [0.0] * len(ex.responses) for ex in lists])
     return ListBatch(
+        policy_image_term=policy_image,
+        ref_image_term=ref_image,
         policy_logps=pad_sequence(list(torch.split(sums, sizes)), batch_first=True),
         ref_logps=pad([ex.ref_logps for ex in lists]) if LOSSES[loss].needs_reference else None,  # type: ignore[misc]
         n_tokens=pad_sequence(list(torch.split(counts.float(), sizes)), batch_first=True),
@@ -138,8 +147,8 @@ def _micro_step(
     import torch
 
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-        sums, counts = scorer(lists)
-    batch = _list_batch(lists, sums, counts, config.loss)
+        sums, counts, image_terms = scorer(lists)
+    batch = _list_batch(lists, sums, counts, config.loss, image_terms)
     out = list_loss(config.loss, batch, loss_params(config))
     (out.loss * scale).backward()
     metrics = pair_metrics(implicit_rewards(config.loss, batch, loss_params(config)).detach(), batch.rewards, batch.mask)
@@ -264,11 +273,13 @@ def _save_model(model: Any, processor: Any, config: TrainConfig, path: Path) -> 
 
 def _usable_lists(config: TrainConfig, examples: list[ListExample]) -> list[ListExample]:
     """The lists loss ``config.loss`` can learn from; a user error if there are none or a needed reference is missing."""
-    lists = [ex for ex in examples if usable_list(config.loss, ex.rewards, ex.origins)]
+    stage1 = config.loss is LossName.POVID and config.povid_stage == 1  # POVID's stage 1 needs a hallucination
+    lists = [ex for ex in examples if usable_list(config.loss, ex.rewards, ex.origins)
+             and not (stage1 and "hallucination" not in ex.origins)]
     if not lists:
         raise ConfigError(
             f"[train] none of the {len(examples)} lists can train loss {config.loss.value!r} (no reward spread"
-            + (", or no hallucinated / distorted-image answer" if config.loss is LossName.POVID else "")
+            + (", or no clean / hallucinated / distorted-image answer" if config.loss in (LossName.POVID, LossName.POVID_OFFLINE) else "")
             + "); check the rank stage's output or choose another loss"
         )
     if LOSSES[config.loss].needs_reference and any(ex.ref_logps is None for ex in lists):
@@ -276,6 +287,15 @@ def _usable_lists(config: TrainConfig, examples: list[ListExample]) -> list[List
             f"[train] loss {config.loss.value!r} needs reference log-probs but some lists have no ref_logps; "
             "run the reference stage first or set [train] loss = 'leanpo'"
         )
+    if LOSSES[config.loss].image_term and config.povid_stage == 2:
+        if any(ex.image_cell is None for ex in lists):
+            raise ConfigError("[train] loss 'povid' needs an image per task (its image term noises it); "
+                              "use loss = 'povid_offline' or 'dpo' for text-only tasks")
+        if any(ex.ref_povid_logps is None for ex in lists):
+            raise ConfigError(
+                "[train] loss 'povid' needs the reference's POVID image term (ref_povid_logps) but some lists have "
+                "none; set [reference] povid_image_term = true and run the reference stage (or povid_two_stage = true)"
+            )
     return lists
 
 
@@ -312,7 +332,8 @@ def _wrap_scorer(model: Any, processor: Any, config: TrainConfig, lists: list[Li
     from stages.train.distributed import wrap_ddp
     from stages.train.scorer import ListScorer, has_unused_parameters
 
-    scorer = ListScorer(model, processor, config.forward_batch_size, config.share_prompt)
+    image_term = LOSSES[config.loss].image_term and config.povid_stage == 2
+    scorer = ListScorer(model, processor, config.forward_batch_size, config.share_prompt, image_term)
     if info.distributed:
         unused = any(all_gather_objects(has_unused_parameters(scorer, lists, autocast), info))
         scorer = wrap_ddp(scorer, info, find_unused_parameters=unused)

@@ -221,21 +221,26 @@ def leanpo_loss(
 def povid_loss(
     policy_chosen: Tensor,
     policy_hallucinated: Tensor,
-    policy_distorted: Tensor,
+    policy_image: Tensor,
     ref_chosen: Tensor,
     ref_hallucinated: Tensor,
-    ref_distorted: Tensor,
+    ref_image: Tensor,
     beta: float = 0.1,
     hallucinated_mask: Tensor | None = None,
     distorted_mask: Tensor | None = None,
 ) -> Tensor:
-    """POVID (arXiv 2402.11411): 0.5·DPO(chosen vs hallucinated) + 0.5·DPO(chosen vs distorted-image answer).
+    """POVID (arXiv 2402.11411): 0.5·DPO(chosen vs hallucinated) + 0.5·DPO(chosen vs image-side rejected).
 
-    All log-probs are scored on the clean image (the distorted image only produced the dispreferred
-    text). The optional boolean masks drop a term for rows that lack that kind of rejected response.
+    Transcribes YiyangZhou/POVID ``tool/dpo_trainer_inherent.py`` ``get_batch_metrics``:
+    ``losses = 0.5 * self_losses + 0.5 * losses``, each a sigmoid DPO loss with the trainer's β
+    (0.1). For ``povid`` the image-side "rejected" log-probs are POVID's image term
+    (:func:`stages.train.povid.image_term_logprobs`, the policy's and the reference's own); for
+    ``povid_offline`` (ours) they are a distorted-image answer's log-probs on the clean image. The
+    optional boolean masks drop a term for rows that lack that kind of rejected response (ours:
+    POVID's rows always have both).
     """
     hallucination = dpo_loss(policy_chosen, policy_hallucinated, ref_chosen, ref_hallucinated, beta)
-    distortion = dpo_loss(policy_chosen, policy_distorted, ref_chosen, ref_distorted, beta)
+    distortion = dpo_loss(policy_chosen, policy_image, ref_chosen, ref_image, beta)
     if hallucinated_mask is not None:
         hallucination = torch.where(hallucinated_mask.bool(), hallucination, torch.zeros_like(hallucination))
     if distorted_mask is not None:

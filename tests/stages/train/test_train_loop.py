@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import torch
 from pydantic import ValidationError
@@ -167,3 +168,33 @@ def test_precision_on_cpu_is_float32_without_autocast():
 
     assert precision(TrainConfig(device="cpu")) == ("float32", False)
     assert precision(TrainConfig(device="cpu", dtype="bfloat16", lora=True)) == ("bfloat16", False)
+
+
+def test_povid_needs_the_references_image_term(tiny_model_dir, train_tables, tmp_path):
+    tasks, listwise = train_tables
+    without = listwise.set_column(listwise.schema.get_field_index("ref_povid_logps"), "ref_povid_logps",
+                                  pa.nulls(listwise.num_rows, listwise.schema.field("ref_povid_logps").type))
+    with pytest.raises(ConfigError, match="povid_image_term = true"):
+        train_model(_config(tiny_model_dir, loss="povid", max_steps=1), tasks, without, tmp_path)
+
+
+def test_povid_two_stage_schedule_trains_stage_2_from_the_merged_stage_1_model(tiny_model_dir, train_tables, tmp_path):
+    from stages.train.povid_schedule import reference_under, train_povid_two_stage
+
+    tasks, listwise = train_tables
+    cfg = _config(tiny_model_dir, loss="povid", beta=None, povid_two_stage=True, max_steps=2, lora=True, lora_r=4,
+                  lora_alpha=8, lora_dropout=0.0)
+    result = train_povid_two_stage(cfg, tasks, listwise, tmp_path)
+    assert result["stage1_steps"] == 2 and result["steps"] == 2
+    stage1 = Path(result["stage1_model_dir"])
+    assert stage1 == tmp_path / "stage1" / "model" and (stage1 / "model.safetensors").is_file()
+    assert any(not torch.equal(v, _weights(str(tiny_model_dir))[k]) for k, v in _weights(str(stage1)).items())
+    # stage 2's reference is the stage-1 model: its log-probs differ from the reference stage's (the initial model)
+    again = reference_under(stage1, cfg, tasks, listwise)
+    assert again["ref_logps"].to_pylist() != listwise["ref_logps"].to_pylist()
+    assert all(len(t) == len(r) for t, r in zip(again["ref_povid_logps"].to_pylist(), again["responses"].to_pylist()))
+    log = _log(result)
+    assert len(log) == 2 and all(math.isfinite(r["loss"]) for r in log)
+    # POVID's stage 1 alone (povid_stage = 1) is plain DPO vs the hallucinations and needs no image term
+    only1 = train_model(_config(tiny_model_dir, loss="povid", povid_stage=1, max_steps=1), tasks, listwise, tmp_path / "s1")
+    assert only1["steps"] == 1
