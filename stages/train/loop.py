@@ -41,7 +41,10 @@ from stages.train.distributed import SINGLE, DistInfo, all_gather_objects, all_r
 from stages.train.loss_registry import LOSSES, LossName
 from stages.train.objective import ListBatch, LossParams, implicit_rewards, list_loss, pair_metrics, povid_chosen, usable_list
 
-__all__ = ["train_model", "total_steps", "micro_batch_indices", "rank_micro_batch", "loss_params", "precision"]
+__all__ = [
+    "train_model", "total_steps", "micro_batch_indices", "rank_micro_batch", "loss_params", "precision", "param_groups",
+    "warmup_steps",
+]
 
 
 def loss_params(config: TrainConfig) -> LossParams:
@@ -189,6 +192,15 @@ def precision(config: TrainConfig) -> tuple[str, bool]:
     return config.dtype, config.dtype == "bfloat16"
 
 
+def _under_any(parts: list[str]) -> str | None:
+    """A peft module regex matching every module inside one named by ``parts`` (e.g. the whole vision tower)."""
+    import re
+
+    if not parts:
+        return None
+    return r"(?:.*\.)?(?:" + "|".join(re.escape(p) for p in parts) + r")(?:\..*)?"
+
+
 def _load_policy(config: TrainConfig) -> tuple[Any, Any]:
     """Load the model to train (optionally wrapped with LoRA adapters) and its processor."""
     import torch
@@ -209,6 +221,8 @@ def _load_policy(config: TrainConfig) -> tuple[Any, Any]:
             lora_alpha=config.lora_alpha,
             lora_dropout=config.lora_dropout,
             target_modules=list(config.lora_target_modules),
+            exclude_modules=_under_any(config.lora_exclude_modules),
+            modules_to_save=list(config.lora_modules_to_save) or None,
         )
         model = get_peft_model(model, lora)
         if config.gradient_checkpointing:
@@ -299,16 +313,36 @@ def _usable_lists(config: TrainConfig, examples: list[ListExample]) -> list[List
     return lists
 
 
+def param_groups(model: Any, config: TrainConfig) -> list[dict[str, Any]]:
+    """The trainable parameters in AdamW groups: the rest at ``learning_rate`` (first, the logged lr), then the
+    projector and the vision tower at their own rates when set (as LLaVA's trainer groups mm_projector_lr)."""
+    own = [(config.vision_tower_learning_rate, config.vision_tower_modules),
+           (config.projector_learning_rate, config.projector_modules)]
+    groups: list[dict[str, Any]] = [{"params": [], "lr": config.learning_rate}]
+    groups += [{"params": [], "lr": lr} for lr, _ in own]
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        k = next((i + 1 for i, (lr, parts) in enumerate(own) if lr is not None and any(p in name for p in parts)), 0)
+        groups[k]["params"].append(param)
+    return [g for i, g in enumerate(groups) if i == 0 or g["params"]]
+
+
+def warmup_steps(config: TrainConfig, total: int) -> int:
+    """Warm-up steps: ``warmup_steps``, else ``ceil(warmup_ratio × total)`` (transformers' TrainingArguments rule)."""
+    return config.warmup_steps or math.ceil(config.warmup_ratio * total)
+
+
 def _build_optimizer(model: Any, config: TrainConfig, total: int) -> tuple[list[Any], Any, Any]:
-    """The trainable parameters, AdamW over them and the learning-rate schedule of ``total`` steps."""
+    """The trainable parameters, AdamW over their groups and the learning-rate schedule of ``total`` steps."""
     import torch
     from transformers import get_scheduler
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    groups = param_groups(model, config)
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
     schedule = "constant_with_warmup" if config.lr_scheduler == "constant" else config.lr_scheduler
-    scheduler = get_scheduler(schedule, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=total)
-    return params, optimizer, scheduler
+    scheduler = get_scheduler(schedule, optimizer, num_warmup_steps=warmup_steps(config, total), num_training_steps=total)
+    return [p for g in groups for p in g["params"]], optimizer, scheduler
 
 
 def _resume(out_dir: Path, model: Any, optimizer: Any, scheduler: Any, config: TrainConfig, digest: str, info: DistInfo) -> int:
