@@ -170,7 +170,7 @@ def test_oom_halves_the_batch_and_keeps_the_samples(sampler, monkeypatch):
 
     monkeypatch.setattr(sampler.model, "generate", flaky)
     results = sampler.sample(requests)
-    assert calls == [4, 2, 2]
+    assert calls == [8, 4, 4]  # rows = requests x n: 4 requests, then 2 and 2
     assert _texts(results) == expected
 
 
