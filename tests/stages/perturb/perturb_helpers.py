@@ -40,7 +40,7 @@ def standard_tasks() -> pa.Table:
         noisy_task("t-cap", "caption", "Describe the image in one sentence.",
                  "A white dog sits on the left of a red bench near two bicycles."),
         noisy_task("t-empty", "caption", "Describe the image.", ""),
-    ]  # fmt: skip
+    ]
     return validate_table(rows, "tasks")
 
 
