@@ -21,9 +21,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import ConfigError, ModelError, first_line
 from stages.sample.chat import render_prompt
-from stages.sample.sampler import RequestErrorReason, SampledText, SampleRequest, SampleResult
+from stages.sample.sampler import SampledText, SampleRequest, SampleResult
 from stages.sample.seeds import sequence_seed
 
 __all__ = ["HFSampler", "load_vlm", "check_model_source", "resolve_device", "resolve_dtype", "is_oom_error"]
@@ -240,7 +241,7 @@ class HFSampler:
             batch = self._encode(requests)
         except Exception as exc:  # the processor refused something in this chunk: find which request
             if len(requests) == 1:
-                return [SampleResult.failed(requests[0].request_id, RequestErrorReason.IMAGE_REJECTED, first_line(exc))]
+                return [SampleResult.failed(requests[0].request_id, QuarantineReason.IMAGE_REJECTED, first_line(exc))]
             return self._serve_isolated(requests)
         try:
             return self._generate(batch, requests)
@@ -249,7 +250,7 @@ class HFSampler:
                 raise
             self._free_memory()
             if len(requests) == 1:
-                return [SampleResult.failed(requests[0].request_id, RequestErrorReason.OOM, first_line(exc))]
+                return [SampleResult.failed(requests[0].request_id, QuarantineReason.OOM, first_line(exc))]
             mid = len(requests) // 2
             return self._serve(requests[:mid]) + self._serve(requests[mid:])
 
@@ -260,7 +261,7 @@ class HFSampler:
             try:
                 self._encode([r])
             except Exception as exc:
-                rejected[i] = SampleResult.failed(r.request_id, RequestErrorReason.IMAGE_REJECTED, first_line(exc))
+                rejected[i] = SampleResult.failed(r.request_id, QuarantineReason.IMAGE_REJECTED, first_line(exc))
         good = [r for i, r in enumerate(requests) if i not in rejected]
         served = iter(self._serve(good) if good else [])
         return [rejected[i] if i in rejected else next(served) for i in range(len(requests))]
