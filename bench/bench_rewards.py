@@ -38,7 +38,7 @@ from rapidfuzz.distance import Levenshtein  # noqa: E402
 from data_schemas.images import encode_image_cell  # noqa: E402
 from data_schemas.tables import validate_table  # noqa: E402
 from stages.base import ShardInputs, ShardOutput  # noqa: E402
-from stages.lib.rewards.boxes import parse_boxes  # noqa: E402
+from stages.lib.boxes import parse_boxes  # noqa: E402
 from stages.lib.rewards.iou import iou_reward, prepare_iou, score_iou, score_iou_batch  # noqa: E402
 from stages.lib.rewards.result import gc_paused  # noqa: E402
 from stages.lib.rewards.ocr import ocr_reward, prepare_ocr, score_ocr, score_ocr_batch  # noqa: E402

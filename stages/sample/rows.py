@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from data_schemas.images import decode_image_cell
 from stages.base import quarantine_row
-from stages.ingest.tasks import boxes_text
+from stages.lib.boxes import pixel_boxes_text
 from stages.sample.config import SamplingSettings
 from stages.sample.sampler import RequestErrorReason, Sampler, SampleRequest
 from stages.sample.seeds import request_seed
@@ -154,9 +154,9 @@ def sample_rows(
 
 
 def format_boxes(boxes: list[list[float]]) -> str:
-    """Render xyxy pixel boxes as ingest writes a grounding answer (:func:`stages.ingest.tasks.boxes_text`):
+    """Render xyxy pixel boxes as ingest writes a grounding answer (:func:`stages.lib.boxes.pixel_boxes_text`):
     ``[x1, y1, x2, y2]``, several joined by ``", "``, so that the text scores IoU 1.0 against ``boxes``."""
-    return boxes_text(boxes)
+    return pixel_boxes_text(boxes)
 
 
 def ground_truth_text(task: dict[str, Any]) -> str | None:

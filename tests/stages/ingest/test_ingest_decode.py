@@ -9,7 +9,8 @@ import zlib
 import pytest
 from PIL import Image, ImageDraw
 
-from stages.ingest.decode import normalize_image, orient_box, read_image_file
+from stages.ingest.decode import normalize_image, read_image_file
+from stages.lib.boxes import orient_box
 from stages.ingest.reasons import Reason, Rejected
 
 CAP = 10_000_000
