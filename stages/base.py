@@ -56,7 +56,7 @@ class ShardInputs:
 
 @dataclass(frozen=True)
 class ShardOutput:
-    """Where a shard stands: its stage, index, the run folder and a scratch folder it may write into.
+    """Where a shard stands: its stage, its index, and a scratch folder it may write into.
 
     ``scratch_dir`` is for side artifacts (kept images, checkpoints); it is per-shard and survives
     the shard only if the stage returns paths inside it in :attr:`ShardResult.artifacts`.
@@ -64,9 +64,7 @@ class ShardOutput:
 
     stage: str
     index: int
-    run_dir: Path
     scratch_dir: Path
-    seed: int = 0
 
 
 @dataclass

@@ -57,7 +57,7 @@ _OCR_PROMPTS = (
 _WORDS = (
     "apple", "river", "cloud", "piano", "delta", "maple", "orbit", "pixel", "tiger", "lemon",
     "north", "candle", "forest", "silver", "rocket", "harbor", "velvet", "window", "garden", "summit",
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)

@@ -73,9 +73,9 @@ def _row(task_id: str, cid: str, origin: str, text: str, **extra: Any) -> dict[s
 
 def _rule_record(h: Hallucination, cfg: HallucinationConfig, mode: str, **extra: Any) -> dict[str, Any]:
     params = {"kinds": [str(k) for k in cfg.kinds], "iou_band": list(cfg.iou_band), "max_kinds": cfg.max_kinds,
-              "max_edits": cfg.max_edits}  # fmt: skip
+              "max_edits": cfg.max_edits}
     record = {"name": ORIGIN_HALLUCINATION, "mode": mode, "kinds": list(h.kinds), "changes": list(h.changes),
-              "seed": h.seed, "params": params}  # fmt: skip
+              "seed": h.seed, "params": params}
     record.update(extra)
     return record
 
@@ -102,7 +102,7 @@ def _rule_rows(eligible: list[dict[str, Any]], cfg: HallucinationConfig, metrics
         for k, h in enumerate(made):
             distortion = json.dumps(_rule_record(h, cfg, "rule"), sort_keys=True)
             rows.append(_row(tid, hallucination_cand_id(tid, k), ORIGIN_HALLUCINATION, h.text, finish_reason="injected",
-                             sample_index=k, seed=h.seed, distortion=distortion))  # fmt: skip
+                             sample_index=k, seed=h.seed, distortion=distortion))
     return rows
 
 
@@ -126,12 +126,12 @@ def _llm_rows(
     outcomes = llm_hallucinate(
         jobs, sampler, kinds=cfg.kinds, retries=cfg.llm_retries, temperature=config.temperature, top_p=config.top_p,
         max_tokens=cfg.llm_max_tokens, with_image=cfg.llm_with_image, max_kinds=cfg.max_kinds,
-    )  # fmt: skip
+    )
     sampling = json.dumps(
         {"backend": sampler.backend, "max_tokens": cfg.llm_max_tokens, "n": 1, "temperature": config.temperature,
          "top_p": config.top_p},
         sort_keys=True,
-    )  # fmt: skip
+    )
     rows = []
     next_k: Counter = Counter()  # renumber per task so indices stay dense when a job produced nothing
     for job, out in zip(jobs, outcomes):
@@ -151,7 +151,7 @@ def _llm_rows(
             metrics["hallucination_rule_fallback"] += 1
         rows.append(_row(job.group, hallucination_cand_id(job.group, k), ORIGIN_HALLUCINATION, out.text,
                          finish_reason="injected", sample_index=k, distortion=json.dumps(record, sort_keys=True),
-                         **extra))  # fmt: skip
+                         **extra))
     return rows
 
 

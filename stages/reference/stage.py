@@ -70,7 +70,7 @@ def _score_hf(resources: ReferenceModel, triples: list[Triple], config: Referenc
         sums, counts = response_logprobs(
             resources.model, resources.processor, images, prompts, responses,
             config.batch_size, config.append_eos, config.share_prompt,
-        )  # fmt: skip
+        )
     return [(s, int(n)) for s, n in zip(sums.double().cpu().tolist(), counts.cpu().tolist())]
 
 

@@ -25,7 +25,7 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: SampleConfig) ->
     Uses the sampler in ``inputs.resources`` (loads one when it is None, e.g. when called directly).
     Tasks whose image does not decode or that the backend rejects are quarantined with no
     candidates (not even the ground truth). Rows come in task order: policy responses, then the
-    ground-truth candidate when ``include_ground_truth``. Never depends on ``output.seed``: seeds
+    ground-truth candidate when ``include_ground_truth``. Never depends on the shard index: seeds
     come from ``config.seed`` and the task id only.
     """
     sampler = inputs.resources if inputs.resources is not None else setup(config)

@@ -81,7 +81,7 @@ def load_lists(tasks: pa.Table, listwise: pa.Table) -> tuple[list[ListExample], 
         if cell is not None:
             try:
                 decode_image_cell(cell)
-            except Exception as exc:  # noqa: BLE001 - any decoder failure means this row cannot be used
+            except Exception as exc:  # any decoder failure means this row cannot be used
                 quarantine.append(quarantine_row(task_id, "bad_image", f"{type(exc).__name__}: {exc}", row))
                 continue
         examples.append(

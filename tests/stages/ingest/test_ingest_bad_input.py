@@ -97,7 +97,7 @@ def test_image_deleted_after_planning_is_quarantined_in_the_shard(bad_corpus, tm
 
     plan = plan_shards(bad_corpus)
     (tmp_path / "good.png").unlink()
-    result = run_shard(ShardInputs({"records": plan.shards[0]}), ShardOutput("ingest", 0, tmp_path, tmp_path), bad_corpus)
+    result = run_shard(ShardInputs({"records": plan.shards[0]}), ShardOutput("ingest", 0, tmp_path), bad_corpus)
     missing = [q["row_ref"].rsplit(":", 1)[1] for q in result.quarantine if q["reason"] == "missing_image"]
     assert missing == ["1", "8", "21"]  # every planned row on good.png
     assert result.tables["tasks"].column("prompt").to_pylist() == ["Same bytes?"]

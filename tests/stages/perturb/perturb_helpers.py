@@ -55,7 +55,7 @@ def standard_tasks() -> pa.Table:
         task_row("t-cap", "caption", "Describe the image in one sentence.",
                  "A white dog sits on the left of a red bench near two bicycles."),
         task_row("t-empty", "caption", "Describe the image.", ""),
-    ]  # fmt: skip
+    ]
     return validate_table(rows, "tasks")
 
 

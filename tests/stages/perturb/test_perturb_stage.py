@@ -20,7 +20,7 @@ from stages.perturb.formats import is_valid_hallucination
 
 
 def _output(tmp_path: Path) -> ShardOutput:
-    return ShardOutput(stage="perturb", index=0, run_dir=tmp_path, scratch_dir=tmp_path / "_scratch" / "00000")
+    return ShardOutput(stage="perturb", index=0, scratch_dir=tmp_path / "_scratch" / "00000")
 
 
 def _run(config: PerturbConfig, tasks: pa.Table, cands: pa.Table, sampler, tmp_path: Path):

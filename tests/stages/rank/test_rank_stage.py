@@ -290,7 +290,7 @@ def _scored(rows: list[tuple[str, str, str, str, float | None]]) -> pa.Table:
 
 
 def _run(tasks: pa.Table, scored: pa.Table, **config):
-    out = ShardOutput(stage="rank", index=0, run_dir=Path("/nonexistent"), scratch_dir=Path("/nonexistent"))
+    out = ShardOutput(stage="rank", index=0, scratch_dir=Path("/nonexistent"))
     return SPEC.run_shard(ShardInputs({"tasks": tasks, "scored": scored}), out, RankConfig(**config))
 
 

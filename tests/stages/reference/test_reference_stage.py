@@ -38,7 +38,7 @@ def _tables() -> tuple[pa.Table, pa.Table]:
                 "prompt": "What colour is the shape?", "answer": responses[0], "boxes": None, "answers": None,
                 "choices": None, "source": "test", "meta": "{}",
             }
-        )  # fmt: skip
+        )
         lists.append(
             {
                 "task_id": tid, "task_type": "vqa", "prompt": "What colour is the shape?", "responses": responses,
@@ -46,7 +46,7 @@ def _tables() -> tuple[pa.Table, pa.Table]:
                 "origins": ["policy"] * len(responses), "cand_ids": [f"{tid}{i}" for i in range(len(responses))],
                 "logprob_sums": None, "n_tokens": None, "ref_logps": None, "ref_n_tokens": None,
             }
-        )  # fmt: skip
+        )
     lists.append({**lists[0], "task_id": "missing"})
     return validate_table(tasks, "tasks"), validate_table(lists, "listwise")
 
@@ -59,7 +59,7 @@ def config(tiny_model_dir) -> ReferenceConfig:
 def test_fills_reference_logprobs_for_every_response(config, tmp_path):
     tasks, listwise = _tables()
     resources = setup(config)
-    result = run_shard(ShardInputs({"tasks": tasks, "listwise": listwise}, resources), ShardOutput("reference", 0, tmp_path, tmp_path), config)
+    result = run_shard(ShardInputs({"tasks": tasks, "listwise": listwise}, resources), ShardOutput("reference", 0, tmp_path), config)
     out = result.tables["listwise"].to_pylist()
     assert [r["task_id"] for r in out] == ["a", "b"]
     assert result.metrics == {"lists": 2.0, "responses": 5.0}
@@ -76,7 +76,7 @@ def test_fills_reference_logprobs_for_every_response(config, tmp_path):
 
 def test_run_shard_loads_the_model_when_no_setup_ran(config, tmp_path):
     tasks, listwise = _tables()
-    result = run_shard(ShardInputs({"tasks": tasks, "listwise": listwise.slice(1, 1)}), ShardOutput("reference", 0, tmp_path, tmp_path), config)
+    result = run_shard(ShardInputs({"tasks": tasks, "listwise": listwise.slice(1, 1)}), ShardOutput("reference", 0, tmp_path), config)
     assert len(result.tables["listwise"].column("ref_logps")[0]) == 2
 
 

@@ -65,7 +65,7 @@ CANDS = [
 
 def run(config: ScoreConfig | None = None, tasks=TASKS, cands=CANDS, tmp_path: Path = Path("/nonexistent")):
     inputs = ShardInputs(tables={"tasks": validate_table(tasks, "tasks"), "candidates": validate_table(cands, "candidates")})
-    output = ShardOutput(stage="score", index=0, run_dir=tmp_path, scratch_dir=tmp_path / "scratch")
+    output = ShardOutput(stage="score", index=0, scratch_dir=tmp_path / "scratch")
     return run_shard(inputs, output, config or ScoreConfig())
 
 
@@ -173,7 +173,7 @@ def test_empty_shard():
 def test_tasks_table_may_carry_only_the_ground_truth_columns():
     tasks = validate_table(TASKS, "tasks").drop_columns(["image", "prompt", "meta"])
     inputs = ShardInputs(tables={"tasks": tasks, "candidates": validate_table(CANDS, "candidates")})
-    result = run_shard(inputs, ShardOutput("score", 0, Path("/x"), Path("/x/s")), ScoreConfig())
+    result = run_shard(inputs, ShardOutput("score", 0, Path("/x/s")), ScoreConfig())
     assert result.tables["scored"].num_rows == 9
 
 
