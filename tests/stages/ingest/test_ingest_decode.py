@@ -10,7 +10,8 @@ from data_schemas.quarantine import QuarantineReason
 import pytest
 from PIL import Image, ImageDraw
 
-from stages.ingest.decode import normalize_image, orient_box, read_image_file
+from stages.ingest.decode import normalize_image, read_image_file
+from stages.lib.boxes import orient_box
 from stages.ingest.rejected import Rejected
 
 CAP = 10_000_000
