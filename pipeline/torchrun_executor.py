@@ -89,7 +89,7 @@ class TorchrunExecutor:
                     result, seconds = self._run_job(spec, config, job)
                 except PipelineError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - any shard failure is retried, then reported
+                except Exception as exc:  # any shard failure is retried, then reported
                     failures[job.index] = exc
                     continue
                 failures.pop(job.index, None)

@@ -30,7 +30,7 @@ def pickled_exception(exc: BaseException) -> bytes:
         data = pickle.dumps(exc)
         pickle.loads(data)
         return data
-    except Exception:  # noqa: BLE001 - an exception with odd constructor arguments still reports its message
+    except Exception:  # an exception with odd constructor arguments still reports its message
         return pickle.dumps(RuntimeError(first_line(exc)))
 
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         if rank == 0:
             atomic_write_bytes(job_dir / RESULT_FILE, pickle.dumps((result, seconds)))
         return 0
-    except BaseException as exc:  # noqa: BLE001 - every failure goes back to the executor, which decides
+    except BaseException as exc:  # every failure goes back to the executor, which decides
         atomic_write_bytes(error_file(job_dir, rank), pickled_exception(exc))
         return 1
     finally:

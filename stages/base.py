@@ -16,6 +16,8 @@ from typing import Any, Callable, Generic, TypeVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from data_schemas.quarantine import QuarantineReason
+
 __all__ = [
     "StageConfig",
     "ShardInputs",
@@ -113,8 +115,13 @@ class StageSpec(Generic[C]):
     resume_neutral: frozenset[str] = frozenset()
 
 
-def quarantine_row(row_ref: str, reason: str, message: str = "", record: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Build one quarantine entry; the runner adds the stage and shard. ``record`` is JSON-encoded (bytes elided)."""
+def quarantine_row(
+    row_ref: str, reason: QuarantineReason, message: str = "", record: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Build one quarantine entry; the runner adds the stage and shard. ``record`` is JSON-encoded (bytes elided).
+
+    ``reason`` comes from :class:`~data_schemas.quarantine.QuarantineReason` (README lists them all).
+    """
 
     def _clean(value: Any) -> Any:
         if isinstance(value, (bytes, bytearray)):
@@ -127,7 +134,7 @@ def quarantine_row(row_ref: str, reason: str, message: str = "", record: dict[st
 
     return {
         "row_ref": str(row_ref),
-        "reason": reason,
+        "reason": str(reason),
         "message": message,
         "record": json.dumps(_clean(record), default=str) if record is not None else None,
     }

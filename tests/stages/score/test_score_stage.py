@@ -8,30 +8,15 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from data_schemas.images import encode_image_cell
 from data_schemas.tables import SCORED, validate_table
 from stages.base import ShardInputs, ShardOutput
 from stages.lib.rewards import RewardKind
 from stages.score import SPEC, ScoreConfig, run_shard
+from tests.factories import task_row
 
 
 def task(task_id: str, task_type: str, **gt) -> dict:
-    row = {
-        "task_id": task_id,
-        "task_type": task_type,
-        "image": encode_image_cell(b"not an image: the stage must never decode it"),
-        "image_sha256": "0" * 64,
-        "width": 200,
-        "height": 100,
-        "prompt": "?",
-        "answer": None,
-        "boxes": None,
-        "answers": None,
-        "choices": None,
-        "source": "test",
-        "meta": "{}",
-    }
-    return row | gt
+    return task_row(task_id, task_type, image=b"not an image: the stage must never decode it", width=200, height=100, **gt)
 
 
 def cand(task_id: str, cand_id: str, text: str) -> dict:
