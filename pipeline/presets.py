@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
+from data_schemas.tables import Origin
 from stages.lib.errors import ConfigError
 
 __all__ = ["PresetName", "Preset", "PRESETS", "preset_values", "presets_markdown"]
@@ -62,7 +63,7 @@ def _perpo(n: int, source: str, train_extra: dict[str, tuple[Any, str]], micro_b
     return {
         "sample": {"n": (n, f"{source} --best_of_n {n}"), "include_ground_truth": (False, _PERPO_DATA)},
         "perturb": {"enabled": (False, _PERPO_DATA)},
-        "rank": {"list_origins": (["policy"], _PERPO_DATA), "max_list_len": (n, f"{_PERPO_DATA}: all {n} samples")},
+        "rank": {"list_origins": ([Origin.POLICY], _PERPO_DATA), "max_list_len": (n, f"{_PERPO_DATA}: all {n} samples")},
         "train": {
             "loss": ("perpo", source),
             "beta": (0.1, f"{source} --beta 0.1"),
@@ -131,7 +132,7 @@ PRESETS: Final[dict[PresetName, Preset]] = {
                 "perturb": {
                     "distortion": {"enabled": (False, "POVID noises the image during training, not beforehand")},
                 },
-                "rank": {"list_origins": (["ground_truth", "hallucination"], "POVID pairs: ground truth vs hallucinated")},
+                "rank": {"list_origins": ([Origin.GROUND_TRUTH, Origin.HALLUCINATION], "POVID pairs: ground truth vs hallucinated")},
                 "train": _POVID_TRAIN,
             },
             "POVID's hallucinations come from GPT-4V (prompt not public); ours from the perturb stage.",

@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from data_schemas.images import decode_image_cell
 from data_schemas.quarantine import QuarantineReason
+from data_schemas.tables import Origin
 from stages.base import quarantine_row
 
 __all__ = ["ListExample", "load_lists", "image_cells"]
@@ -67,7 +68,7 @@ def load_lists(tasks: pa.Table, listwise: pa.Table) -> tuple[list[ListExample], 
         responses = list(row["responses"])
         n = len(responses)
         rewards = [_clean_reward(r) for r in (row.get("rewards") or [None] * n)]
-        origins = list(row.get("origins") or ["policy"] * n)
+        origins = list(row.get("origins") or [Origin.POLICY.value] * n)
         ref = row.get("ref_logps")
         ref_n = row.get("ref_n_tokens")
         ref_povid = row.get("ref_povid_logps")

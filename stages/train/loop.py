@@ -32,6 +32,7 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
+from data_schemas.tables import Origin
 from stages.lib.errors import ConfigError
 from stages.lib.models.folder import save_model_folder
 from stages.train.checkpoint import is_checkpoint, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint
@@ -289,7 +290,7 @@ def _usable_lists(config: TrainConfig, examples: list[ListExample]) -> list[List
     """The lists loss ``config.loss`` can learn from; a user error if there are none or a needed reference is missing."""
     stage1 = config.loss is LossName.POVID and config.povid_stage == 1  # POVID's stage 1 needs a hallucination
     lists = [ex for ex in examples if usable_list(config.loss, ex.rewards, ex.origins)
-             and not (stage1 and "hallucination" not in ex.origins)]
+             and not (stage1 and Origin.HALLUCINATION not in ex.origins)]
     if not lists:
         raise ConfigError(
             f"[train] none of the {len(examples)} lists can train loss {config.loss.value!r} (no reward spread"

@@ -16,6 +16,7 @@ from typing import Callable, Final, Sequence
 
 import torch
 
+from data_schemas.tables import Origin
 from stages.train.loss_registry import LOSSES, LossName
 from stages.train.losses import (
     dpo_loss,
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 Tensor = torch.Tensor
-_REJECTED_ORIGINS: Final[frozenset[str]] = frozenset({"hallucination", "distorted_image"})
+_REJECTED_ORIGINS: Final[frozenset[str]] = frozenset({Origin.HALLUCINATION, Origin.DISTORTED_IMAGE})
 
 
 @dataclass
@@ -154,8 +155,8 @@ def _povid_indices(batch: ListBatch) -> tuple[Tensor, Tensor, Tensor, Tensor, Te
     cols: list[list[int | None]] = [[], [], []]
     for row_rewards, row_mask, row_origins in zip(rewards, masks, batch.origins):
         cols[0].append(_pick(row_rewards, row_mask, row_origins, lambda o: o not in _REJECTED_ORIGINS, best=True))
-        cols[1].append(_pick(row_rewards, row_mask, row_origins, lambda o: o == "hallucination", best=False))
-        cols[2].append(_pick(row_rewards, row_mask, row_origins, lambda o: o == "distorted_image", best=False))
+        cols[1].append(_pick(row_rewards, row_mask, row_origins, lambda o: o == Origin.HALLUCINATION, best=False))
+        cols[2].append(_pick(row_rewards, row_mask, row_origins, lambda o: o == Origin.DISTORTED_IMAGE, best=False))
     device = batch.rewards.device
     index = [torch.tensor([i or 0 for i in col], dtype=torch.long, device=device) for col in cols]
     present = [torch.tensor([i is not None for i in col], dtype=torch.bool, device=device) for col in cols]

@@ -29,12 +29,12 @@ def test_forward_scores_every_response_flat_in_list_order(loaded, lists, share_p
     model, processor = loaded
     scorer = ListScorer(model, processor, forward_batch_size=3, share_prompt=share_prompt)
     with torch.no_grad():
-        sums, counts = scorer(lists[:2])
+        sums, counts, image_terms = scorer(lists[:2])
         one_by_one = [
             response_logprobs(model, processor, [ex.image()], [ex.prompt], [r], batch_size=1)
             for ex in lists[:2] for r in ex.responses
         ]
-    assert sums.shape == (8,) and counts.tolist() == [int(n) for _, n in one_by_one]
+    assert sums.shape == (8,) and counts.tolist() == [int(n) for _, n in one_by_one] and image_terms is None
     torch.testing.assert_close(sums, torch.cat([s for s, _ in one_by_one]), rtol=1e-5, atol=1e-4)
 
 
@@ -70,3 +70,18 @@ def test_unused_parameter_probe(loaded, lists):
     # the probe leaves no gradient behind and the RNG stream where it was
     assert all(p.grad is None for p in model.parameters()) and extra.weight.grad is None
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_with_the_image_term_each_list_gets_its_chosen_answers_term(loaded, lists):
+    from stages.train.objective import povid_chosen
+    from stages.train.povid import image_term_logprobs, noised_image
+
+    model, processor = loaded
+    scorer = ListScorer(model, processor, 8, True, image_term=True)
+    with torch.no_grad():
+        _, _, terms = scorer(lists[:2])
+        want = []
+        for ex in lists[:2]:
+            image, chosen = ex.image(), ex.responses[povid_chosen(ex.rewards, ex.origins)]
+            want.append(image_term_logprobs(model, processor, [image], [noised_image(image, ex.task_id)], [ex.prompt], [chosen])[1])
+    torch.testing.assert_close(terms, torch.cat(want), rtol=1e-5, atol=1e-4)
