@@ -35,17 +35,16 @@ import pyarrow as pa
 from data_schemas.tables import Origin
 from stages.lib.errors import ConfigError
 from stages.lib.models.folder import save_model_folder
+from stages.train.batches import step_micro_batches, total_steps
 from stages.train.checkpoint import is_checkpoint, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint
 from stages.train.config import RESUME_NEUTRAL_FIELDS, TrainConfig
 from stages.train.data import ListExample, load_lists
-from stages.train.distributed import SINGLE, DistInfo, all_gather_objects, all_reduce_sum, barrier, rank_split
+from stages.train.distributed import SINGLE, DistInfo, all_gather_objects, all_reduce_sum, barrier
 from stages.train.loss_registry import LOSSES, LossName
 from stages.train.objective import ListBatch, LossParams, implicit_rewards, list_loss, pair_metrics, povid_chosen, usable_list
+from stages.train.policy import load_policy, precision
 
-__all__ = [
-    "train_model", "total_steps", "micro_batch_indices", "rank_micro_batch", "loss_params", "precision", "param_groups",
-    "warmup_steps",
-]
+__all__ = ["train_model", "loss_params", "param_groups", "warmup_steps"]
 
 
 def loss_params(config: TrainConfig) -> LossParams:
@@ -60,51 +59,6 @@ def loss_params(config: TrainConfig) -> LossParams:
         mipo_unbiased=config.mipo_unbiased,
         povid_stage=config.povid_stage,
     )
-
-
-def _epoch_length(n_lists: int, world_size: int) -> int:
-    """Lists per epoch: ``n_lists`` rounded up to a multiple of ``world_size`` (the order wraps around to fill it)."""
-    return math.ceil(n_lists / world_size) * world_size
-
-
-def _per_epoch(n_lists: int, config: TrainConfig, world_size: int = 1) -> int:
-    return math.ceil(_epoch_length(n_lists, world_size) / (config.micro_batch_size * world_size))
-
-
-def total_steps(n_lists: int, config: TrainConfig, world_size: int = 1) -> int:
-    """Optimizer steps of the run: ``max_steps``, else enough for ``epochs`` passes over ``world_size`` processes."""
-    if config.max_steps:
-        return config.max_steps
-    return math.ceil(config.epochs * _per_epoch(n_lists, config, world_size) / config.gradient_accumulation_steps)
-
-
-def micro_batch_indices(g: int, n_lists: int, config: TrainConfig, world_size: int = 1) -> list[int]:
-    """The list indices of global micro-batch ``g`` (``micro_batch_size × world_size`` lists, fewer at an epoch's end).
-
-    Epoch e is a fixed permutation seeded by (seed, e), the same on every rank. With several
-    processes it wraps around to a multiple of ``world_size`` (like ``DistributedSampler``), so every
-    global micro-batch splits evenly; single-process it is the plain permutation.
-    """
-    import torch
-
-    epoch, j = divmod(g, _per_epoch(n_lists, config, world_size))
-    gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-    perm = torch.randperm(n_lists, generator=gen).tolist()
-    order = [perm[i % n_lists] for i in range(_epoch_length(n_lists, world_size))]
-    width = config.micro_batch_size * world_size
-    return order[j * width : (j + 1) * width]
-
-
-def rank_micro_batch(g: int, n_lists: int, config: TrainConfig, info: DistInfo = SINGLE) -> list[int]:
-    """The list indices rank ``info.rank`` trains on in global micro-batch ``g`` (disjoint across ranks)."""
-    return rank_split(micro_batch_indices(g, n_lists, config, info.world_size), info.rank, info.world_size)
-
-
-def _step_micro_batches(step: int, n_lists: int, config: TrainConfig, info: DistInfo = SINGLE) -> list[list[int]]:
-    """This rank's micro-batches of optimizer step ``step`` (the same count on every rank)."""
-    accum = config.gradient_accumulation_steps
-    limit = math.inf if config.max_steps else config.epochs * _per_epoch(n_lists, config, info.world_size)
-    return [rank_micro_batch(g, n_lists, config, info) for g in range(step * accum, (step + 1) * accum) if g < limit]
 
 
 def _list_batch(lists: list[ListExample], sums: Any, counts: Any, loss: LossName, image_terms: Any = None) -> ListBatch:
@@ -175,61 +129,6 @@ def _merge_metrics(parts: list[dict[str, float]], info: DistInfo = SINGLE, devic
     for key, total in zip(weighted, totals):
         merged[key] = total / pairs if pairs else float("nan")
     return merged
-
-
-def precision(config: TrainConfig) -> tuple[str, bool]:
-    """(weights dtype, bf16 autocast?) for the config on the device it resolves to.
-
-    On GPU, ``auto`` keeps float32 master weights under bf16 autocast (a 5e-6 update is below
-    bf16's resolution), except under LoRA where the frozen base is stored in bf16 (peft keeps the
-    adapters in float32). On CPU everything is float32 unless ``dtype`` says otherwise.
-    """
-    from stages.sample.hf_backend import resolve_device
-
-    if resolve_device(config.device) != "cuda":
-        return ("float32" if config.dtype == "auto" else config.dtype), False
-    if config.dtype == "auto":
-        return ("bfloat16" if config.lora else "float32"), True
-    return config.dtype, config.dtype == "bfloat16"
-
-
-def _under_any(parts: list[str]) -> str | None:
-    """A peft module regex matching every module inside one named by ``parts`` (e.g. the whole vision tower)."""
-    import re
-
-    if not parts:
-        return None
-    return r"(?:.*\.)?(?:" + "|".join(re.escape(p) for p in parts) + r")(?:\..*)?"
-
-
-def _load_policy(config: TrainConfig) -> tuple[Any, Any]:
-    """Load the model to train (optionally wrapped with LoRA adapters) and its processor."""
-    import torch
-
-    from stages.sample.hf_backend import load_vlm
-
-    if not config.model:
-        raise ConfigError("[train] model is empty and no sample model was filled in; set [train] model to a folder or Hub id")
-    model, processor = load_vlm(config.model, device=config.device, dtype=precision(config)[0])
-    torch.manual_seed(config.seed)  # LoRA initialisation and dropout draw from this stream (checkpointed)
-    if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-    if config.lora:
-        from peft import LoraConfig, get_peft_model
-
-        lora = LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules=list(config.lora_target_modules),
-            exclude_modules=_under_any(config.lora_exclude_modules),
-            modules_to_save=list(config.lora_modules_to_save) or None,
-        )
-        model = get_peft_model(model, lora)
-        if config.gradient_checkpointing:
-            model.enable_input_require_grads()
-    model.train()
-    return model, processor
 
 
 def _data_digest(lists: list[ListExample]) -> str:
@@ -377,7 +276,7 @@ def _wrap_scorer(model: Any, processor: Any, config: TrainConfig, lists: list[Li
 
 def _forward_backward(scorer: Any, lists: list[ListExample], step: int, config: TrainConfig, autocast: bool, info: DistInfo) -> list[dict[str, float]]:
     """Back-propagate every micro-batch of optimizer step ``step``; DDP syncs gradients on the last one only."""
-    micro = _step_micro_batches(step, len(lists), config, info)
+    micro = step_micro_batches(step, len(lists), config, info)
     parts = []
     for k, idx in enumerate(micro):
         accumulate = info.distributed and k < len(micro) - 1
@@ -455,7 +354,7 @@ def train_model(
     lists = _usable_lists(config, examples)
     digest = _data_digest(lists)
     # ---- build: the policy (LoRA), the optimizer and its schedule
-    model, processor = _load_policy(config)
+    model, processor = load_policy(config)
     autocast = precision(config)[1]
     total = total_steps(len(lists), config, info.world_size)
     params, optimizer, scheduler = _build_optimizer(model, config, total)

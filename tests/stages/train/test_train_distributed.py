@@ -24,7 +24,8 @@ from safetensors.torch import load_file
 from stages.lib.errors import ConfigError
 from stages.train import TrainConfig
 from stages.train.distributed import SINGLE, DistInfo, all_gather_objects, all_reduce_sum, rank_split
-from stages.train.loop import _check_resume, micro_batch_indices, rank_micro_batch, total_steps, train_model
+from stages.train.batches import micro_batch_indices, rank_micro_batch, total_steps
+from stages.train.loop import _check_resume, train_model
 
 from train_tables import COLOURS4, make_listwise, make_tasks
 

@@ -15,7 +15,6 @@ from safetensors.torch import load_file
 from stages.lib.errors import ConfigError
 from stages.base import ShardInputs, ShardOutput
 from stages.train import LOSSES, SPEC, TrainConfig, train_model
-from stages.train.loop import micro_batch_indices, total_steps
 
 from train_tables import make_listwise
 
@@ -134,15 +133,6 @@ def test_lists_without_signal_are_an_error(tiny_model_dir, train_tables, tmp_pat
         train_model(_config(tiny_model_dir, max_steps=1), tasks, flat, tmp_path)
 
 
-def test_data_order_is_a_permutation_per_epoch():
-    cfg = TrainConfig(micro_batch_size=2, seed=3)
-    epoch0 = sum((micro_batch_indices(g, 5, cfg) for g in range(3)), [])
-    epoch1 = sum((micro_batch_indices(g, 5, cfg) for g in range(3, 6)), [])
-    assert sorted(epoch0) == sorted(epoch1) == list(range(5))
-    assert total_steps(5, TrainConfig(micro_batch_size=2, gradient_accumulation_steps=2, epochs=2)) == 3
-    assert total_steps(5, TrainConfig(max_steps=7)) == 7
-
-
 def test_config_checks_name_the_field():
     with pytest.raises(ValidationError, match="lora_target_modules"):
         TrainConfig(lora=True, lora_target_modules=[])
@@ -161,13 +151,6 @@ def test_stage_spec_and_run_shard(tiny_model_dir, train_tables, tmp_path):
     assert out.tables == {} and out.metrics["steps"] == 2 and out.metrics["lists"] == 3
     assert out.artifacts[0] == str(tmp_path / "scratch" / "model")
     assert (tmp_path / "scratch" / "checkpoints" / "step-00000002" / "checkpoint.pt").exists()
-
-
-def test_precision_on_cpu_is_float32_without_autocast():
-    from stages.train.loop import precision
-
-    assert precision(TrainConfig(device="cpu")) == ("float32", False)
-    assert precision(TrainConfig(device="cpu", dtype="bfloat16", lora=True)) == ("bfloat16", False)
 
 
 def test_povid_needs_the_references_image_term(tiny_model_dir, train_tables, tmp_path):
