@@ -44,6 +44,11 @@ class RunConfig(BaseModel):
     progress: bool = Field(True, description="Show a progress bar over shards and rows.")
     export: bool = Field(True, description="After the last stage, write the Hub-ready dataset folder to `<run>/export/`.")
     report: bool = Field(True, description="After the last stage, write `report/stats.json` and the plots.")
+    preset: str | None = Field(
+        None,
+        description="A published recipe applied under this file and --set (perpo-grounding, perpo-ocr, povid, mdpo, "
+        "mipo, leanpo, dpo; see Presets below). `run --preset NAME` sets it too.",
+    )
 
 
 class RayConfig(BaseModel):
@@ -164,8 +169,15 @@ def load_config(path: Path | None, overrides: list[str] | None = None) -> BaseMo
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    sets = parse_overrides(overrides) if overrides else {}
+    preset = (sets.get("run") or {}).get("preset") or (data.get("run") or {}).get("preset")
+    if isinstance(preset, str) and preset:
+        from pipeline.presets import preset_values
+
+        data = _merge(preset_values(preset), data)  # defaults < preset < file < --set
+        source = f"{source} (preset {preset})"
     if overrides:
-        data = _merge(data, parse_overrides(overrides))
+        data = _merge(data, sets)
         source = f"{source} (with --set)"
     cls = pipeline_config_cls()
     try:

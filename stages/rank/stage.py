@@ -68,7 +68,8 @@ def _drop_null_rewards_in_scored_list(
 
 def _new_metrics(n_candidates: int) -> dict[str, float]:
     """Every counter the stage reports, zero included, so that the report lists each drop reason."""
-    names = ["tasks_in", "candidates_duplicate", "candidates_capped", "lists_out", "lists_unscored", "responses_out"]
+    names = ["tasks_in", "candidates_excluded_origin", "candidates_duplicate", "candidates_capped", "lists_out",
+             "lists_unscored", "responses_out"]
     return {"candidates_in": float(n_candidates), **dict.fromkeys(names, 0.0), **{f"dropped_{r}": 0.0 for r in DropReason}}
 
 
@@ -101,8 +102,11 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: RankConfig) -> S
             continue
         seen.add(task["task_id"])
         metrics["tasks_in"] += 1
+        cands = by_task.get(task["task_id"], [])
+        kept = [c for c in cands if c.origin in config.list_origins]  # the list composition ([rank] list_origins)
+        metrics["candidates_excluded_origin"] += len(cands) - len(kept)
         ranked = rank_candidates(
-            _drop_null_rewards_in_scored_list(by_task.get(task["task_id"], []), quarantine),
+            _drop_null_rewards_in_scored_list(kept, quarantine),
             origin_order=config.origin_order,
             normalize=NORMALIZERS[config.dedupe],
             min_spread=config.min_spread,
