@@ -114,3 +114,20 @@ def test_ray_actor_that_dies_only_fails_its_own_shard(ray_session, tmp_path, die
         with pytest.raises(StageFailedError, match=r"shard 0 failed after 3 attempt\(s\).*\(and 1 other shard\(s\)\)"):
             RayExecutor().run(spec, cfg, _model_jobs(tmp_path, 4), on_done, max_retries=2)
         assert sorted(done) == [2, 3]
+
+
+def test_the_driver_reads_no_shard_file_on_ray(fake_registry, ray_session, tmp_path, monkeypatch):
+    """Workers read their inputs and write their outputs: the driver opens no Parquet shard (only the
+    quarantine files it merges), so no image byte of a corpus passes through it."""
+    import pyarrow.parquet as pq
+
+    opened: list[str] = []
+    for name in ("read_table", "ParquetFile", "read_metadata"):
+        real = getattr(pq, name)
+        monkeypatch.setattr(pq, name, lambda path, *a, _real=real, **kw: opened.append(str(path)) or _real(path, *a, **kw))
+    cfg = load_config(None, ["src.n_rows=13", 'upper.quarantine_ids=["t3"]'])
+    run_pipeline(cfg, tmp_path, use_ray=True, progress=False)
+    assert RunStore(tmp_path).read_manifest("summary").complete
+    shards = [p for p in opened if "/_quarantine/" not in p and "/quarantine/" not in p]
+    assert shards == [], shards
+    assert any("/upper/_quarantine/" in p for p in opened)  # the quarantine merge did read in the driver
