@@ -108,6 +108,13 @@ class IngestConfig(StageConfig):
         description="Largest image accepted, in pixels (width x height), checked from the header before decoding; "
         "larger images are quarantined as image_too_large (decompression-bomb guard).",
     )
+    max_bytes: int = Field(
+        default=256 * 2**20,
+        ge=1,
+        description="Largest image file accepted, in bytes (256 MiB: a 40 MP 8-bit RGB image stored uncompressed "
+        "is 120 MB); checked from the file size at planning and capped when reading, so a huge file is never read "
+        "whole. Larger files are quarantined as image_too_large.",
+    )
     box_tolerance: float = Field(
         default=1.0,
         ge=0.0,

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from data_schemas.images import encode_image_cell
-from data_schemas.tables import TASK_TYPES
 from data_schemas.quarantine import QuarantineReason
+from data_schemas.tables import TASK_TYPES
 from stages.ingest.config import BoxFormat
 from stages.ingest.decode import StoredImage, orient_box
 from stages.ingest.rejected import Rejected

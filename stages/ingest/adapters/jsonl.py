@@ -56,7 +56,7 @@ def plan_jsonl(config: IngestConfig) -> Iterator[PlanItem]:
                     message = f"field {config.image_column!r} must be an image path, got {image!r:.80}"
                     raise Rejected(QuarantineReason.MALFORMED_RECORD, message)
                 path = resolve_image_path(image, root)
-                ref = file_ref(path, image_name(image))
+                ref = file_ref(path, image_name(image), max_bytes=config.max_bytes)
             except Rejected as rej:
                 record = obj if obj is not None else {"line": raw.decode("utf-8", "replace")[:500]}
                 yield quarantine_row(source, rej.reason, rej.message, record)

@@ -102,3 +102,34 @@ def test_image_deleted_after_planning_is_quarantined_in_the_shard(bad_corpus, tm
     missing = [q["row_ref"].rsplit(":", 1)[1] for q in result.quarantine if q["reason"] == "missing_image"]
     assert missing == ["1", "8", "21"]  # every planned row on good.png
     assert result.tables["tasks"].column("prompt").to_pylist() == ["Same bytes?"]
+
+
+# --- issue 11: one legal row never stops a run, no file outside the corpus root is read
+
+
+def _sparse(path, size: int):
+    with path.open("wb") as f:
+        f.truncate(size)  # a hole: no disk used, reads as zeros
+    return path
+
+
+def test_huge_file_named_jpg_is_quarantined_from_its_size_without_being_read(tmp_path, write_jsonl, run_ingest):
+    _sparse(tmp_path / "huge.jpg", 1 << 30)
+    manifest = write_jsonl(tmp_path / "m.jsonl", [{"image": "huge.jpg", "prompt": "Q", **VQA}])
+    run = run_ingest(IngestConfig(format="jsonl", path=manifest))
+    [q] = run.quarantine
+    assert q["reason"] == QuarantineReason.IMAGE_TOO_LARGE and "[ingest] max_bytes" in q["message"]
+
+
+def test_bytes_read_are_capped_when_a_file_grows_after_planning(tmp_path, image_bytes, write_jsonl, run_ingest):
+    (tmp_path / "a.png").write_bytes(image_bytes())
+    manifest = write_jsonl(tmp_path / "m.jsonl", [{"image": "a.png", "prompt": "Q", **VQA}])
+    config = IngestConfig(format="jsonl", path=manifest, max_bytes=4096)
+    from stages.base import ShardInputs, ShardOutput
+    from stages.ingest import plan_shards, run_shard
+
+    plan = plan_shards(config)
+    _sparse(tmp_path / "a.png", 1 << 20)
+    result = run_shard(ShardInputs({"records": plan.shards[0]}), ShardOutput("ingest", 0, tmp_path), config)
+    [q] = result.quarantine
+    assert q["reason"] == QuarantineReason.IMAGE_TOO_LARGE and "4096" in q["message"]

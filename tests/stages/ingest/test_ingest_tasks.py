@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from data_schemas.tables import TASK_TYPES
 from data_schemas.quarantine import QuarantineReason
+from data_schemas.tables import TASK_TYPES
 from stages.ingest.config import BoxFormat
 from stages.ingest.decode import StoredImage
 from stages.ingest.rejected import Rejected
