@@ -10,6 +10,7 @@ from typing import Any, Callable
 from stages.lib.errors import CorpusError
 from stages.ingest.config import IngestConfig
 from stages.ingest.records import Planned
+from stages.ingest.tasks import check_utf8
 
 __all__ = ["Adapter", "PlanItem", "existing_path", "resolve_image_path", "image_name", "mapped_fields"]
 
@@ -28,7 +29,9 @@ def existing_path(path: Path | None, what: str) -> Path:
 
 
 def resolve_image_path(value: str, root: Path) -> Path:
-    """Absolute path of an image named ``value`` (absolute, ``~``, or relative to ``root``); no filesystem access."""
+    """Absolute path of an image named ``value`` (absolute, ``~``, or relative to ``root``); no filesystem access.
+    A name that is not valid UTF-8 text raises ``Rejected(malformed_record)``."""
+    check_utf8(value, "image path")
     p = Path(value).expanduser()
     return Path(os.path.abspath(p if p.is_absolute() else root / p))
 

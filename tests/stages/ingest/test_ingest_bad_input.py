@@ -133,3 +133,64 @@ def test_bytes_read_are_capped_when_a_file_grows_after_planning(tmp_path, image_
     result = run_shard(ShardInputs({"records": plan.shards[0]}), ShardOutput("ingest", 0, tmp_path), config)
     [q] = result.quarantine
     assert q["reason"] == QuarantineReason.IMAGE_TOO_LARGE and "4096" in q["message"]
+
+
+def _writable(quarantine: list[dict]) -> None:
+    """The quarantine rows fit the schema and can be written as Parquet (valid UTF-8 everywhere)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    pq.write_table(validate_table([{**q, "stage": "ingest", "shard": 0} for q in quarantine], "quarantine"), io.BytesIO())
+
+
+LONE = "\ud800"  # a lone surrogate: legal escaped JSON, not encodable as UTF-8
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"prompt": f"Is it red? {LONE}"},
+        {"answer": f"ye{LONE}s"},
+        {"answers": ["yes", LONE]},
+        {"image": f"good{LONE}.png"},
+        {"meta": {f"note{LONE}": 1}},
+    ],
+    ids=["prompt", "answer", "answers", "image", "meta"],
+)
+def test_lone_surrogate_in_a_jsonl_row_is_a_malformed_record(tmp_path, image_bytes, write_jsonl, run_ingest, bad):
+    (tmp_path / "good.png").write_bytes(image_bytes())
+    line = {"image": "good.png", "prompt": "Is it red?", **VQA, **bad}
+    manifest = write_jsonl(tmp_path / "m.jsonl", [line, {"image": "good.png", "prompt": "Is it blue?", **VQA}])
+    run = run_ingest(IngestConfig(format="jsonl", path=manifest))
+    assert run.reasons() == {f"{manifest}:1": QuarantineReason.MALFORMED_RECORD}
+    assert "UTF-8" in run.quarantine[0]["message"]
+    assert run.tasks.column("prompt").to_pylist() == ["Is it blue?"]
+    _writable(run.quarantine)
+
+
+def test_lone_surrogate_in_coco_names_and_refcoco_sentences_is_a_malformed_record(tmp_path, image_bytes, run_ingest):
+    (tmp_path / "a.png").write_bytes(image_bytes(size=(40, 30)))
+    coco = {
+        "images": [{"id": 1, "file_name": "a.png", "width": 40, "height": 30},
+                   {"id": 2, "file_name": f"b{LONE}.png", "width": 40, "height": 30}],
+        "annotations": [{"id": 5, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10]},
+                        {"id": 6, "image_id": 1, "category_id": 2, "bbox": [2, 2, 10, 10]},
+                        {"id": 7, "image_id": 2, "category_id": 1, "bbox": [2, 2, 10, 10]}],
+        "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": f"d{LONE}g"}],
+    }
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(coco))
+    run = run_ingest(IngestConfig(format="coco", path=path))
+    assert run.tasks.num_rows == 1
+    assert sorted(run.reasons().values()) == ["malformed_record", "malformed_record"]
+    _writable(run.quarantine)
+
+    refs = [{"ref_id": 1, "image_id": 1, "ann_id": 5, "sentences": [{"sent": f"left {LONE} cat", "sent_id": 1},
+                                                                    {"sent": "the cat", "sent_id": 2}]}]
+    refs_path = tmp_path / "refs.json"
+    refs_path.write_text(json.dumps(refs))
+    run = run_ingest(IngestConfig(format="coco", path=path, refs_path=refs_path))
+    assert run.reasons() == {f"{refs_path}:ref=1,sent=1": QuarantineReason.MALFORMED_RECORD}
+    assert run.tasks.num_rows == 1
+    _writable(run.quarantine)
