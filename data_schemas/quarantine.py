@@ -27,6 +27,7 @@ class QuarantineReason(StrEnum):
     DUPLICATE = "duplicate"
     # --- the image
     MISSING_IMAGE = "missing_image"
+    OUTSIDE_ROOT = "outside_root"
     EMPTY_IMAGE = "empty_image"
     NOT_AN_IMAGE = "not_an_image"
     CORRUPT_IMAGE = "corrupt_image"
@@ -83,6 +84,10 @@ QUARANTINE_REASONS: Final[dict[QuarantineReason, ReasonInfo]] = {
     _R.DUPLICATE: ReasonInfo(("ingest",), "Same image, task type and prompt as an earlier row (the first is kept)."),
     _R.MISSING_IMAGE: ReasonInfo(
         ("ingest",), "The image file (or the embedded bytes) does not exist or cannot be read."
+    ),
+    _R.OUTSIDE_ROOT: ReasonInfo(
+        ("ingest",), "The image path (symlinks resolved) lies outside the corpus root (`[ingest] image_root`, else "
+        "the corpus folder); `[ingest] allow_outside_root = true` reads it."
     ),
     _R.EMPTY_IMAGE: ReasonInfo(("ingest",), "The image has 0 bytes."),
     _R.NOT_AN_IMAGE: ReasonInfo(

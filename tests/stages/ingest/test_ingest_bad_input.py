@@ -194,3 +194,69 @@ def test_lone_surrogate_in_coco_names_and_refcoco_sentences_is_a_malformed_recor
     assert run.reasons() == {f"{refs_path}:ref=1,sent=1": QuarantineReason.MALFORMED_RECORD}
     assert run.tasks.num_rows == 1
     _writable(run.quarantine)
+
+
+@pytest.fixture
+def corpus_and_outside(tmp_path, image_bytes):
+    """``corpus/`` with an image and a symlink to one outside it; ``outside.png`` beside the corpus folder."""
+    corpus = tmp_path / "corpus"
+    (corpus / "img").mkdir(parents=True)
+    (corpus / "img" / "in.png").write_bytes(image_bytes(color=(1, 1, 1)))
+    (tmp_path / "outside.png").write_bytes(image_bytes(color=(2, 2, 2)))
+    (corpus / "img" / "link_out.png").symlink_to(tmp_path / "outside.png")
+    (corpus / "img" / "link_in.png").symlink_to(corpus / "img" / "in.png")
+    return corpus, tmp_path / "outside.png"
+
+
+OUTSIDE_NAMES = ["../outside.png", "img/../../outside.png", "img/link_out.png", "/etc/passwd"]
+
+
+def test_images_outside_the_corpus_root_are_quarantined(corpus_and_outside, write_jsonl, run_ingest):
+    """Relative escapes, absolute paths and symlinks pointing out are never read (issue 11, item 3)."""
+    corpus, outside = corpus_and_outside
+    names = OUTSIDE_NAMES + [str(outside), "img/in.png", "img/link_in.png"]
+    lines = [{"image": name, "prompt": f"Q{i}", **VQA} for i, name in enumerate(names)]
+    manifest = write_jsonl(corpus / "m.jsonl", lines)
+    run = run_ingest(IngestConfig(format="jsonl", path=manifest))
+    expected = {f"{manifest}:{i}": QuarantineReason.OUTSIDE_ROOT for i in range(1, len(OUTSIDE_NAMES) + 2)}
+    assert run.reasons() == expected
+    assert run.tasks.column("prompt").to_pylist() == ["Q5", "Q6"]
+    assert all("allow_outside_root" in q["message"] for q in run.quarantine)
+
+
+def test_allow_outside_root_reads_them(corpus_and_outside, write_jsonl, run_ingest):
+    corpus, outside = corpus_and_outside
+    manifest = write_jsonl(corpus / "m.jsonl", [{"image": "../outside.png", "prompt": "Q", **VQA}])
+    run = run_ingest(IngestConfig(format="jsonl", path=manifest, allow_outside_root=True))
+    assert run.quarantine == [] and run.tasks.num_rows == 1
+
+
+def test_image_root_is_the_corpus_root_when_set(corpus_and_outside, write_jsonl, run_ingest):
+    corpus, outside = corpus_and_outside
+    manifest = write_jsonl(corpus / "m.jsonl", [{"image": "in.png", "prompt": "Q", **VQA},
+                                               {"image": "../m.jsonl", "prompt": "Q2", **VQA}])
+    run = run_ingest(IngestConfig(format="jsonl", path=manifest, image_root=corpus / "img"))
+    assert run.reasons() == {f"{manifest}:2": QuarantineReason.OUTSIDE_ROOT} and run.tasks.num_rows == 1
+
+
+def test_coco_file_name_and_parquet_path_cells_are_confined(corpus_and_outside, run_ingest):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    corpus, outside = corpus_and_outside
+    coco = {
+        "images": [{"id": 1, "file_name": "../outside.png"}, {"id": 2, "file_name": str(outside)},
+                   {"id": 3, "file_name": "img/in.png"}],
+        "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 5, 5]} for i in (1, 2, 3)],
+        "categories": [{"id": 1, "name": "cat"}],
+    }
+    (corpus / "instances.json").write_text(json.dumps(coco))
+    run = run_ingest(IngestConfig(format="coco", path=corpus / "instances.json"))
+    assert sorted(run.reasons().values()) == ["outside_root", "outside_root"] and run.tasks.num_rows == 1
+
+    cells = [{"bytes": None, "path": str(outside)}, {"bytes": None, "path": "/etc/passwd"},
+             {"bytes": None, "path": "img/in.png"}]
+    table = pa.table({"image": cells, "prompt": ["a", "b", "c"], "task_type": ["vqa"] * 3, "answer": ["x"] * 3})
+    pq.write_table(table, corpus / "data.parquet")
+    run = run_ingest(IngestConfig(format="parquet", path=corpus / "data.parquet"))
+    assert sorted(run.reasons().values()) == ["outside_root", "outside_root"] and run.tasks.num_rows == 1
