@@ -178,6 +178,9 @@ class _StageRun:
         upstream = {t: self.store.read_manifest(s.name) for t, s in self.inputs.items()}
         for table, manifest in upstream.items():
             self._check_input(table, manifest)
+        if self.spec.prepare is not None:  # e.g. rank's review file: checked against the inputs, hashed
+            self.section, extra = self.spec.prepare(self.section, self._read_input)
+            self.section_data = {**self.section_data, **extra}
         if self.spec.fan_in:
             return [self._job(0, fan_in_hashes(upstream), lambda: self._load_all(upstream))]
         counts = {m.n_shards for m in upstream.values()}
@@ -237,6 +240,10 @@ class _StageRun:
             input_hashes=input_hashes,
             scratch_key=scratch_key(self.spec, self.section_data, input_hashes),
         )
+
+    def _read_input(self, table: str, columns) -> pa.Table:
+        source = self.inputs[table]
+        return self.store.read_table(source.name, table, source.writes[0], columns=list(columns))
 
     def _load_shard(self, index: int) -> dict[str, pa.Table]:
         return {
@@ -337,6 +344,9 @@ def run_pipeline(
     store = RunStore(run_dir)
     with store.lock():
         check_skipped_upstream(chain, selected, store)
+        for spec in chain:  # files a stage's config names (rank's review) are checked before anything is written
+            if spec.prepare is not None and spec.name in selected:
+                spec.prepare(getattr(cfg, spec.name), None)
         atomic_write_bytes(run_dir / "config.toml", config_to_toml(cfg).encode())
         return _run_chain(cfg, chain, store, selected, forced, use_ray, show)
 
