@@ -14,7 +14,7 @@ from stages.lib.errors import ConfigError
 from pipeline.runner import enabled_chain
 from pipeline.store import RunStore
 
-__all__ = ["collect_tables", "finalize_run", "export_run", "publish_run"]
+__all__ = ["collect_tables", "finalize_run", "export_run", "publish_run", "view_run"]
 
 TASK_COLUMNS_WITHOUT_IMAGES = ["task_id", "task_type", "prompt", "answer", "width", "height", "source"]
 
@@ -167,8 +167,18 @@ def publish_run(
     return "\n".join(lines)
 
 
+def view_run(run_dir: Path, out: Path | None = None, cfg=None) -> Path:
+    """Write the run's static HTML viewer to ``out`` (default ``<run>/viewer``); return it."""
+    from pipeline.viewer import write_viewer
+
+    run_dir = Path(run_dir)
+    cfg = cfg or _snapshot_config(run_dir)
+    _ensure_ranked(cfg, run_dir)
+    return write_viewer(cfg, run_dir, Path(out) if out else None)
+
+
 def finalize_run(cfg, run_dir: Path, ran: list[str]) -> None:
-    """After `run`: write the report and the export when the rank stage is complete and the config asks for them."""
+    """After `run`: write the report, the export and the viewer when the rank stage is complete and the config asks for them."""
     store = RunStore(run_dir)
     if not store.read_manifest("rank").complete:
         return
@@ -176,3 +186,5 @@ def finalize_run(cfg, run_dir: Path, ran: list[str]) -> None:
         write_run_report(cfg, run_dir)
     if cfg.run.export:
         export_run(run_dir, cfg=cfg)
+    if getattr(cfg.run, "viewer", False):
+        view_run(run_dir, cfg=cfg)

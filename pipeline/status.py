@@ -60,6 +60,7 @@ def format_status(run_dir: Path, statuses: list[StageStatus]) -> str:
         ("quarantine", store.quarantine_dir),
         ("report", store.report_dir / "stats.json"),
         ("export", store.export_dir),
+        ("viewer", store.viewer_dir / "index.html"),
     ):
         if path.exists():
             lines.append(f"{label}: {path}")

@@ -12,6 +12,7 @@ Layout of ``runs/<run>/``::
     <stage>/_manifest.json           which shards are done, with what fingerprint, rows and metrics
     report/                          stats.json and plots
     export/                          the Hub-ready dataset folder
+    viewer/                          the static HTML viewer (`perpo-pipeline view`)
 
 A shard counts as done only when the manifest lists it with the expected fingerprint and its files
 exist with the sizes recorded at commit (a truncated file is redone); a shard about to be redone is
@@ -149,6 +150,10 @@ class RunStore:
     @property
     def export_dir(self) -> Path:
         return self.run_dir / "export"
+
+    @property
+    def viewer_dir(self) -> Path:
+        return self.run_dir / "viewer"
 
     def remove_stale_temporaries(self, stage: str) -> int:
         """Delete temporary files a killed writer left in the stage folder; return how many."""
