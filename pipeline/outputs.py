@@ -16,6 +16,7 @@ from pipeline.store import RunStore
 
 __all__ = ["collect_tables", "finalize_run", "export_run", "publish_run", "view_run"]
 
+EXAMPLES_DIR = "examples"  # report/examples/example-N.png: example lists drawn for the dataset card
 TASK_COLUMNS_WITHOUT_IMAGES = ["task_id", "task_type", "prompt", "answer", "width", "height", "source"]
 
 
@@ -81,6 +82,7 @@ def _card_info(cfg, stats: dict[str, Any], report_dir: Path) -> dict[str, Any]:
         "counts": counts,
         "license": cfg.export.license,
         "plots": sorted(report_dir.glob("*.png")) if report_dir.is_dir() else [],
+        "examples": sorted((report_dir / EXAMPLES_DIR).glob("example-*.png")) if report_dir.is_dir() else [],
     }
 
 
@@ -104,6 +106,9 @@ def write_run_report(cfg, run_dir: Path) -> dict[str, Any]:
     store = RunStore(run_dir)
     stats = write_report(collect_tables(cfg, run_dir), stage_metrics(cfg, run_dir), store.report_dir)
     write_distortion_gallery(cfg, run_dir)
+    from pipeline.viewer import write_gallery
+
+    write_gallery(cfg, run_dir, store.report_dir / EXAMPLES_DIR)
     return stats
 
 

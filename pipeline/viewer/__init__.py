@@ -6,7 +6,8 @@ quarantine and eval tables); a person's flags and reorderings download as ``revi
 dataset card.
 """
 
+from pipeline.viewer.gallery import write_gallery
 from pipeline.viewer.palette import ANNOTATION, COLOUR_MEANINGS, ORIGIN_COLOURS, colour_of
 from pipeline.viewer.writer import looks_like_viewer, write_viewer
 
-__all__ = ["write_viewer", "looks_like_viewer", "ORIGIN_COLOURS", "COLOUR_MEANINGS", "ANNOTATION", "colour_of"]
+__all__ = ["write_viewer", "write_gallery", "looks_like_viewer", "ORIGIN_COLOURS", "COLOUR_MEANINGS", "ANNOTATION", "colour_of"]

@@ -35,7 +35,9 @@ from stages.lib.errors import ConfigError
 from stages.lib.files import atomic_folder
 from stages.rank.review import ReviewDecision, ReviewFlag
 
-__all__ = ["ROWS_PER_PAGE", "TASKS_PER_CHUNK", "QUARANTINE_PER_PAGE", "ASSETS", "write_viewer", "looks_like_viewer"]
+__all__ = [
+    "ROWS_PER_PAGE", "TASKS_PER_CHUNK", "QUARANTINE_PER_PAGE", "ASSETS", "load_run", "write_viewer", "looks_like_viewer",
+]
 
 ROWS_PER_PAGE = 250
 TASKS_PER_CHUNK = 50
@@ -256,7 +258,8 @@ def _eval_pages(site: _SiteWriter, tables: dict[str, pa.Table]) -> list[dict[str
     return out
 
 
-def _load_run(cfg, store: RunStore) -> tuple[RunTables, dict[str, Any]]:
+def load_run(cfg, store: RunStore) -> tuple[RunTables, dict[str, Any]]:
+    """Read what a viewer is made of (tables without images) and where the task shards with images are."""
     writers = _writers(cfg)
     task_cols = list(TASK_COLUMNS)
     files = _task_files(store, writers)
@@ -290,7 +293,7 @@ def write_viewer(cfg, run_dir: Path, out: Path | None = None) -> Path:
     out = Path(out) if out is not None else store.viewer_dir
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not looks_like_viewer(out))):
         raise ConfigError(f"view: {out} exists and is not a previous viewer; choose an empty or new folder")
-    tables, info = _load_run(cfg, store)
+    tables, info = load_run(cfg, store)
     builder = RecordBuilder(tables)
     kept = _kept_distortions(store, info["writers"])
     splits = sorted({s for f in info["task_files"] if "split" in info["task_columns"]
