@@ -9,7 +9,6 @@ recomputed with rank's own functions), dropped by a review, or no candidates lef
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections import defaultdict
@@ -73,10 +72,12 @@ def _cut(text: str | None, limit: int = _META_CHARS) -> str | None:
 def text_diff(reference: str, text: str) -> list[list[str]]:
     """Return ``text`` as a diff against ``reference``: ``[op, piece]`` with op ``=`` (same), ``-`` (only in
     the reference) or ``+`` (only in ``text``); by word, or by character when the reference is one word."""
+    from rapidfuzz.distance import Levenshtein
+
     split = list if " " not in reference.strip() else _TOKEN.findall
     a, b = split(reference), split(text)
     ops: list[list[str]] = []
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+    for tag, i1, i2, j1, j2 in Levenshtein.opcodes(a, b):
         if tag == "equal":
             ops.append(["=", "".join(a[i1:i2])])
             continue

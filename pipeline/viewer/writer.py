@@ -6,12 +6,12 @@ Layout of ``<run>/viewer/`` (written in a sibling folder and renamed into place 
     data/summary.js                 counts, names, colours, the review file the run uses
     data/facets.js                  one compact column per filter, every task (what the index filters on)
     data/rows/page-NNNNN.js         index rows (prompt, thumbnail, list summary), ROWS_PER_PAGE tasks each
-    data/tasks/chunk-NNNNN.js       full task records, TASKS_PER_CHUNK each, loaded by the task page
+    data/tasks/chunk-NNNNN.js       full task records with their images, TASKS_PER_CHUNK each (the task page)
     data/quarantine/…               quarantine facets and pages;  data/eval/<table>/… eval tables, paged
-    thumb/ img/                     thumbnails and display images, named by image sha256
 
 Every data file is a script calling ``PERPO.define(name, data)``: pages opened from ``file://`` may not
 ``fetch()`` local files, but they may load scripts, and a page loads only the files of what it shows.
+Images are data URIs inside those files (see :mod:`pipeline.viewer.images`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from data_schemas.tables import ORIGINS, TASK_TYPES, empty_table
 from pipeline.store import RunStore
-from pipeline.viewer.images import ImageRefs, ImageWriter
+from pipeline.viewer.images import ImageEncoder, ImageRefs
 from pipeline.viewer.palette import COLOUR_MEANINGS, ORIGIN_COLOURS
 from pipeline.viewer.records import STATUSES, TASK_COLUMNS, RecordBuilder, RunTables, quarantine_task_id
 from stages.lib.errors import ConfigError
@@ -71,6 +71,28 @@ def _script(name: str, data: Any) -> str:
     except ValueError:  # a non-finite float (a -inf log-prob): null, not the invalid NaN / Infinity
         body = json.dumps(_clean(data), ensure_ascii=False, separators=(",", ":"), default=str)
     return f"PERPO.define({json.dumps(name)},{body});\n"
+
+
+def _read_script(path: Path) -> Any:
+    """The data of a file :func:`_write_script` wrote, or ``None`` when it is not one."""
+    text = path.read_text(encoding="utf-8")
+    start, end = text.find(","), text.rfind(");")
+    if not text.startswith("PERPO.define(") or start < 0 or end < start:
+        return None
+    try:
+        return json.loads(text[start + 1 : end])
+    except ValueError:
+        return None
+
+
+def _previous_thumbs(viewer: Path | None) -> dict[str, str]:
+    """Thumbnails an earlier viewer in ``viewer`` made, by image key (its rows pages list them)."""
+    thumbs: dict[str, str] = {}
+    for path in sorted((viewer / "data" / "rows").glob("page-*.js")) if viewer is not None else []:
+        for row in _read_script(path) or []:
+            if isinstance(row, list) and len(row) > 5 and row[1] and row[5]:
+                thumbs[row[5]] = row[1]
+    return thumbs
 
 
 def _write_script(root: Path, name: str, data: Any) -> None:
@@ -196,7 +218,7 @@ class _SiteWriter:
 
     def __init__(self, root: Path, previous: Path | None):
         self.root = root
-        self.images = ImageWriter(root, previous)
+        self.images = ImageEncoder(_previous_thumbs(previous))
         self.distorted: dict[str, ImageRefs] = {}
 
     def copy_assets(self) -> None:
@@ -222,10 +244,10 @@ class _SiteWriter:
         return pages
 
 
-def _index_row(rec: dict[str, Any], refs: ImageRefs) -> list[Any]:
+def _index_row(rec: dict[str, Any], refs: ImageRefs, key: str) -> list[Any]:
     best = rec["list"][0]["text"] if rec["list"] else None
     summary = [[ORIGINS.index(c["origin"]) if c["origin"] in ORIGINS else -1, c["reward"]] for c in rec["list"]]
-    return [_snippet(rec["prompt"]), refs.thumb, refs.error, summary, _snippet(best, 90) if best is not None else None]
+    return [_snippet(rec["prompt"]), refs.thumb, refs.error, summary, _snippet(best, 90) if best is not None else None, key]
 
 
 def _quarantine_pages(site: _SiteWriter, quarantine: pa.Table, positions: dict[str, int]) -> dict[str, Any]:
@@ -322,7 +344,8 @@ def write_viewer(cfg, run_dir: Path, out: Path | None = None) -> Path:
             for task in shard.to_pylist():
                 if task["task_id"] in positions:
                     continue  # a repeated task id (quarantined by rank): shown once
-                refs = site.images.add((task.pop("image") or {}).get("bytes"), task.pop("image_sha256"))
+                key = task.pop("image_sha256")
+                refs = site.images.add((task.pop("image") or {}).get("bytes"), key)
                 rec = builder.record(task)
                 rec["image"] = {"thumb": refs.thumb, "src": refs.display, "error": refs.error}
                 for cand in rec["list"] + rec["others"]:
@@ -331,7 +354,7 @@ def write_viewer(cfg, run_dir: Path, out: Path | None = None) -> Path:
                 positions[rec["id"]] = len(positions)
                 facets.add(rec, refs.error is not None)
                 chunk.append(rec)
-                rows.append(_index_row(rec, refs))
+                rows.append(_index_row(rec, refs, key))
                 flush()
             del shard
         flush(final=True)
@@ -362,7 +385,7 @@ def write_viewer(cfg, run_dir: Path, out: Path | None = None) -> Path:
             "review": {**info["review"], "key": f"perpo-review:{Path(run_dir).resolve()}"},
             "review_flags": [f.value for f in ReviewFlag],
             "decisions": [d.value for d in ReviewDecision],
-            "images": {"written": site.images.written, "reused": site.images.reused},
+            "images": {"encoded": site.images.encoded, "reused": site.images.reused},
             "seconds": round(time.perf_counter() - started, 3),
         }
         _write_script(staging, "summary", summary)

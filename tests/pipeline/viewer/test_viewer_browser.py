@@ -7,7 +7,6 @@ as such, and flagging lists downloads a review.jsonl that the rank stage then ho
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from pipeline.config import load_config
 from pipeline.runner import run_pipeline
 from pipeline.store import RunStore
+from pipeline.viewer import write_viewer
 from tests.pipeline.viewer.test_viewer_writer import data
 
 pytestmark = pytest.mark.browser
@@ -85,13 +85,33 @@ def test_a_task_page_shows_its_image_and_boxes(page, viewer_run):
     assert not page.js_errors
 
 
-def test_missing_images_show_as_such_not_as_broken_images(page, run_copy):
+def _break_first_image(run: Path) -> None:
+    """Give the run's first task image bytes that no decoder reads (as a damaged corpus file would)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = RunStore(run).table_files("ingest", "tasks", "tasks")[0]
+    table = pq.read_table(path)
+    images = table["image"].to_pylist()
+    images[0] = {"bytes": b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "path": images[0]["path"]}
+    pq.write_table(table.set_column(table.schema.get_field_index("image"), "image",
+                                    pa.array(images, table.schema.field("image").type)), path)
+
+
+def test_images_that_fail_to_render_show_as_such_not_as_broken_images(page, run_copy):
+    _break_first_image(run_copy)
+    write_viewer(load_config(run_copy / "config.toml"), run_copy)
     viewer = run_copy / "viewer"
-    rec = data(viewer, "tasks/chunk-00000")[0]
-    (viewer / rec["image"]["src"]).unlink()  # a file that fails to load
     open_page(page, viewer, "task.html#p=0")
-    page.wait_for_selector("[data-testid=img-missing]")
+    assert "image does not decode" in page.get_by_test_id("img-missing").inner_text()
     assert page.get_by_test_id("task-image").count() == 0
+    open_page(page, viewer, "index.html")
+    first = page.locator("#rows tbody tr").first
+    assert first.locator("[data-testid=img-missing]").count() == 1 and first.locator("img").count() == 0
+    page.get_by_test_id("image").select_option("yes")
+    assert shown(page) == 1
+    broken = page.evaluate("Array.from(document.images).filter(i => i.complete && i.naturalWidth === 0).length")
+    assert broken == 0
     open_page(page, viewer, "quarantine.html")
     rows = page.get_by_test_id("q-row")
     assert rows.count() == data(viewer, "summary")["quarantine"]["n"]

@@ -12,7 +12,7 @@ from data_schemas.tables import ORIGINS
 from pipeline.config import load_config
 from pipeline.store import RunStore
 from pipeline.viewer import COLOUR_MEANINGS, ORIGIN_COLOURS, write_viewer
-from pipeline.viewer.images import ImageWriter
+from pipeline.viewer.images import ImageEncoder
 from pipeline.viewer.records import quarantine_task_id, text_diff
 from pipeline.viewer.writer import TASKS_PER_CHUNK, looks_like_viewer
 from stages.lib.errors import ConfigError
@@ -56,14 +56,16 @@ def test_task_records_hold_the_list_in_rank_order_with_boxes_and_detail(viewer_r
             assert rec["status"] == "ranked"
             assert [c["cand_id"] for c in rec["list"]] == listwise[rec["id"]]["cand_ids"]
             assert [c["reward"] for c in rec["list"]] == listwise[rec["id"]]["rewards"]
-        assert (viewer / rec["image"]["src"]).is_file() and (viewer / rec["image"]["thumb"]).is_file()
+        assert rec["image"]["src"].startswith("data:image/png;base64,")  # small PNGs are kept as they are
     grounding = next(r for r in records if r["type"] == "grounding" and r["list"])
     gt = next(c for c in grounding["list"] if c["origin"] == "ground_truth")
     assert gt["boxes"] == grounding["gt_boxes"] and gt["detail"]["ious"]
     hallucination = next(c for r in records for c in r["list"] + r["others"] if c["origin"] == "hallucination")
     assert {op for op, _ in hallucination["diff"]} & {"+", "-"}
     distorted = next(c for r in records for c in r["list"] + r["others"] if c["origin"] == "distorted_image")
-    assert (viewer / distorted["distorted_image"]["src"]).is_file()
+    assert distorted["distorted_image"]["src"].startswith("data:image/")
+    thumbs = [row[1] for row in data(viewer, "rows/page-00000")]
+    assert len(thumbs) == 9 and all(t.startswith("data:image/jpeg;base64,") for t in thumbs)
 
 
 def test_quarantine_pages_keep_rows_without_a_task(viewer_run):
@@ -74,12 +76,13 @@ def test_quarantine_pages_keep_rows_without_a_task(viewer_run):
     assert "missing_image" in {r[3] for r in ingest} and len({r[3] for r in ingest}) == 2
 
 
-def test_rewriting_links_the_images_it_already_has(run_copy):
+def test_rewriting_reuses_the_thumbnails_it_already_has(run_copy):
     cfg = load_config(run_copy / "config.toml")
     first = data(run_copy / "viewer", "summary")["images"]
     write_viewer(cfg, run_copy)
     again = data(run_copy / "viewer", "summary")["images"]
-    assert first["written"] > 0 and again == {"written": 0, "reused": first["written"]}
+    assert first["reused"] == 0 and again["reused"] == 9  # every task image: no decoding
+    assert again["encoded"] == first["encoded"] - 9 > 0  # the kept distorted images are encoded again
     assert not list(run_copy.glob(".viewer.tmp-*"))
 
 
@@ -92,13 +95,33 @@ def test_out_folder_that_is_not_a_viewer_is_refused(run_copy, tmp_path):
     assert (busy / "notes.txt").read_text() == "mine"
 
 
-def test_an_image_that_does_not_decode_gets_a_reason_not_a_file(tmp_path):
-    writer = ImageWriter(tmp_path)
-    refs = writer.add(b"\x89PNG\r\n\x1a\n not really", "k" * 64)
+def test_an_image_that_does_not_decode_gets_a_reason_not_a_picture(tmp_path):
+    encoder = ImageEncoder()
+    refs = encoder.add(b"\x89PNG\r\n\x1a\n not really", "k" * 64)
     assert refs.thumb is None and refs.display is None and refs.error.startswith("image does not decode")
-    assert writer.add(None).error == "the task has no image bytes"
-    assert writer.add_file(tmp_path / "gone.png").error.startswith("image file not readable")
-    assert not any(tmp_path.rglob("*.jpg"))
+    assert encoder.add(None).error == "the task has no image bytes"
+    assert encoder.add_file(tmp_path / "gone.png").error.startswith("image file not readable")
+
+
+def test_large_images_are_shrunk_for_the_page_and_small_ones_kept(tmp_path):
+    import base64
+    import io
+
+    from PIL import Image
+
+    def encoded(size, fmt):
+        out = io.BytesIO()
+        Image.new("RGB", size, (200, 30, 30)).save(out, fmt)
+        return out.getvalue()
+
+    small = encoded((120, 80), "PNG")
+    refs = ImageEncoder().add(small)
+    assert base64.b64decode(refs.display.split(",", 1)[1]) == small
+    big = ImageEncoder().add(encoded((3000, 1000), "JPEG"))
+    with Image.open(io.BytesIO(base64.b64decode(big.display.split(",", 1)[1]))) as img:
+        assert img.size == (768, 256)
+    with Image.open(io.BytesIO(base64.b64decode(big.thumb.split(",", 1)[1]))) as img:
+        assert max(img.size) == 96
 
 
 def test_text_diff_marks_what_the_hallucination_changed():
