@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 import pyarrow as pa
 
-from stages.lib.rewards import parse_boxes
+from stages.lib.boxes import parse_boxes
 from stages.rank import NORMALIZERS, Candidate, RankConfig, RankedList, rank_candidates
 
 __all__ = [

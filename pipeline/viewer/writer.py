@@ -152,13 +152,9 @@ class _Facets:
 
 
 def _writers(cfg) -> dict[str, Any]:
-    from pipeline.runner import enabled_chain
+    from pipeline.runner import enabled_chain, last_writers
 
-    latest: dict[str, Any] = {}
-    for spec in enabled_chain(cfg):
-        for table in spec.writes:
-            latest[table] = spec
-    return latest
+    return last_writers(enabled_chain(cfg))
 
 
 def _read(store: RunStore, writers: dict[str, Any], name: str, columns: list[str] | None = None) -> pa.Table:

@@ -164,3 +164,21 @@ def test_flags_download_a_review_that_rank_honours(page, run_copy, tmp_path):
     pairs = RunStore(run_copy).read_table("rank", "pairs", "pairs").to_pylist()
     assert drop_id not in {p["task_id"] for p in pairs}
     assert not page.js_errors
+
+
+def test_the_eval_page_shows_the_runs_eval_table(page, viewer_run, tmp_path, monkeypatch):
+    import pyarrow as pa
+
+    from pipeline.viewer import writer
+
+    table = pa.table({"model": ["policy", "trained"], "task_type": ["ocr", "ocr"], "mean_reward": [0.12, 0.34]})
+    monkeypatch.setattr(writer, "_eval_tables", lambda store, writers: {"eval": table})
+    site = write_viewer(load_config(viewer_run / "config.toml"), viewer_run, tmp_path / "site")
+    assert data(site, "summary")["eval"] == [
+        {"name": "eval", "n": 2, "columns": ["model", "task_type", "mean_reward"], "pages": 1, "per_page": 500}
+    ]
+    open_page(page, site, "eval.html")
+    assert page.locator("#erows tbody tr").count() == 2
+    assert page.locator("#erows tbody tr").nth(1).inner_text().split("\t") == ["trained", "ocr", "0.3400"]
+    open_page(page, site, "index.html")
+    assert page.locator("#nav-eval").count() == 1
