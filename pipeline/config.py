@@ -44,6 +44,9 @@ class RunConfig(BaseModel):
     progress: bool = Field(True, description="Show a progress bar over shards and rows.")
     export: bool = Field(True, description="After the last stage, write the Hub-ready dataset folder to `<run>/export/`.")
     report: bool = Field(True, description="After the last stage, write `report/stats.json` and the plots.")
+    viewer: bool = Field(
+        True, description="After the last stage, write the static HTML viewer to `<run>/viewer/` (open `index.html`)."
+    )
     preset: str | None = Field(
         None,
         description="A published recipe applied under this file and --set (perpo-grounding, perpo-ocr, povid, mdpo, "

@@ -182,6 +182,9 @@ class _StageRun:
         upstream = {t: self.store.read_manifest(s.name) for t, s in self.inputs.items()}
         for table, manifest in upstream.items():
             self._check_input(table, manifest)
+        if self.spec.prepare is not None:  # e.g. rank's review file: checked against the inputs, hashed
+            self.section, extra = self.spec.prepare(self.section, self._read_input)
+            self.section_data = {**self.section_data, **extra}
         if self.spec.fan_in:
             return [self._job(0, fan_in_hashes(upstream), files=self._all_files())]
         counts = {m.n_shards for m in upstream.values()}
@@ -242,6 +245,10 @@ class _StageRun:
     def _shard_files(self, index: int) -> dict[str, list[Path]]:
         """The input files of shard ``index``: that shard of every input table (absolute: workers read them)."""
         return {t: [self.store.shard_path(s.name, t, index, s.writes[0]).resolve()] for t, s in self.inputs.items()}
+
+    def _read_input(self, table: str, columns) -> pa.Table:
+        source = self.inputs[table]
+        return self.store.read_table(source.name, table, source.writes[0], columns=list(columns))
 
     def _all_files(self) -> dict[str, list[Path]]:
         """The input files of a fan-in shard: every shard of every input table, in shard order."""
@@ -344,6 +351,9 @@ def run_pipeline(
     store = RunStore(run_dir)
     with store.lock():
         check_skipped_upstream(chain, selected, store)
+        for spec in chain:  # files a stage's config names (rank's review) are checked before anything is written
+            if spec.prepare is not None and spec.name in selected:
+                spec.prepare(getattr(cfg, spec.name), None)
         store.write_config_snapshot(config_to_toml(cfg))
         return _run_chain(cfg, chain, store, selected, forced, use_ray and executor is None, show, executor)
 

@@ -69,6 +69,7 @@ def format_status(run_dir: Path, statuses: list[StageStatus]) -> str:
         ("quarantine", store.quarantine_dir),
         ("report", store.stats_path),
         ("export", store.export_dir),
+        ("viewer", store.viewer_dir / "index.html"),
     ):
         if path.exists():
             lines.append(f"{label}: {path}")

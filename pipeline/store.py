@@ -13,6 +13,7 @@ Layout of ``runs/<run>/``::
     <stage>/_manifest.json           which shards are done, with what fingerprint, rows and metrics
     report/                          stats.json and plots
     export/                          the Hub-ready dataset folder
+    viewer/                          the static HTML viewer (`perpo-pipeline view`)
     .lock                            held by the process writing the run
 
 This module is the only code that knows these names: everything else asks :class:`RunStore` for a path.
@@ -193,6 +194,11 @@ class RunStore:
     def export_dir(self) -> Path:
         """The default Hub-ready export folder."""
         return self.run_dir / "export"
+
+    @property
+    def viewer_dir(self) -> Path:
+        """The default static HTML viewer folder (`perpo-pipeline view`)."""
+        return self.run_dir / "viewer"
 
     @property
     def config_path(self) -> Path:
