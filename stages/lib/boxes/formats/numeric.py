@@ -26,8 +26,9 @@ _D = r"[-+]?\d+(?:\.\d+)?"
 _FOUR = rf"\s*{_D}\s*,\s*{_D}\s*,\s*{_D}\s*,\s*{_D}\s*"
 # [[x1,y1,x2,y2;x1,y1,x2,y2]] (CogVLM) or [x1,y1,x2,y2;...] (Shikra): two or more boxes in one bracket.
 _SEMI_RE = re.compile(rf"\[\[?({_FOUR}(?:;{_FOUR}){{1,63}})\]\]?")
-# Four numbers in a row separated by blanks or commas, not part of a longer number run.
-_RUN_RE = re.compile(rf"(?<![\w.])({_D})[ \t,]+({_D})[ \t,]+({_D})[ \t,]+({_D})(?![\w.]|[ \t,]+\d)")
+# Four numbers in a row separated by blanks or commas, not part of a longer number run (a label may
+# touch the first number: "<ref>dog</ref><box>1 2 3 4</box>" decoded without its tags is "dog1 2 3 4").
+_RUN_RE = re.compile(rf"(?<![\d.])({_D})[ \t,]+({_D})[ \t,]+({_D})[ \t,]+({_D})(?!\w|\.\d|[ \t,]+\d)")
 
 FrameFn = Callable[[float, float], Affine]
 
