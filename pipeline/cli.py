@@ -144,6 +144,23 @@ def export(
 
 
 @app.command()
+def view(
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="Run folder to show.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder to write (default: <run>/viewer).")] = None,
+) -> None:
+    """Write the static HTML viewer of the run's ranked lists (open its index.html; no server needed)."""
+    from stages.lib.errors import ConfigError
+    from pipeline.outputs import view_run
+    from pipeline.store import RunStore
+
+    if not run_dir.is_dir():
+        raise ConfigError(f"run folder {run_dir} does not exist; run `perpo-pipeline run` first or pass --run-dir")
+    with RunStore(run_dir).lock():
+        folder = view_run(run_dir, out)
+    typer.echo(f"viewer: {(folder / 'index.html').resolve().as_uri()}")
+
+
+@app.command()
 def publish(
     run_dir: Annotated[Path, typer.Option("--run-dir", help="Run folder whose export to upload.")],
     repo_id: Annotated[
