@@ -6,23 +6,49 @@ its ``upload_folder`` already uploads through Xet in resumable batches of commit
 installed). The token comes from the argument, ``HF_TOKEN`` or the stored login and is never
 printed, logged or put into an error message. Every failure the user can fix (no token, 401, 403,
 404, network) is a :class:`PublishError` with a one-line message naming the cause.
+
+Large datasets: the export is already in Parquet shards of at most ~500 MB (``pipeline.export``).
+A transient failure (HTTP 408, 429, 5xx, a dropped or refused connection) is retried with exponential
+backoff (honouring ``Retry-After``), on top of the retries huggingface_hub makes per request. Each
+retry, and each later ``publish`` of the same folder, resumes: ``upload_folder`` (huggingface_hub
+2.x) asks the Hub for the files it already has (``preupload`` returns their oid) and commits only
+the others, so finished files are not sent again.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from stages.lib.errors import ConfigError, PublishError, first_line
 
-__all__ = ["LARGE_FOLDER_BYTES", "UploadFile", "PublishReport", "list_upload_files", "publish_folder"]
+__all__ = ["LARGE_FOLDER_BYTES", "RETRY_STATUSES", "RetryPolicy", "UploadFile", "PublishReport", "list_upload_files", "publish_folder"]
 
 logger = logging.getLogger(__name__)
 
 LARGE_FOLDER_BYTES = 10 * 1024**3
 COMMIT_MESSAGE = "Upload preference dataset (perpo-pipeline)"
+# What huggingface_hub's own http_backoff retries (utils/_http.py _DEFAULT_RETRY_ON_STATUS_CODES): timeouts,
+# rate limits and server errors. Anything else (401, 403, 404, 400...) is the user's to fix.
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a publish is retried after a transient failure."""
+
+    attempts: int = 5  # tries in all: waits of 2, 4, 8, 16 s in between by default
+    base_s: float = 2.0  # wait before the second try; doubled for each further one
+    max_s: float = 120.0
+
+    def wait(self, failed_tries: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after ``failed_tries`` failures: exponential, at least the server's Retry-After."""
+        backoff = min(self.max_s, self.base_s * 2 ** (failed_tries - 1))
+        return max(backoff, retry_after or 0.0)
 
 
 @dataclass(frozen=True)
@@ -45,6 +71,7 @@ class PublishReport:
     files: tuple[UploadFile, ...] = field(default_factory=tuple)
     repo_url: str | None = None
     commit_url: str | None = None
+    attempts: int = 1  # tries it took (retries after transient failures included)
 
     @property
     def total_bytes(self) -> int:
@@ -54,7 +81,8 @@ class PublishReport:
         """One line for the CLI."""
         verb = "would upload" if self.dry_run else "uploaded"
         where = self.commit_url or self.repo_url or f"dataset {self.repo_id}@{self.revision}"
-        return f"{verb} {len(self.files)} files ({self.total_bytes:,} bytes) to {where}"
+        tries = f" ({self.attempts} tries: transient failures retried)" if self.attempts > 1 else ""
+        return f"{verb} {len(self.files)} files ({self.total_bytes:,} bytes) to {where}{tries}"
 
 
 def list_upload_files(folder: Path) -> list[UploadFile]:
@@ -114,6 +142,26 @@ _STATUS_MESSAGES: dict[int, str] = {
 }
 
 
+def _transient(exc: BaseException) -> tuple[bool, float | None]:
+    """Whether ``exc`` is worth retrying (HTTP 408/429/5xx or a connection-level error), and the
+    server's Retry-After in seconds when it sent one."""
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    if isinstance(exc, OfflineModeIsEnabled):  # a ConnectionError, but a setting: retrying cannot help
+        return False, None
+    http_error = exc if _http_status(exc)[0] is not None else exc.__cause__
+    if http_error is not None and _http_status(http_error)[0] is not None:
+        status = _http_status(http_error)[0]
+        headers = getattr(getattr(http_error, "response", None), "headers", None) or {}
+        try:
+            retry_after = float(headers.get("Retry-After", ""))
+        except ValueError:
+            retry_after = None
+        return status in RETRY_STATUSES, retry_after
+    chain = [exc, exc.__cause__, exc.__context__]
+    return any(isinstance(e, _network_errors()) for e in chain if e is not None), None
+
+
 def _as_publish_error(exc: BaseException, target: str, endpoint: str) -> PublishError | None:
     """Map an exception from huggingface_hub to a one-line :class:`PublishError`, or ``None`` if it is a bug."""
     from huggingface_hub.errors import OfflineModeIsEnabled, RepositoryNotFoundError, RevisionNotFoundError
@@ -138,6 +186,20 @@ def _as_publish_error(exc: BaseException, target: str, endpoint: str) -> Publish
     return None
 
 
+def _upload_once(api, folder: Path, repo_id: str, private: bool, branch: str, method: str) -> tuple[str, str | None]:
+    """One try: create the repo (and branch) if missing, upload the folder; return (repo url, commit url)."""
+    repo_url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    if branch != "main":
+        api.create_branch(repo_id, branch=branch, repo_type="dataset", exist_ok=True)
+    if method == "upload_large_folder":
+        api.upload_large_folder(repo_id=repo_id, folder_path=folder, repo_type="dataset", revision=branch)
+        return str(repo_url), None
+    commit = api.upload_folder(
+        folder_path=folder, repo_id=repo_id, repo_type="dataset", revision=branch, commit_message=COMMIT_MESSAGE
+    )
+    return str(repo_url), commit.commit_url
+
+
 def publish_folder(
     folder: Path,
     repo_id: str,
@@ -147,13 +209,18 @@ def publish_folder(
     token: str | None = None,
     endpoint: str | None = None,
     large_folder_threshold_bytes: int = LARGE_FOLDER_BYTES,
+    retry: RetryPolicy = RetryPolicy(),
+    sleep: Callable[[float], None] = time.sleep,
 ) -> PublishReport:
     """Upload ``folder`` to the dataset repo ``repo_id`` (created if missing) and return what was sent.
 
     ``revision`` names a branch (created if missing; default ``main``). ``private`` applies when
     the repo is created, never to an existing one. ``dry_run`` lists the files and sizes without any
-    network access or token. Raises :class:`ConfigError` for a bad folder or repo id and
-    :class:`PublishError` (no token, 401, 403, 404, network, other HTTP errors) with a one-line cause.
+    network access or token. A transient failure (HTTP 408/429/5xx, a dropped connection) is retried
+    up to ``retry.attempts`` tries in all, waiting ``retry.wait(...)`` seconds (through ``sleep``)
+    in between; each try resumes where the last one stopped. Raises :class:`ConfigError` for a bad
+    folder or repo id and :class:`PublishError` (no token, 401, 403, 404, network, other HTTP
+    errors, transient ones that outlast the retries) with a one-line cause.
     """
     folder = Path(folder)
     _check_inputs(folder, repo_id)
@@ -173,21 +240,23 @@ def publish_folder(
     large = total > large_folder_threshold_bytes and hasattr(api, "upload_large_folder")  # absent from huggingface_hub 2.4
     method = "upload_large_folder" if large else "upload_folder"
     logger.info("publishing %d files (%d bytes) to %s with %s", len(files), total, target, method)
-    try:
-        repo_url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-        if branch != "main":
-            api.create_branch(repo_id, branch=branch, repo_type="dataset", exist_ok=True)
-        commit_url = None
-        if method == "upload_large_folder":
-            api.upload_large_folder(repo_id=repo_id, folder_path=folder, repo_type="dataset", revision=branch)
-        else:
-            commit = api.upload_folder(
-                folder_path=folder, repo_id=repo_id, repo_type="dataset", revision=branch, commit_message=COMMIT_MESSAGE
-            )
-            commit_url = commit.commit_url
-    except Exception as exc:
-        error = _as_publish_error(exc, target, api.endpoint)
-        if error is None:
-            raise
-        raise PublishError(str(error).replace(token, "***")) from exc
-    return PublishReport(repo_id, branch, private, False, method, files, str(repo_url), commit_url)
+    for attempt in range(1, retry.attempts + 1):
+        try:
+            repo_url, commit_url = _upload_once(api, folder, repo_id, private, branch, method)
+            return PublishReport(repo_id, branch, private, False, method, files, repo_url, commit_url, attempt)
+        except Exception as exc:
+            transient, retry_after = _transient(exc)
+            if transient and attempt < retry.attempts:
+                wait = retry.wait(attempt, retry_after)
+                logger.warning(
+                    "publish to %s: %s; retrying in %.1f s (try %d of %d), finished files are kept",
+                    target, first_line(exc).replace(token, "***"), wait, attempt + 1, retry.attempts,
+                )
+                sleep(wait)
+                continue
+            error = _as_publish_error(exc, target, api.endpoint)
+            if error is None:
+                raise
+            tries = f" after {attempt} tries" if attempt > 1 else ""
+            raise PublishError(f"{error}{tries}".replace(token, "***")) from exc
+    raise AssertionError("unreachable: the last try returns or raises")

@@ -24,8 +24,9 @@ def ensure_ray(cfg: RayConfig) -> bool:
     """Make sure Ray is initialised; return True if this call started it (and so should stop it).
 
     An already initialised Ray (a test session, a notebook) is reused as is. ``address = "auto"``
-    joins an existing cluster; otherwise a new local instance with ``num_cpus`` CPUs is started,
-    without the dashboard (never a cluster this machine happens to belong to).
+    (or an address, or the ``RAY_ADDRESS`` a Ray job's entrypoint gets) joins an existing cluster;
+    otherwise a new local instance with ``num_cpus`` CPUs is started, without the dashboard (never a
+    cluster this machine happens to belong to).
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     for key, value in QUIET_ENV.items():
@@ -40,8 +41,10 @@ def ensure_ray(cfg: RayConfig) -> bool:
         "log_to_driver": True,
         "runtime_env": {"env_vars": {k: os.environ[k] for k in QUIET_ENV}},
     }
-    if cfg.address:
-        kwargs["address"] = cfg.address
+    # RAY_ADDRESS: set by `ray job submit` (and so a KubeRay RayJob) for the job's entrypoint
+    address = cfg.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        kwargs["address"] = address
     else:
         # "local": a new instance even when this machine runs a cluster (`ray start`, a test cluster),
         # which a bare ray.init() would join (and then refuse num_cpus)

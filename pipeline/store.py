@@ -28,18 +28,17 @@ so a crash leaves either nothing or a complete shard that the manifest does not 
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data_schemas import SCHEMA_VERSION, validate_table
+from data_schemas import validate_table
+from pipeline.manifest import Manifest, ShardRecord, StagedFile, StagedShard
 from stages.lib.files import TEMP_GLOB, atomic_write_bytes, atomic_write_parquet, commit_temp, write_parquet_temp
 
 __all__ = ["ShardRecord", "StagedFile", "StagedShard", "Manifest", "RunStore", "read_files"]
@@ -48,79 +47,6 @@ MANIFEST = "_manifest.json"
 QUARANTINE_DIR = "_quarantine"
 SCRATCH_DIR = "_scratch"
 PLAN_QUARANTINE = "plan.parquet"
-
-
-@dataclass
-class ShardRecord:
-    """What the manifest knows of one finished shard."""
-
-    fingerprint: str
-    content_hash: str
-    rows: dict[str, int]
-    quarantined: int
-    files: list[str]
-    metrics: dict[str, float] = field(default_factory=dict)
-    artifacts: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    completed_at: float = 0.0
-    sizes: dict[str, int] = field(default_factory=dict)  # bytes of each file, to notice a truncated one cheaply
-    inputs: list[str] = field(default_factory=list)  # the input content hashes it was made from
-    node: str = ""  # the Ray node that ran it ("" in-process)
-
-
-@dataclass
-class StagedFile:
-    """One file of a shard written under a temporary name (paths relative to the run folder)."""
-
-    path: str  # where it goes
-    temp: str  # where it is now
-    sha256: str
-    size: int
-
-
-@dataclass
-class StagedShard:
-    """A shard's tables and quarantine rows, written under temporary names and not yet recorded."""
-
-    tables: dict[str, StagedFile] = field(default_factory=dict)
-    rows: dict[str, int] = field(default_factory=dict)
-    quarantine: StagedFile | None = None
-    quarantined: int = 0
-
-
-@dataclass
-class Manifest:
-    """A stage's ``_manifest.json``: the planned shard count and the finished shards by index."""
-
-    stage: str
-    schema_version: str = SCHEMA_VERSION
-    n_shards: int | None = None  # None until the stage has been planned
-    shards: dict[int, ShardRecord] = field(default_factory=dict)
-
-    @property
-    def complete(self) -> bool:
-        """True when the stage was planned and every planned shard is recorded."""
-        return self.n_shards is not None and all(i in self.shards for i in range(self.n_shards))
-
-    def to_json(self) -> str:
-        payload = {
-            "stage": self.stage,
-            "schema_version": self.schema_version,
-            "n_shards": self.n_shards,
-            "shards": {str(i): asdict(rec) for i, rec in sorted(self.shards.items())},
-        }
-        return json.dumps(payload, indent=1, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "Manifest":
-        raw = json.loads(text)
-        shards = {int(i): ShardRecord(**rec) for i, rec in raw.get("shards", {}).items()}
-        return cls(
-            stage=raw["stage"],
-            schema_version=raw.get("schema_version", ""),
-            n_shards=raw.get("n_shards"),
-            shards=shards,
-        )
 
 
 class RunStore:

@@ -5,11 +5,11 @@
 A ``ray.cluster_utils.Cluster`` on this machine: a head node with no CPUs (it only runs the driver)
 and two worker nodes of one CPU each, worker A also holding the custom resource ``accel``. Then:
 
-1. ``routed``: ingest -> sample -> score with ``[ray] resources = {sample = {accel = 1}}``: the CPU
-   stages spread over A and B, the sample actors all land on A.
-2. ``lossy``: the same run into a new folder without the routing, and nodes leave mid-stage: B is
-   removed once ingest shards have been committed from both A and B (a node C joins instead), then C
-   is removed once sample shards have been committed from both A and C (its actor dies mid-shard).
+1. ``routed``: ingest -> sample with ``[ray] resources = {sample = {accel = 1}}``: the CPU
+   stage spreads over A and B, the sample actors all land on A.
+2. ``lossy``: the same run into a new folder without the routing, and nodes leave mid-stage: the
+   first of A and B to commit an ingest shard is removed (a node C joins instead), then C is removed
+   once it has committed a sample shard (its actor dies with it); see :class:`NodeChurn`.
 3. ``blind``: a node that mounts the shared storage at another path joins; the run fails at start
    with one line naming it.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 BLIND_ENV = "PERPO_TEST_STORAGE_PREFIX"  # set on the "blind" node's raylet: its workers see the storage elsewhere
@@ -34,7 +35,7 @@ report = false
 max_retries = 3
 [ingest]
 format = "demo"
-n_tasks = 10
+n_tasks = 12
 shard_size = 1
 [sample]
 model = "{model}"
@@ -44,6 +45,8 @@ batch_size = 4
 num_actors = 2
 num_cpus = {sample_cpus}
 [perturb]
+enabled = false
+[score]
 enabled = false
 [rank]
 enabled = false
@@ -66,6 +69,26 @@ def blind_node_hook() -> None:
     ray_runtime.probe_run_dir = lambda run_dir, name, token: real(prefix + run_dir, name, token)
 
 
+def _warm_up() -> str:
+    """Import what an ingest shard needs, so this worker takes shards at once (its node does not lag)."""
+    import ray
+
+    import pipeline.executor  # for its import side effect: the modules are loaded
+    import stages.ingest.stage
+
+    return ray.get_runtime_context().get_node_id()
+
+
+def warm_workers(ray, nodes) -> None:
+    """One warm worker per node before a run: otherwise, on a loaded machine, the node whose worker
+    starts first can run every CPU shard before the other one imports its first."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    task = ray.remote(_warm_up)
+    refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n.node_id, soft=False)).remote() for n in nodes]
+    assert ray.get(refs) == [n.node_id for n in nodes]
+
+
 def _config(work: Path, model: str, name: str, overrides: list[str]):
     from pipeline.config import load_config
 
@@ -80,29 +103,37 @@ def _shard_nodes(run_dir: Path) -> dict[str, list[str]]:
     store = RunStore(run_dir)
     return {
         stage: [rec.node for _, rec in sorted(store.read_manifest(stage).shards.items())]
-        for stage in ("ingest", "sample", "score")
+        for stage in ("ingest", "sample")
     }
 
 
 class NodeChurn:
     """Takes worker nodes away mid-stage, from the driver's manifest writes (one per committed shard here).
 
-    B goes once ingest shards were committed from both A and B, and a fresh node C joins in its place;
-    C goes once sample shards were committed from both A and C (its actor dies with it).
+    During ingest, the first of A and B to commit a shard goes while at least ``MIN_LEFT`` shards are
+    still to be committed, and a fresh node C joins in its place; during sample, C goes once it has
+    committed a shard, again with ``MIN_LEFT`` still to come (its actor dies with it).
     """
 
-    def __init__(self, cluster, node_a, node_b, store_bytes: int):
-        self.cluster, self.a, self.b, self.store_bytes = cluster, node_a, node_b, store_bytes
+    MIN_LEFT = 3
+
+    def __init__(self, cluster, workers: list, store_bytes: int):
+        self.cluster, self.workers, self.store_bytes = cluster, workers, store_bytes
         self.c = None
         self.events: list[dict] = []
 
     def on_manifest(self, manifest) -> None:
         committed = {rec.node for rec in manifest.shards.values()}
-        if not self.events and manifest.stage == "ingest" and {self.a.node_id, self.b.node_id} <= committed:
-            self._remove(manifest, self.b)
-            self.c = self.cluster.add_node(num_cpus=1, object_store_memory=self.store_bytes)
-            self.events[-1]["added"] = self.c.node_id
-        elif len(self.events) == 1 and manifest.stage == "sample" and {self.a.node_id, self.c.node_id} <= committed:
+        left = (manifest.n_shards or 0) - len(manifest.shards)
+        if left < self.MIN_LEFT:
+            return
+        if not self.events and manifest.stage == "ingest":
+            victim = next((n for n in self.workers if n.node_id in committed), None)
+            if victim is not None:
+                self._remove(manifest, victim)
+                self.c = self.cluster.add_node(num_cpus=1, object_store_memory=self.store_bytes)
+                self.events[-1]["added"] = self.c.node_id
+        elif len(self.events) == 1 and manifest.stage == "sample" and self.c.node_id in committed:
             self._remove(manifest, self.c)
 
     def _remove(self, manifest, node) -> None:
@@ -121,8 +152,14 @@ def main(out: Path, model: str, work: Path) -> None:
     from pipeline.store import RunStore
     from stages.lib.errors import ConfigError
 
-    results: dict = {}
+    results: dict = {"seconds": {}}
     store_mb = 80 * 1024**2
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        results["seconds"][name] = round(time.perf_counter() - clock, 1)
+        clock = time.perf_counter()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": store_mb})
     try:
         node_a = cluster.add_node(num_cpus=1, resources={"accel": 2}, object_store_memory=store_mb)
@@ -131,13 +168,16 @@ def main(out: Path, model: str, work: Path) -> None:
         runtime_env = {"env_vars": dict(QUIET_ENV), "worker_process_setup_hook": "tests.pipeline.cluster_run.blind_node_hook"}
         ray.init(address=cluster.address, runtime_env=runtime_env, log_to_driver=False)
         results["nodes"] = {"A": node_a.node_id, "B": node_b.node_id, "head": cluster.head_node.node_id}
+        lap("cluster start")
 
+        warm_workers(ray, [node_a, node_b])
         routed = work / "routed"
         run_pipeline(_config(work, model, "routed", ["ray.resources={sample = {accel = 1}}"]), routed, progress=False)
         results["routed"] = _shard_nodes(routed)
         results["routed_status"] = format_status(routed, run_status(routed))
+        lap("routed run")
 
-        churn = NodeChurn(cluster, node_a, node_b, store_mb)
+        churn = NodeChurn(cluster, [node_a, node_b], store_mb)
         original = RunStore.write_manifest
 
         def watched(self, manifest):
@@ -146,6 +186,7 @@ def main(out: Path, model: str, work: Path) -> None:
 
         RunStore.write_manifest = watched
         lossy = work / "lossy"
+        warm_workers(ray, [node_a, node_b])
         try:
             run_pipeline(_config(work, model, "lossy", []), lossy, progress=False)
         finally:
@@ -153,6 +194,7 @@ def main(out: Path, model: str, work: Path) -> None:
         results["lossy"] = _shard_nodes(lossy)
         results["churn"] = churn.events
         results["nodes"]["C"] = churn.c.node_id if churn.c else None
+        lap("lossy run")
 
         cluster.add_node(num_cpus=1, object_store_memory=store_mb, env_vars={BLIND_ENV: "/mnt/elsewhere"})
         cluster.wait_for_nodes()
@@ -161,6 +203,7 @@ def main(out: Path, model: str, work: Path) -> None:
             results["blind_error"] = None
         except ConfigError as exc:
             results["blind_error"] = str(exc)
+        lap("blind run")
     finally:
         ray.shutdown()
         cluster.shutdown()

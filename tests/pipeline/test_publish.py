@@ -2,7 +2,9 @@
 
 The stand-in answers the endpoints huggingface_hub calls for ``create_repo``, ``create_branch`` and
 ``upload_folder``: README metadata validation, ``preupload`` (every file is a regular, non-LFS
-file, so no Xet/LFS transfer happens) and the ndjson ``commit``, whose base64 contents it keeps.
+file, so no Xet/LFS transfer happens; a file it already has comes back with its oid, as the Hub
+answers, so the client skips it) and the ndjson ``commit``, whose base64 contents it keeps. It can
+be told to answer an HTTP status (429, 503...) or to drop the connection halfway through a request.
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ import re
 import socket
 import threading
 import traceback
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
+from huggingface_hub.utils.sha import git_hash
+
+from pipeline.publish import PublishReport, RetryPolicy, list_upload_files, publish_folder
 from stages.lib.errors import ConfigError, PublishError
-from pipeline.publish import PublishReport, list_upload_files, publish_folder
 
 TOKEN = "hf_standinSECRET0123456789"
 REPO = "me/perpo-demo"
@@ -34,13 +39,40 @@ class _StandIn(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.fail_status: int | None = None
         self.fail_on = ""  # regex searched in the request path; "" fails every request
+        self.faults: list[_Fault] = []  # transient faults, see fault()
         self.files: dict[str, bytes] = {}
+        self.commits: list[list[str]] = []  # paths of each accepted commit, in order
         self.calls: list[tuple[str, str]] = []
         self.auth_headers: set[str] = set()
+
+    def fault(self, on: str, action: int | str, times: int = 1, after: int = 0, retry_after: int | None = None) -> None:
+        """Answer ``times`` requests whose path matches ``on`` with the HTTP status ``action`` (or drop the
+        connection halfway through the request body when ``action == "drop"``), after letting ``after``
+        matching requests through."""
+        self.faults.append(_Fault(on, action, times, after, retry_after))
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@dataclass
+class _Fault:
+    on: str
+    action: int | str
+    times: int
+    after: int
+    retry_after: int | None
+
+    def hit(self, path: str) -> bool:
+        """Whether this request gets the fault (and count it)."""
+        if not re.search(self.on, path) or self.times <= 0:
+            return False
+        if self.after > 0:
+            self.after -= 1
+            return False
+        self.times -= 1
+        return True
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -60,10 +92,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _handle(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         path = urlsplit(self.path).path
+        length = int(self.headers.get("Content-Length") or 0)
+        fault = next((f for f in self.server.faults if f.hit(path)), None)
+        if fault is not None and fault.action == "drop":
+            self.rfile.read(length // 2)  # the connection goes away mid-upload, no reply
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.server.calls.append(("DROPPED", path))
+            return
+        body = self.rfile.read(length)
         self.server.calls.append((self.command, path))
         self.server.auth_headers.add(self.headers.get("Authorization", ""))
+        if fault is not None:
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            return self._reply(fault.action, {"error": f"stand-in answers {fault.action}"}, headers)
         if self.server.fail_status is not None and re.search(self.server.fail_on, path):
             message = f"stand-in refuses with {self.server.fail_status}"
             return self._reply(self.server.fail_status, {"error": message}, {"X-Error-Message": message})
@@ -72,14 +115,22 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply(200, {"url": f"{self.server.url}/datasets/{req['organization']}/{req['name']}"})
         if path == "/api/validate-yaml":
             return self._reply(200, {"errors": [], "warnings": []})
-        if m := re.fullmatch(r"/api/datasets/[^/]+/[^/]+/preupload/[^/]+", path):
-            files = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None} for f in json.loads(body)["files"]]
+        if m := re.fullmatch(r"/api/datasets/[^/]+/[^/]+/preupload/([^/]+)", path):
+            # the oid of a file it already has (git blob sha1, as the Hub answers): the client skips it
+            stored = {p: git_hash(data) for p, data in self.server.files.items()}
+            files = [
+                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": stored.get(f"{m[1]}:{f['path']}")}
+                for f in json.loads(body)["files"]
+            ]
             return self._reply(200, {"files": files})
         if m := re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/commit/([^/]+)", path):
+            paths = []
             for line in body.splitlines():
                 item = json.loads(line)
                 if item["key"] == "file":
                     self.server.files[f"{m[2]}:{item['value']['path']}"] = base64.b64decode(item["value"]["content"])
+                    paths.append(item["value"]["path"])
+            self.server.commits.append(paths)
             return self._reply(200, {"commitUrl": f"{self.server.url}/datasets/{m[1]}/commit/{'a' * 40}", "commitOid": "a" * 40})
         if re.fullmatch(r"/api/datasets/[^/]+/[^/]+/branch/[^/]+", path):
             return self._reply(200, {})
@@ -223,8 +274,10 @@ def test_connection_refused_is_publish_error(folder, online, caplog, capsys):
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(PublishError, match=rf"^cannot reach the Hub at http://127\.0\.0\.1:{port} \(\w+\); check the network") as info:
-        publish_folder(folder, REPO, token=TOKEN, endpoint=f"http://127.0.0.1:{port}")
+    waits: list[float] = []
+    with pytest.raises(PublishError, match=rf"^cannot reach the Hub at http://127\.0\.0\.1:{port} \(\w+\); check the network.* after 5 tries$") as info:
+        publish_folder(folder, REPO, token=TOKEN, endpoint=f"http://127.0.0.1:{port}", sleep=waits.append)
+    assert waits == [2.0, 4.0, 8.0, 16.0]  # a refused connection may be a blip: retried with backoff, then reported
     _assert_no_token_leak(info.value, caplog, capsys)
 
 
@@ -238,8 +291,10 @@ def test_offline_mode_is_publish_error(folder, online, monkeypatch):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    waits: list[float] = []
     with pytest.raises(PublishError, match=r"offline mode is on \(HF_HUB_OFFLINE\)"):
-        publish_folder(folder, REPO, token=TOKEN, endpoint="http://127.0.0.1:9")
+        publish_folder(folder, REPO, token=TOKEN, endpoint="http://127.0.0.1:9", sleep=waits.append)
+    assert waits == []  # a setting, not a blip: not retried
 
 
 def test_missing_folder_is_config_error(tmp_path):
@@ -255,3 +310,78 @@ def test_folder_without_card_is_config_error(tmp_path):
 def test_bad_repo_id_is_config_error(folder):
     with pytest.raises(ConfigError, match=r"repo_id 'not a/valid id' is not a valid Hub repo id"):
         publish_folder(folder, "not a/valid id", dry_run=True)
+
+
+# --- at scale: transient failures and resumed uploads
+
+
+@pytest.fixture
+def hub_waits(monkeypatch) -> list[float]:
+    """huggingface_hub's own per-request backoff (utils/_http.py), recorded instead of slept."""
+    from types import SimpleNamespace
+
+    from huggingface_hub.utils import _http
+
+    waits: list[float] = []
+    monkeypatch.setattr(_http, "time", SimpleNamespace(sleep=waits.append))
+    return waits
+
+
+@pytest.fixture
+def big_folder(folder, monkeypatch) -> Path:
+    """An export with several data shards, each committed on its own (as a large export is, in batches)."""
+    from huggingface_hub import _upload_pipeline
+
+    for i in range(1, 5):
+        (folder / "data" / "pairs" / f"train-{i:05d}-of-00005.parquet").write_bytes(b"PAR1" + bytes([i]) * 300 + b"PAR1")
+    # one file per commit: upload_folder's batches are bounded by files and bytes; make the bound one file
+    monkeypatch.setattr(_upload_pipeline, "REGULAR_CONTENT_BYTES_BUDGET", 1)
+    return folder
+
+
+def test_429_503_and_a_dropped_connection_are_survived(folder, hub, hub_waits, caplog):
+    """create_repo has no retry of its own in huggingface_hub: ours waits 2 s then 4 s; preupload's 429 and
+    the commit dropped mid-upload are retried by huggingface_hub's own backoff (Retry-After honoured)."""
+    hub.fault("/api/repos/create", 503, times=2)
+    hub.fault("/preupload/", 429, retry_after=3)
+    hub.fault("/commit/", "drop")
+    waits: list[float] = []
+    report = publish_folder(folder, REPO, token=TOKEN, endpoint=hub.url, sleep=waits.append)
+    assert report.attempts == 3 and waits == [2.0, 4.0]
+    assert hub_waits == [4.0, 1.0]  # Retry-After 3 (+1 s, as huggingface_hub waits), then its 1 s base
+    assert ("DROPPED", "/api/datasets/me/perpo-demo/commit/main") in hub.calls
+    assert hub.files == {f"main:{f.path}": (folder / f.path).read_bytes() for f in list_upload_files(folder)}
+    assert "retrying in 2.0 s (try 2 of 5)" in caplog.text and TOKEN not in caplog.text
+
+
+def test_transient_failures_that_outlast_the_retries_are_one_line(folder, hub, hub_waits):
+    hub.fault("/api/repos/create", 503, times=10)
+    with pytest.raises(PublishError, match=r"^the Hub refused the upload to dataset me/perpo-demo@main \(HTTP 503\): stand-in answers 503 after 3 tries$"):
+        publish_folder(folder, REPO, token=TOKEN, endpoint=hub.url, retry=RetryPolicy(attempts=3), sleep=lambda s: None)
+
+
+def test_our_retry_resumes_without_resending_committed_files(big_folder, hub, hub_waits):
+    """The third commit fails longer than huggingface_hub retries it (1 + 5 tries): our next try asks the
+    Hub what it has and commits only the rest."""
+    hub.fault("/commit/", "drop", times=6, after=2)
+    waits: list[float] = []
+    report = publish_folder(big_folder, REPO, token=TOKEN, endpoint=hub.url, sleep=waits.append)
+    assert report.attempts == 2 and waits == [2.0]
+    sent = [path for commit in hub.commits for path in commit]
+    assert sorted(sent) == sorted(f.path for f in list_upload_files(big_folder))  # each file committed exactly once
+    assert len(hub.commits) == len(sent) == 6
+
+
+def test_an_interrupted_publish_resumes_on_the_next_one(big_folder, hub, hub_waits):
+    """A publish that gave up (or was killed) leaves its finished commits on the Hub; publishing the same
+    folder again sends only the files still missing."""
+    hub.fault("/commit/", "drop", times=6, after=3)
+    with pytest.raises(PublishError, match=r"^cannot reach the Hub at .*\(\w+Error\)"):
+        publish_folder(big_folder, REPO, token=TOKEN, endpoint=hub.url, retry=RetryPolicy(attempts=1))
+    first = [path for commit in hub.commits for path in commit]
+    assert len(first) == 3
+    publish_folder(big_folder, REPO, token=TOKEN, endpoint=hub.url)
+    second = [path for commit in hub.commits[3:] for path in commit]
+    assert not set(first) & set(second) and len(first) + len(second) == len(list_upload_files(big_folder))
+    assert hub.files == {f"main:{f.path}": (big_folder / f.path).read_bytes() for f in list_upload_files(big_folder)}
+

@@ -104,14 +104,38 @@ def test_recommitting_without_quarantine_removes_the_old_quarantine_file(store):
     assert manifest.shards[0].quarantined == 0
 
 
-def test_manifest_round_trips_and_an_unreadable_one_reads_as_never_run(store):
+def test_manifest_on_disk_reads_back_and_an_unreadable_one_reads_as_never_run(store):
     manifest = Manifest(stage="upper", n_shards=2)
     _commit(store, manifest, 1)
     again = store.read_manifest("upper")
     assert again == manifest and again.schema_version == SCHEMA_VERSION and not again.complete
     (store.stage_dir("upper") / "_manifest.json").write_text("{not json")
     assert store.read_manifest("upper") == Manifest(stage="upper")
-    assert store.read_manifest("never") == Manifest(stage="never") and Manifest(stage="x").complete is False
+    assert store.read_manifest("never") == Manifest(stage="never")
+
+
+def test_staged_shard_is_whole_but_not_in_place_until_committed(store):
+    manifest = Manifest(stage="upper", n_shards=1)
+    staged = store.stage_shard("upper", 0, "pairs", {"pairs": _pairs("t0")}, _quarantine("upper", 0, "q"))
+    final = store.run_dir / "upper" / "part-00000.parquet"
+    temp = store.run_dir / staged.tables["pairs"].temp
+    assert not final.exists() and pq.read_table(temp).num_rows == 1  # whole, under a temporary name
+    assert not store.shard_is_valid("upper", 0, "fp")
+    rec = store.commit_staged(manifest, 0, "fp", staged, {}, [], 0.1, node="n" * 56)
+    assert final.is_file() and not temp.exists() and rec.node == "n" * 56
+    assert store.shard_is_valid("upper", 0, "fp") and store.read_manifest("upper").shards[0].quarantined == 1
+
+
+def test_a_staged_shard_that_is_discarded_leaves_nothing(store):
+    staged = store.stage_shard("upper", 0, "pairs", {"pairs": _pairs("t0")}, None)
+    store.discard_staged(staged)
+    assert not list(store.run_dir.rglob("*.parquet*"))
+
+
+def test_staging_a_bad_table_leaves_no_temporary(store):
+    with pytest.raises(SchemaError, match="scored"):  # pairs is staged first (tables go in name order), then removed
+        store.stage_shard("upper", 0, "pairs", {"scored": _pairs("t0"), "pairs": _pairs("t0")}, None)
+    assert not list(store.run_dir.rglob(".*.tmp-*"))
 
 
 def test_forget_and_drop_delete_files_and_records(store):
