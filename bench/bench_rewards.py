@@ -38,7 +38,7 @@ from rapidfuzz.distance import Levenshtein
 from data_schemas.images import encode_image_cell
 from data_schemas.tables import validate_table
 from stages.base import ShardInputs, ShardOutput
-from stages.lib.rewards.boxes import parse_boxes
+from stages.lib.boxes import parse_boxes
 from stages.lib.rewards.iou import iou_reward, prepare_iou, score_iou, score_iou_batch
 from stages.lib.rewards.result import gc_paused
 from stages.lib.rewards.ocr import ocr_reward, prepare_ocr, score_ocr, score_ocr_batch

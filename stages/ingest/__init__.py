@@ -9,7 +9,7 @@ fingerprints each records table, then calls :func:`run_shard` per shard with
 from __future__ import annotations
 
 from stages.ingest.adapters import ADAPTERS, get_adapter
-from stages.ingest.config import BoxFormat, CorpusFormat, IngestConfig
+from stages.ingest.config import CorpusFormat, IngestConfig
 from stages.ingest.demo_corpus import write_demo_corpus
 from stages.ingest.plan import IngestPlan, plan_shards
 from stages.ingest.records import RECORDS_SCHEMA
@@ -19,7 +19,6 @@ __all__ = [
     "SPEC",
     "IngestConfig",
     "CorpusFormat",
-    "BoxFormat",
     "IngestPlan",
     "RECORDS_SCHEMA",
     "ADAPTERS",

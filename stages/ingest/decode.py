@@ -26,7 +26,7 @@ from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 from data_schemas.quarantine import QuarantineReason
 from stages.ingest.rejected import Rejected
 
-__all__ = ["StoredImage", "read_image_file", "normalize_image", "orient_box", "ACCEPTED_FORMATS"]
+__all__ = ["StoredImage", "read_image_file", "normalize_image", "ACCEPTED_FORMATS"]
 
 # Decoders we let PIL try; anything else is "not an image" (PIL also knows exotic formats we do not want).
 # JPEG includes MPO (multi-picture camera JPEGs), which PIL opens through the JPEG plugin.
@@ -197,25 +197,3 @@ def normalize_image(data: bytes, *, max_pixels: int, jpeg_quality: int = 95, nam
             stored_format=stored_format,
             reencoded=reencoded,
         )
-
-
-def orient_box(box: list[float], orientation: int, raw_size: tuple[int, int]) -> list[float]:
-    """Map an xyxy box drawn on the raw pixels of a ``raw_size`` image to the upright image that
-    ``ImageOps.exif_transpose`` makes for EXIF ``orientation`` (1 returns the box unchanged)."""
-    w, h = raw_size
-    x1, y1, x2, y2 = box
-
-    def point(x: float, y: float) -> tuple[float, float]:
-        return {
-            1: (x, y),
-            2: (w - x, y),  # FLIP_LEFT_RIGHT
-            3: (w - x, h - y),  # ROTATE_180
-            4: (x, h - y),  # FLIP_TOP_BOTTOM
-            5: (y, x),  # TRANSPOSE
-            6: (h - y, x),  # ROTATE_270 (clockwise quarter turn)
-            7: (h - y, w - x),  # TRANSVERSE
-            8: (y, w - x),  # ROTATE_90 (counter-clockwise quarter turn)
-        }[orientation]
-
-    (ax, ay), (bx, by) = point(x1, y1), point(x2, y2)
-    return [min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)]

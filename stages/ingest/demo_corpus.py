@@ -21,7 +21,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from stages.lib.errors import ConfigError, CorpusError
 from stages.lib.files import atomic_write_bytes, atomic_write_text
-from stages.ingest.tasks import TaskSpec, boxes_text, check_task
+from stages.ingest.tasks import TaskSpec, check_task
+from stages.lib.boxes import pixel_boxes_text
 
 __all__ = [
     "MANIFEST_NAME",
@@ -127,7 +128,7 @@ def _grounding(rng: random.Random) -> tuple[TaskSpec, tuple[Shape, ...]]:
     else:
         prompt = f"Give the bounding box of the {colour} {kind}."
     meta = {"variant": "all" if many else "single"}
-    return TaskSpec("grounding", prompt, answer=boxes_text(boxes), boxes=boxes, meta=meta), shapes
+    return TaskSpec("grounding", prompt, answer=pixel_boxes_text(boxes), boxes=boxes, meta=meta), shapes
 
 
 def _vqa(rng: random.Random) -> tuple[TaskSpec, tuple[Shape, ...]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import string
 from collections import Counter
@@ -19,27 +18,23 @@ from typing import Any
 from data_schemas.images import encode_image_cell
 from data_schemas.quarantine import QuarantineReason
 from data_schemas.tables import TASK_TYPES
-from stages.ingest.config import BoxFormat
-from stages.ingest.decode import StoredImage, orient_box
+from stages.ingest.decode import StoredImage
 from stages.ingest.rejected import Rejected
+from stages.lib.boxes import BOX_DECIMALS, BadBox, BoxLayout, boxes_from_annotation, check_pixel_box, orient_box, pixel_boxes_text
 
 __all__ = [
     "TaskSpec",
     "parse_task",
-    "parse_boxes",
+    "annotation_boxes",
     "check_task",
     "fit_to_image",
     "task_id",
-    "boxes_text",
-    "BOX_DECIMALS",
     "dedupe_prompt",
     "task_row",
     "check_utf8",
 ]
 
 _LETTER = re.compile(r"\(?([A-Za-z])[.):]?")
-BOX_DECIMALS = 2
-"""Ingested boxes are rounded to 1/100 pixel, the precision their ground-truth text is written with."""
 
 
 @dataclass(frozen=True)
@@ -107,24 +102,13 @@ def _text_list(value: Any, name: str) -> list[str] | None:
     return items
 
 
-def parse_boxes(value: Any, box_format: BoxFormat) -> list[list[float]] | None:
-    """Return ``value`` (one flat box or a list of boxes, ``box_format`` pixels) as xyxy float boxes, or raise
+def annotation_boxes(value: Any, layout: BoxLayout) -> list[list[float]] | None:
+    """Return ``value`` (one flat box or a list of boxes, ``layout`` pixels) as xyxy float boxes, or raise
     ``Rejected(bad_box)`` for anything that is not 4 numbers per box. Bounds are checked later."""
-    if value is None:
-        return None
-    if not isinstance(value, (list, tuple)):
-        raise Rejected(QuarantineReason.BAD_BOX, f"boxes must be a list of [x1, y1, x2, y2], got {value!r:.80}")
-    if len(value) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        value = [value]  # a single flat box
-    boxes = []
-    for box in value:
-        if not isinstance(box, (list, tuple)) or len(box) != 4 or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in box
-        ):
-            raise Rejected(QuarantineReason.BAD_BOX, f"a box must be 4 numbers, got {box!r:.80}")
-        x1, y1, a, b = (float(v) for v in box)
-        boxes.append([x1, y1, x1 + a, y1 + b] if box_format == BoxFormat.XYWH else [x1, y1, a, b])
-    return boxes
+    try:
+        return boxes_from_annotation(value, layout)
+    except BadBox as exc:
+        raise Rejected(QuarantineReason.BAD_BOX, str(exc)) from None
 
 
 def _meta(value: Any) -> dict[str, Any]:
@@ -141,7 +125,7 @@ def _meta(value: Any) -> dict[str, Any]:
 
 
 def parse_task(
-    fields: Mapping[str, Any], *, default_task_type: str | None = None, box_format: BoxFormat = BoxFormat.XYXY
+    fields: Mapping[str, Any], *, default_task_type: str | None = None, box_layout: BoxLayout = BoxLayout.XYXY
 ) -> TaskSpec:
     """Build a checked :class:`TaskSpec` from loosely typed fields (a JSONL line, a Parquet row) keyed by the
     canonical names task_type, prompt, answer, boxes, answers, choices, meta. Raises :class:`Rejected`."""
@@ -156,7 +140,7 @@ def parse_task(
         task_type=task_type,
         prompt=_text(fields.get("prompt"), "prompt") or "",
         answer=_text(fields.get("answer"), "answer"),
-        boxes=parse_boxes(fields.get("boxes"), box_format) or None,
+        boxes=annotation_boxes(fields.get("boxes"), box_layout) or None,
         answers=_text_list(fields.get("answers"), "answers") or None,
         choices=_text_list(fields.get("choices"), "choices") or None,
         meta=_meta(fields.get("meta")),
@@ -165,17 +149,10 @@ def parse_task(
 
 
 def _check_box(box: list[float], size: tuple[int, int] | None, tolerance: float) -> list[float]:
-    x1, y1, x2, y2 = box
-    if not all(math.isfinite(v) for v in box):
-        raise Rejected(QuarantineReason.BAD_BOX, f"box {box} has a non-finite coordinate")
-    if x2 <= x1 or y2 <= y1:
-        raise Rejected(QuarantineReason.BAD_BOX, f"box {box} is empty or inverted (needs x1 < x2 and y1 < y2)")
-    if size is None:
-        return list(box)
-    w, h = size
-    if x1 < -tolerance or y1 < -tolerance or x2 > w + tolerance or y2 > h + tolerance:
-        raise Rejected(QuarantineReason.BAD_BOX, f"box {box} lies outside the {w}x{h} image (tolerance {tolerance} px)")
-    return [max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2)]
+    try:
+        return check_pixel_box(box, size, tolerance)
+    except BadBox as exc:
+        raise Rejected(QuarantineReason.BAD_BOX, str(exc)) from None
 
 
 def _choice_letter(answer: str, choices: list[str]) -> str:
@@ -263,22 +240,8 @@ def fit_to_image(spec: TaskSpec, image: StoredImage, tolerance: float) -> TaskSp
         boxes = [[round(v, BOX_DECIMALS) for v in box] for box in boxes]
     spec = check_task(replace(spec, boxes=boxes, meta=meta), size=upright, tolerance=tolerance)
     if spec.task_type == "grounding":
-        spec = replace(spec, answer=boxes_text(spec.boxes))
+        spec = replace(spec, answer=pixel_boxes_text(spec.boxes))
     return spec
-
-
-def _coordinate(value: float) -> str:
-    text = f"{round(value, BOX_DECIMALS):.{BOX_DECIMALS}f}".rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
-
-
-def boxes_text(boxes: list[list[float]]) -> str:
-    """Ground-truth text of a grounding task: ``[x1, y1, x2, y2]`` per box in pixels, comma-separated.
-
-    Whole-pixel coordinates are written as integers, others with up to :data:`BOX_DECIMALS`
-    decimals, so the text parses back to the (ingest-rounded) boxes and scores IoU 1.0 against them.
-    """
-    return ", ".join("[" + ", ".join(_coordinate(v) for v in box) + "]" for box in boxes)
 
 
 def task_id(image_sha256: str, task_type: str, prompt: str) -> str:

@@ -26,7 +26,7 @@ from data_schemas.images import decode_image_cell
 from data_schemas.quarantine import QuarantineReason
 from data_schemas.tables import Origin
 from stages.base import quarantine_row
-from stages.ingest.tasks import boxes_text
+from stages.lib.boxes import pixel_boxes_text
 from stages.sample.config import SamplingSettings
 from stages.sample.sampler import Sampler, SampleRequest
 from stages.sample.seeds import request_seed
@@ -153,9 +153,9 @@ def sample_rows(
 
 
 def format_boxes(boxes: list[list[float]]) -> str:
-    """Render xyxy pixel boxes as ingest writes a grounding answer (:func:`stages.ingest.tasks.boxes_text`):
+    """Render xyxy pixel boxes as ingest writes a grounding answer (:func:`stages.lib.boxes.pixel_boxes_text`):
     ``[x1, y1, x2, y2]``, several joined by ``", "``, so that the text scores IoU 1.0 against ``boxes``."""
-    return boxes_text(boxes)
+    return pixel_boxes_text(boxes)
 
 
 def ground_truth_text(task: dict[str, Any]) -> str | None:

@@ -26,10 +26,11 @@ from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import CorpusError
 from stages.base import quarantine_row
 from stages.ingest.adapters.common import PlanItem, confined_image_path, existing_path, image_name
-from stages.ingest.config import BoxFormat, IngestConfig
+from stages.ingest.config import IngestConfig
 from stages.ingest.rejected import Rejected
 from stages.ingest.records import Planned, file_ref
-from stages.ingest.tasks import TaskSpec, check_task, parse_boxes
+from stages.ingest.tasks import TaskSpec, annotation_boxes, check_task
+from stages.lib.boxes import BoxLayout
 
 __all__ = ["plan_coco"]
 
@@ -109,7 +110,7 @@ def _detection(data: Mapping, images: _Images, config: IngestConfig, path: Path)
             boxes = []
             for ann in anns:
                 try:
-                    boxes += parse_boxes([ann.get("bbox")], BoxFormat.XYWH) or []
+                    boxes += annotation_boxes([ann.get("bbox")], BoxLayout.XYWH) or []
                 except Rejected as rej:
                     raise Rejected(rej.reason, f"annotation {ann.get('id')!r}: {rej.message}") from None
             meta = {"coco": {**record, "n_crowd": crowd.get((image_id, category_id), 0)}}
@@ -126,7 +127,7 @@ def _ref_box(ref: Mapping, annotations: Mapping[Any, dict]) -> list[list[float]]
         if ann is None:
             raise Rejected(QuarantineReason.MALFORMED_RECORD, f"ann_id {ref.get('ann_id')!r} is not in 'annotations'")
         bbox = ann.get("bbox")
-    return parse_boxes([bbox], BoxFormat.XYWH) or []
+    return annotation_boxes([bbox], BoxLayout.XYWH) or []
 
 
 def _referring(

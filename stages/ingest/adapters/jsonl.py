@@ -49,7 +49,7 @@ def plan_jsonl(config: IngestConfig) -> Iterator[PlanItem]:
             try:
                 obj = _parse_line(raw)
                 task = parse_task(
-                    mapped_fields(obj, config), default_task_type=config.default_task_type, box_format=config.box_format
+                    mapped_fields(obj, config), default_task_type=config.default_task_type, box_layout=config.box_layout
                 )
                 image = obj.get(config.image_column)
                 if not isinstance(image, str) or not image.strip():

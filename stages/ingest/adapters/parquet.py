@@ -125,7 +125,7 @@ def _plan_row(values: dict[str, Any], kind: str, file: Path, row: int, config: I
     source = f"{file}:row={row}"
     try:
         task = parse_task(
-            mapped_fields(values, config), default_task_type=config.default_task_type, box_format=config.box_format
+            mapped_fields(values, config), default_task_type=config.default_task_type, box_layout=config.box_layout
         )
         ref, key = _image_ref(values.get(config.image_column), kind, file, row, config)
     except Rejected as rej:

@@ -256,7 +256,7 @@ def test_jsonl_column_mapping_image_root_and_xywh(tmp_path, run_ingest):
     manifest.write_text(json.dumps({"file": "q.png", "kind": "grounding", "text": "Box it.", "bbox": [2, 3, 4, 5]}) + "\n")
     config = IngestConfig(
         format="jsonl", path=manifest, image_root=tmp_path / "imgs", image_column="file", task_type_column="kind",
-        prompt_column="text", boxes_column="bbox", box_format="xywh",
+        prompt_column="text", boxes_column="bbox", box_layout="xywh",
     )
     (row,) = run_ingest(config).tasks.to_pylist()
     assert row["prompt"] == "Box it." and row["boxes"] == [[2.0, 3.0, 6.0, 8.0]]

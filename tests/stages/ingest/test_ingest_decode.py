@@ -10,8 +10,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from data_schemas.quarantine import QuarantineReason
-from stages.ingest.decode import normalize_image, orient_box, read_image_file
+from stages.ingest.decode import normalize_image, read_image_file
 from stages.ingest.rejected import Rejected
+from stages.lib.boxes import orient_box
 
 CAP = 10_000_000
 

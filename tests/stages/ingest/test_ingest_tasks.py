@@ -9,10 +9,10 @@ import pytest
 
 from data_schemas.quarantine import QuarantineReason
 from data_schemas.tables import TASK_TYPES
-from stages.ingest.config import BoxFormat
 from stages.ingest.decode import StoredImage
 from stages.ingest.rejected import Rejected
-from stages.ingest.tasks import TaskSpec, boxes_text, check_task, dedupe_prompt, fit_to_image, parse_boxes, parse_task, task_id
+from stages.ingest.tasks import TaskSpec, annotation_boxes, check_task, dedupe_prompt, fit_to_image, parse_task, task_id
+from stages.lib.boxes import BoxLayout, pixel_boxes_text
 
 VALID = {
     "grounding": {"prompt": "Find the cat.", "boxes": [[1, 2, 10, 12]]},
@@ -80,7 +80,7 @@ def test_multiple_choice_answers_become_letters(answer, letter):
 
 
 def test_xywh_boxes_and_a_single_flat_box():
-    spec = parse_task({"task_type": "grounding", "prompt": "x", "boxes": [10, 20, 5, 6]}, box_format=BoxFormat.XYWH)
+    spec = parse_task({"task_type": "grounding", "prompt": "x", "boxes": [10, 20, 5, 6]}, box_layout=BoxLayout.XYWH)
     assert spec.boxes == [[10.0, 20.0, 15.0, 26.0]]
 
 
@@ -98,14 +98,14 @@ def _stored(width=40, height=30, raw=None, orientation=1) -> StoredImage:
 
 def test_fit_to_image_writes_grounding_answer_from_boxes():
     spec = fit_to_image(TaskSpec("grounding", "x", boxes=[[1.4, 2, 10, 12], [20, 5, 30.6, 9]]), _stored(), 1.0)
-    assert spec.answer == "[1.4, 2, 10, 12], [20, 5, 30.6, 9]" == boxes_text(spec.boxes)
+    assert spec.answer == "[1.4, 2, 10, 12], [20, 5, 30.6, 9]" == pixel_boxes_text(spec.boxes)
 
 
 def test_ground_truth_text_of_fractional_boxes_scores_iou_one():
     """COCO boxes are fractional pixels (xywh, summed in floats): the answer text must score 1.0 against the stored boxes."""
     from stages.lib.rewards import iou_reward
 
-    boxes = parse_boxes([[10.4, 20.4, 5.3, 5.0], [100.25, 50.75, 80.254, 69.75]], BoxFormat.XYWH)
+    boxes = annotation_boxes([[10.4, 20.4, 5.3, 5.0], [100.25, 50.75, 80.254, 69.75]], BoxLayout.XYWH)
     spec = fit_to_image(TaskSpec("grounding", "x", boxes=boxes), _stored(640, 480), 1.0)
     assert spec.answer == "[10.4, 20.4, 15.7, 25.4], [100.25, 50.75, 180.5, 120.5]"
     result = iou_reward(spec.answer, spec.boxes, 640, 480, box_format="pixel")

@@ -171,7 +171,7 @@ def test_oom_halves_the_batch_and_keeps_the_samples(sampler, monkeypatch):
 
     monkeypatch.setattr(sampler.model, "generate", flaky)
     results = sampler.sample(requests)
-    assert calls == [4, 2, 2]
+    assert calls == [8, 4, 4]  # rows = requests x n: 4 requests, then 2 and 2
     assert _texts(results) == expected
 
 
@@ -201,7 +201,7 @@ def test_prompt_longer_than_the_context_is_quarantined_before_generating(sampler
     results = sampler.sample([long, short])
     assert results[0].error_reason == QuarantineReason.PROMPT_TOO_LONG and results[0].outputs == []
     assert f"context of {context} tokens" in results[0].error
-    assert len(results[1].outputs) == 2 and [shape[0] for shape in seen] == [1]  # only the short prompt
+    assert len(results[1].outputs) == 2 and [shape[1] < context for shape in seen] == [True]  # only the short prompt
 
 
 def test_cpu_allocator_failure_counts_as_out_of_memory(sampler, monkeypatch):
