@@ -52,7 +52,9 @@ class RayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     address: str | None = Field(
-        None, description='Ray address: unset starts a local instance; "auto" joins the cluster this machine belongs to.'
+        None,
+        description='Ray address: unset starts a new local instance (even beside a cluster started with `ray start`); '
+        '"auto" joins the cluster this machine belongs to.',
     )
     num_cpus: int | None = Field(2, ge=1, description="CPUs of the local Ray instance (ignored when joining a cluster).")
     num_gpus: int | None = Field(None, ge=0, description="GPUs of the local Ray instance (unset: Ray detects them).")

@@ -17,9 +17,11 @@ QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "NO_ALBUMENTATIONS_UPDATE": "1
 def ensure_ray(cfg: RayConfig) -> bool:
     """Make sure Ray is initialised; return True if this call started it (and so should stop it).
 
-    An already initialised Ray (a test session, a notebook) is reused as is. ``address = "auto"``
-    joins an existing cluster; otherwise a local instance with ``num_cpus`` CPUs is started,
-    without the dashboard.
+    An already initialised Ray (a test session, a notebook) is reused as is. An ``address`` (``"auto"``,
+    ``"ray://..."``) joins that cluster; unset starts a local instance with ``num_cpus`` CPUs, without
+    the dashboard, as ``address="local"``: a plain ``ray.init()`` would join a cluster started on this
+    machine with ``ray start`` (or named by ``RAY_ADDRESS``) and then refuse ``num_cpus``; "local" starts
+    a new instance even then (ray.init docs, https://docs.ray.io/en/latest/ray-core/api/doc/ray.init.html).
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     for key, value in QUIET_ENV.items():
@@ -37,6 +39,7 @@ def ensure_ray(cfg: RayConfig) -> bool:
     if cfg.address:
         kwargs["address"] = cfg.address
     else:
+        kwargs["address"] = "local"
         kwargs["num_cpus"] = cfg.num_cpus
         if cfg.num_gpus is not None:
             kwargs["num_gpus"] = cfg.num_gpus
