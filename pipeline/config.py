@@ -180,9 +180,14 @@ def load_config(path: Path | None, overrides: list[str] | None = None) -> BaseMo
 
 
 def section_for_fingerprint(section: BaseModel) -> dict[str, Any]:
-    """Return a stage section as JSON-able data minus the fields that only affect resources."""
-    data = section.model_dump(mode="json")
-    return {k: v for k, v in data.items() if k not in RESOURCE_FIELDS}
+    """Return a stage section as JSON-able data minus the fields that only affect resources; its ``model``
+    (a folder or Hub id) is replaced by what identifies the weights (:func:`stages.lib.models.identity.model_fingerprint`)."""
+    data = {k: v for k, v in section.model_dump(mode="json").items() if k not in RESOURCE_FIELDS}
+    if isinstance(data.get("model"), str) and data["model"]:
+        from stages.lib.models.identity import model_fingerprint
+
+        data["model"] = model_fingerprint(data["model"])
+    return data
 
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
