@@ -11,6 +11,7 @@ printed, logged or put into an error message. Every failure the user can fix (no
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +132,11 @@ def _as_publish_error(exc: BaseException, target: str, endpoint: str) -> Publish
         if not detail and http_error is not exc:
             detail = ": " + first_line(exc, with_type=False)
         return PublishError(f"the Hub refused the upload to {target} (HTTP {status}){detail}")
+    if isinstance(exc, json.JSONDecodeError):  # a 200 that is not the Hub's JSON: a proxy page, a wrong endpoint
+        return PublishError(
+            f"the Hub at {endpoint} answered {target} with a reply that is not JSON ({exc.msg}); "
+            "check HF_ENDPOINT and proxy settings"
+        )
     if isinstance(exc, _network_errors()):
         return PublishError(
             f"cannot reach the Hub at {endpoint} ({type(exc).__name__}); check the network, HF_ENDPOINT and proxy settings"
