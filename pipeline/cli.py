@@ -56,6 +56,17 @@ def _writing(folder: Path) -> Iterator[None]:
         raise
 
 
+def _run_folder(folder: Path, must_exist: bool) -> Path:
+    """Return ``folder``; a path that is a file, or (``must_exist``) a folder that does not exist, is a ConfigError."""
+    from stages.lib.errors import ConfigError
+
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"run folder {folder} is a file; pass a folder to --run-dir")
+    if must_exist and not folder.is_dir():
+        raise ConfigError(f"run folder {folder} does not exist; run `perpo-pipeline run` first or pass --run-dir")
+    return folder
+
+
 def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
@@ -93,7 +104,7 @@ def run(
     from pipeline.store import RunStore
 
     cfg = _load(config, [f"run.preset={_toml_quote(preset)}"] + list(overrides or []) if preset else overrides)
-    folder = resolve_run_dir(cfg, run_dir)
+    folder = _run_folder(resolve_run_dir(cfg, run_dir), must_exist=False)
     with _writing(folder):
         summaries = run_pipeline(
             cfg, folder, stages=_split(stages), force=_split(force), use_ray=not no_ray, progress=progress
@@ -116,13 +127,11 @@ def status(
     overrides: SetOpt = None,
 ) -> None:
     """Per stage: shards done / planned, rows, quarantined rows; where the report and export are."""
-    from stages.lib.errors import ConfigError
     from pipeline.runner import resolve_run_dir
     from pipeline.status import format_status, run_status
 
     folder = run_dir if run_dir is not None else resolve_run_dir(_load(config, overrides), None)
-    if not folder.is_dir():
-        raise ConfigError(f"run folder {folder} does not exist; run `perpo-pipeline run` first or pass --run-dir")
+    _run_folder(folder, must_exist=True)
     typer.echo(format_status(folder, run_status(folder)))
 
 
@@ -157,12 +166,10 @@ def export(
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder to write (default: <run>/export).")] = None,
 ) -> None:
     """Write the Hub-ready dataset folder (dataset card, Parquet with embedded images), from the run's own config snapshot."""
-    from stages.lib.errors import ConfigError
     from pipeline.outputs import export_run
     from pipeline.store import RunStore
 
-    if not run_dir.is_dir():
-        raise ConfigError(f"run folder {run_dir} does not exist; run `perpo-pipeline run` first or pass --run-dir")
+    _run_folder(run_dir, must_exist=True)
     with _writing(run_dir), RunStore(run_dir).lock():
         folder = export_run(run_dir, out)
     typer.echo(f"exported: {folder}")
@@ -174,12 +181,10 @@ def view(
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder to write (default: <run>/viewer).")] = None,
 ) -> None:
     """Write the static HTML viewer of the run's ranked lists (open its index.html; no server needed)."""
-    from stages.lib.errors import ConfigError
     from pipeline.outputs import view_run
     from pipeline.store import RunStore
 
-    if not run_dir.is_dir():
-        raise ConfigError(f"run folder {run_dir} does not exist; run `perpo-pipeline run` first or pass --run-dir")
+    _run_folder(run_dir, must_exist=True)
     with RunStore(run_dir).lock():
         folder = view_run(run_dir, out)
     typer.echo(f"viewer: {(folder / 'index.html').resolve().as_uri()}")
@@ -221,7 +226,7 @@ def train(
     from pipeline.status import format_status, run_status
 
     cfg = _load(config, overrides)
-    folder = resolve_run_dir(cfg, run_dir)
+    folder = _run_folder(resolve_run_dir(cfg, run_dir), must_exist=True)  # a typo must not create a folder
     executor = None
     if nproc > 1:
         from pipeline.torchrun_executor import TorchrunExecutor

@@ -180,6 +180,8 @@ def load_config(path: Path | None, overrides: list[str] | None = None) -> BaseMo
             raise ConfigError(f"config file {path} not found; pass --config PATH (the repo ships pipeline.toml)")
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     sets = parse_overrides(overrides) if overrides else {}

@@ -163,3 +163,25 @@ def test_read_only_run_folder_fails_at_the_lock_with_one_line(tmp_path, monkeypa
     monkeypatch.setattr(builtins, "open", read_only)
     exit_code, stderr = _main(monkeypatch, capsys, "export", "--run-dir", str(run_dir))
     assert exit_code == 2 and stderr.count("\n") == 1 and f"cannot write the run folder {run_dir}" in stderr, stderr
+
+
+# --- issue 11, item 12: more one-line errors
+
+
+def test_a_config_file_that_is_not_utf8_is_one_line(tmp_path):
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes('[run]\nname = "d\xe9mo"\n'.encode("latin-1"))
+    assert_one_line_error(cli("run", "--config", str(bad), "--run-dir", str(tmp_path / "r")), "is not UTF-8")
+
+
+@pytest.mark.parametrize("command", ["run", "train", "status", "export"])
+def test_run_dir_that_is_a_file_is_one_line(tmp_path, command):
+    target = tmp_path / "a-file"
+    target.write_text("x")
+    assert_one_line_error(cli(command, "--run-dir", str(target)), f"run folder {target} is a file")
+
+
+def test_train_on_a_missing_run_folder_creates_nothing(tmp_path):
+    typo = tmp_path / "runz" / "demo"
+    assert_one_line_error(cli("train", "--run-dir", str(typo), "--no-ray"), "does not exist")
+    assert not (tmp_path / "runz").exists()
