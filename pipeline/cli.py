@@ -6,9 +6,12 @@ with code 2; heavy libraries are imported inside the commands so ``--help`` stay
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Iterator, Optional
 
 import typer
 
@@ -29,6 +32,39 @@ RunDirOpt = Annotated[Optional[Path], typer.Option("--run-dir", help="Run folder
 SetOpt = Annotated[
     Optional[list[str]], typer.Option("--set", help="Override a config value: section.key=value (repeatable).")
 ]
+
+
+# Storage errors that are the user's to fix: a full disk or quota anywhere, a read-only or forbidden run folder.
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+_FORBIDDEN = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+@contextmanager
+def _writing(folder: Path) -> Iterator[None]:
+    """Turn a full, read-only or forbidden run folder into one :class:`RunFolderError` naming it and the cause
+    (a resume once the cause is fixed continues from the last finished shard)."""
+    from stages.lib.errors import RunFolderError
+
+    try:
+        yield
+    except OSError as exc:
+        inside = exc.filename is not None and Path(exc.filename).resolve().is_relative_to(folder.resolve())
+        if exc.errno in _FULL or (exc.errno in _FORBIDDEN and inside):
+            where = f" ({exc.filename})" if exc.filename else ""
+            cause = os.strerror(exc.errno) if exc.errno else exc.strerror
+            raise RunFolderError(f"cannot write the run folder {folder}: {cause}{where}") from exc
+        raise
+
+
+def _run_folder(folder: Path, must_exist: bool) -> Path:
+    """Return ``folder``; a path that is a file, or (``must_exist``) a folder that does not exist, is a ConfigError."""
+    from stages.lib.errors import ConfigError
+
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"run folder {folder} is a file; pass a folder to --run-dir")
+    if must_exist and not folder.is_dir():
+        raise ConfigError(f"run folder {folder} does not exist; run `perpo-pipeline run` first or pass --run-dir")
+    return folder
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -65,22 +101,22 @@ def run(
     from pipeline.outputs import finalize_run
     from pipeline.runner import resolve_run_dir, run_pipeline
     from pipeline.status import format_status, run_status
-
-    cfg = _load(config, [f"run.preset={_toml_quote(preset)}"] + list(overrides or []) if preset else overrides)
-    folder = resolve_run_dir(cfg, run_dir)
-    summaries = run_pipeline(
-        cfg, folder, stages=_split(stages), force=_split(force), use_ray=not no_ray, progress=progress
-    )
-    for s in summaries:
-        typer.echo(
-            f"{s.stage:<10} shards run {s.shards_run}, reused {s.shards_skipped} of {s.shards_total}; "
-            f"quarantined {s.quarantined}; {s.seconds:.1f}s",
-            err=True,
-        )
     from pipeline.store import RunStore
 
-    with RunStore(folder).lock():  # the report and export read the run; no other writer meanwhile
-        finalize_run(cfg, folder, ran=[s.stage for s in summaries])
+    cfg = _load(config, [f"run.preset={_toml_quote(preset)}"] + list(overrides or []) if preset else overrides)
+    folder = _run_folder(resolve_run_dir(cfg, run_dir), must_exist=False)
+    with _writing(folder):
+        summaries = run_pipeline(
+            cfg, folder, stages=_split(stages), force=_split(force), use_ray=not no_ray, progress=progress
+        )
+        for s in summaries:
+            typer.echo(
+                f"{s.stage:<10} shards run {s.shards_run}, reused {s.shards_skipped} of {s.shards_total}; "
+                f"quarantined {s.quarantined}; {s.seconds:.1f}s",
+                err=True,
+            )
+        with RunStore(folder).lock():  # the report and export read the run; no other writer meanwhile
+            finalize_run(cfg, folder, ran=[s.stage for s in summaries])
     typer.echo(format_status(folder, run_status(folder)))
 
 
@@ -91,13 +127,11 @@ def status(
     overrides: SetOpt = None,
 ) -> None:
     """Per stage: shards done / planned, rows, quarantined rows; where the report and export are."""
-    from stages.lib.errors import ConfigError
     from pipeline.runner import resolve_run_dir
     from pipeline.status import format_status, run_status
 
     folder = run_dir if run_dir is not None else resolve_run_dir(_load(config, overrides), None)
-    if not folder.is_dir():
-        raise ConfigError(f"run folder {folder} does not exist; run `perpo-pipeline run` first or pass --run-dir")
+    _run_folder(folder, must_exist=True)
     typer.echo(format_status(folder, run_status(folder)))
 
 
@@ -132,13 +166,11 @@ def export(
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder to write (default: <run>/export).")] = None,
 ) -> None:
     """Write the Hub-ready dataset folder (dataset card, Parquet with embedded images), from the run's own config snapshot."""
-    from stages.lib.errors import ConfigError
     from pipeline.outputs import export_run
     from pipeline.store import RunStore
 
-    if not run_dir.is_dir():
-        raise ConfigError(f"run folder {run_dir} does not exist; run `perpo-pipeline run` first or pass --run-dir")
-    with RunStore(run_dir).lock():
+    _run_folder(run_dir, must_exist=True)
+    with _writing(run_dir), RunStore(run_dir).lock():
         folder = export_run(run_dir, out)
     typer.echo(f"exported: {folder}")
 
@@ -149,12 +181,10 @@ def view(
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder to write (default: <run>/viewer).")] = None,
 ) -> None:
     """Write the static HTML viewer of the run's ranked lists (open its index.html; no server needed)."""
-    from stages.lib.errors import ConfigError
     from pipeline.outputs import view_run
     from pipeline.store import RunStore
 
-    if not run_dir.is_dir():
-        raise ConfigError(f"run folder {run_dir} does not exist; run `perpo-pipeline run` first or pass --run-dir")
+    _run_folder(run_dir, must_exist=True)
     with RunStore(run_dir).lock():
         folder = view_run(run_dir, out)
     typer.echo(f"viewer: {(folder / 'index.html').resolve().as_uri()}")
@@ -196,13 +226,14 @@ def train(
     from pipeline.status import format_status, run_status
 
     cfg = _load(config, overrides)
-    folder = resolve_run_dir(cfg, run_dir)
+    folder = _run_folder(resolve_run_dir(cfg, run_dir), must_exist=True)  # a typo must not create a folder
     executor = None
     if nproc > 1:
         from pipeline.torchrun_executor import TorchrunExecutor
 
         executor = TorchrunExecutor(nproc)
-    (summary,) = run_pipeline(cfg, folder, stages=["train"], use_ray=not no_ray, executor=executor)
+    with _writing(folder):
+        (summary,) = run_pipeline(cfg, folder, stages=["train"], use_ray=not no_ray, executor=executor)
     typer.echo(
         f"train: shards run {summary.shards_run}, reused {summary.shards_skipped} of {summary.shards_total} "
         f"with {nproc} process(es); {summary.seconds:.1f}s",

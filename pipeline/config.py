@@ -61,8 +61,8 @@ class RayConfig(BaseModel):
 
     address: str | None = Field(
         None,
-        description='Ray address: unset starts a local instance (inside `ray job submit` it joins the job\'s cluster, '
-        'from RAY_ADDRESS); "auto" joins the cluster this machine belongs to.'
+        description='Ray address: unset starts a new local instance, even beside a cluster started with `ray start` '
+        '(inside `ray job submit` it joins the job\'s cluster, from RAY_ADDRESS); "auto" joins the cluster this machine belongs to.'
     )
     num_cpus: int | None = Field(2, ge=1, description="CPUs of the local Ray instance (ignored when joining a cluster).")
     num_gpus: int | None = Field(None, ge=0, description="GPUs of the local Ray instance (unset: Ray detects them).")
@@ -180,6 +180,8 @@ def load_config(path: Path | None, overrides: list[str] | None = None) -> BaseMo
             raise ConfigError(f"config file {path} not found; pass --config PATH (the repo ships pipeline.toml)")
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     sets = parse_overrides(overrides) if overrides else {}
@@ -214,9 +216,14 @@ def _check_stage_resources(cfg: BaseModel, source: str) -> None:
 
 
 def section_for_fingerprint(section: BaseModel) -> dict[str, Any]:
-    """Return a stage section as JSON-able data minus the fields that only affect resources."""
-    data = section.model_dump(mode="json")
-    return {k: v for k, v in data.items() if k not in RESOURCE_FIELDS}
+    """Return a stage section as JSON-able data minus the fields that only affect resources; its ``model``
+    (a folder or Hub id) is replaced by what identifies the weights (:func:`stages.lib.models.identity.model_fingerprint`)."""
+    data = {k: v for k, v in section.model_dump(mode="json").items() if k not in RESOURCE_FIELDS}
+    if isinstance(data.get("model"), str) and data["model"]:
+        from stages.lib.models.identity import model_fingerprint
+
+        data["model"] = model_fingerprint(data["model"])
+    return data
 
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")

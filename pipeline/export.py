@@ -39,7 +39,7 @@ from data_schemas.features import hf_features, with_hf_metadata
 from data_schemas.images import IMAGE_STRUCT
 from data_schemas.tables import empty_table, validate_table
 from stages.lib.errors import ConfigError, PublishError, SchemaError
-from stages.lib.files import atomic_folder
+from stages.lib.files import atomic_folder, remove_temporaries_of
 
 __all__ = [
     "CONFIGS",
@@ -379,6 +379,7 @@ def export_dataset(
             "export: nothing to export, the run has no listwise rows; see report/stats.json for what was filtered"
         )
 
+    remove_temporaries_of(out_dir)  # a killed export's dataset-sized staging copy (callers hold the run lock)
     with atomic_folder(out_dir) as tmp:
         num_bytes = {
             config: _write_config(config, table, tasks, tmp / "data" / config, max_shard_bytes)

@@ -78,6 +78,10 @@ class Manifest:
     @classmethod
     def from_json(cls, text: str) -> "Manifest":
         raw = json.loads(text)
+        if not isinstance(raw, dict) or not isinstance(raw.get("shards", {}), dict):
+            raise ValueError("a manifest is a JSON object with a 'shards' object")
+        if not all(isinstance(rec, dict) for rec in raw.get("shards", {}).values()):
+            raise ValueError("every shard record of a manifest is a JSON object")
         shards = {int(i): ShardRecord(**rec) for i, rec in raw.get("shards", {}).items()}
         return cls(
             stage=raw["stage"],

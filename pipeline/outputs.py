@@ -54,6 +54,13 @@ def stage_metrics(cfg, run_dir: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+def public_model_name(model: str) -> str:
+    """How a card that may be published names a model: a Hub id as is, a local folder by its name only (its
+    path can hold user names and mount points)."""
+    path = Path(model).expanduser()
+    return path.resolve().name if path.exists() else model
+
+
 def _card_info(cfg, stats: dict[str, Any], report_dir: Path) -> dict[str, Any]:
     """What the dataset card says about how the data was made, from the run's config and stats."""
     perturbations: list[str] = []
@@ -72,7 +79,7 @@ def _card_info(cfg, stats: dict[str, Any], report_dir: Path) -> dict[str, Any]:
     return {
         "repo_id": cfg.export.repo_id,
         "pretty_name": cfg.export.pretty_name or f"{cfg.run.name}: VLM preference data (perpo-pipeline)",
-        "model": cfg.sample.model,
+        "model": public_model_name(cfg.sample.model),
         "N": cfg.sample.n,
         "rewards": {t: str(cfg.score.kind_for(t)) for t in TASK_TYPES},
         "perturbations": perturbations,

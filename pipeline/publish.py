@@ -18,6 +18,7 @@ the others, so finished files are not sent again.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -179,6 +180,11 @@ def _as_publish_error(exc: BaseException, target: str, endpoint: str) -> Publish
         if not detail and http_error is not exc:
             detail = ": " + first_line(exc, with_type=False)
         return PublishError(f"the Hub refused the upload to {target} (HTTP {status}){detail}")
+    if isinstance(exc, json.JSONDecodeError):  # a 200 that is not the Hub's JSON: a proxy page, a wrong endpoint
+        return PublishError(
+            f"the Hub at {endpoint} answered {target} with a reply that is not JSON ({exc.msg}); "
+            "check HF_ENDPOINT and proxy settings"
+        )
     if isinstance(exc, _network_errors()):
         return PublishError(
             f"cannot reach the Hub at {endpoint} ({type(exc).__name__}); check the network, HF_ENDPOINT and proxy settings"

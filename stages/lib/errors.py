@@ -14,6 +14,7 @@ __all__ = [
     "ModelError",
     "StageFailedError",
     "PublishError",
+    "RunFolderError",
     "first_line",
 ]
 
@@ -44,6 +45,10 @@ class StageFailedError(PipelineError, RuntimeError):
 
 class PublishError(PipelineError, RuntimeError):
     """Upload to the Hub failed (no token, 401/403/404, network)."""
+
+
+class RunFolderError(PipelineError, RuntimeError):
+    """The run folder cannot be written (read-only, full, no permission); the message names the folder and cause."""
 
 
 def first_line(exc: BaseException, with_type: bool = True, limit: int = 500) -> str:

@@ -13,6 +13,7 @@ import os
 import shutil
 import uuid
 from contextlib import contextmanager
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -28,6 +29,7 @@ __all__ = [
     "write_parquet_temp",
     "atomic_write_parquet",
     "atomic_folder",
+    "remove_temporaries_of",
     "file_sha256",
 ]
 
@@ -128,6 +130,21 @@ def atomic_write_parquet(path: Path, table: Any) -> str:
     tmp, digest = write_parquet_temp(Path(path), table)
     commit_temp(tmp, Path(path))
     return digest
+
+
+def remove_temporaries_of(path: Path) -> int:
+    """Delete the temporaries a killed writer of ``path`` left beside it (``.<name>.tmp-*``: files, staging
+    and old-version folders); return how many. Call it only while no other process writes ``path``
+    (under the run lock)."""
+    path = Path(path)
+    removed = 0
+    for tmp in list(path.parent.glob(f".{glob_escape(path.name)}.tmp-*")):
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 @contextmanager

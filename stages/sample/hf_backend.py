@@ -291,9 +291,13 @@ class HFSampler:
         ``max_position_embeddings`` is undefined for many models), by position in ``requests``."""
         if self.context is None:
             return {}
-        lengths = batch["attention_mask"].sum(dim=1).tolist()
+        row_lengths = batch["attention_mask"].sum(dim=1).tolist()  # request-major, n rows per request (_encode)
+        starts = [0]
+        for r in requests[:-1]:
+            starts.append(starts[-1] + r.n)
         out = {}
-        for i, (r, n) in enumerate(zip(requests, lengths)):
+        for i, (r, start) in enumerate(zip(requests, starts)):
+            n = row_lengths[start]
             if n + r.max_tokens > self.context:
                 message = (
                     f"prompt is {n} tokens (image included) + max_tokens {r.max_tokens}, over the model's "

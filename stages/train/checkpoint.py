@@ -12,14 +12,26 @@ resume would trust.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 from pathlib import Path
 from typing import Any
 
+from stages.lib.errors import ConfigError, first_line
 from stages.lib.files import atomic_folder
 
-__all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "is_checkpoint", "trainable_state", "rng_state"]
+__all__ = [
+    "save_checkpoint",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "load_newest_checkpoint",
+    "is_checkpoint",
+    "trainable_state",
+    "rng_state",
+]
+
+log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^step-(\d{8})$")
 _FILE = "checkpoint.pt"
@@ -96,11 +108,61 @@ def latest_checkpoint(root: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any, rank: int = 0) -> dict[str, Any]:
-    """Restore weights, optimizer, scheduler and rank ``rank``'s RNG from ``path``; return ``{"counters", "config"}``."""
+class _Unreadable(Exception):
+    """A checkpoint file that does not load (truncated, damaged): its path and the cause."""
+
+
+def _read(path: Path) -> dict[str, Any]:
     import torch
 
-    payload = torch.load(path / _FILE, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path / _FILE, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, damaged pickle: whatever torch raises, this file is unusable
+        raise _Unreadable(f"{path / _FILE}: {first_line(exc)}") from exc
+    missing = [k for k in ("model", "optimizer", "scheduler", "counters", "config", "rng") if k not in payload]
+    if missing:
+        raise _Unreadable(f"{path / _FILE}: no {', '.join(missing)} in it")
+    return payload
+
+
+def load_newest_checkpoint(
+    root: Path, model: Any, optimizer: Any, scheduler: Any, rank: int = 0, newest: Path | None = None
+) -> tuple[Path, dict[str, Any]] | None:
+    """Restore the newest checkpoint under ``root`` (not newer than ``newest``) whose file loads; return its
+    folder and ``{"counters", "config"}``, or None when there is none. A damaged newer one (a truncated
+    ``checkpoint.pt``) is skipped with a warning naming it; when none loads, :class:`ConfigError` names
+    the newest file and the cause."""
+    found = [p for p in _checkpoints(root) if newest is None or p.name <= newest.name]
+    errors = []
+    for path in reversed(found):
+        try:
+            payload = _read(path)
+        except _Unreadable as exc:
+            log.warning("checkpoint %s cannot be read; trying the one before it", exc)
+            errors.append(str(exc))
+            continue
+        return path, _restore(payload, model, optimizer, scheduler, rank)
+    if errors:
+        raise ConfigError(
+            f"[train] {errors[0]}: this checkpoint and every older one under {root} ({len(errors)} in all) "
+            f"cannot be read; delete {root} to train from the start"
+        )
+    return None
+
+
+def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any, rank: int = 0) -> dict[str, Any]:
+    """Restore weights, optimizer, scheduler and rank ``rank``'s RNG from ``path``; return ``{"counters", "config"}``.
+    A file that does not load raises :class:`ConfigError` naming it."""
+    try:
+        payload = _read(path)
+    except _Unreadable as exc:
+        raise ConfigError(f"[train] checkpoint {exc} cannot be read") from None
+    return _restore(payload, model, optimizer, scheduler, rank)
+
+
+def _restore(payload: dict[str, Any], model: Any, optimizer: Any, scheduler: Any, rank: int) -> dict[str, Any]:
+    import torch
+
     params = dict(model.named_parameters())
     with torch.no_grad():
         for name, value in payload["model"].items():

@@ -36,7 +36,7 @@ from data_schemas.tables import Origin
 from stages.lib.errors import ConfigError
 from stages.lib.models.folder import save_model_folder
 from stages.train.batches import step_micro_batches, total_steps
-from stages.train.checkpoint import is_checkpoint, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint
+from stages.train.checkpoint import is_checkpoint, latest_checkpoint, load_newest_checkpoint, rng_state, save_checkpoint
 from stages.train.config import RESUME_NEUTRAL_FIELDS, TrainConfig
 from stages.train.data import ListExample, load_lists
 from stages.train.distributed import SINGLE, DistInfo, all_gather_objects, all_reduce_sum, barrier
@@ -256,7 +256,10 @@ def _resume(out_dir: Path, model: Any, optimizer: Any, scheduler: Any, config: T
             f"[train] rank {info.rank} cannot see checkpoint {latest}, which rank 0 resumes from; "
             "several machines need the run folder on a shared filesystem"
         )
-    saved = load_checkpoint(latest, model, optimizer, scheduler, rank=info.rank)
+    loaded = load_newest_checkpoint(out_dir / "checkpoints", model, optimizer, scheduler, info.rank, latest)
+    if loaded is None:
+        return 0
+    latest, saved = loaded  # an older one when the newest does not load (truncated file)
     _check_resume(saved, config, digest, latest, info.world_size)
     return saved["counters"]["step"]
 

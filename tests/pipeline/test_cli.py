@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -110,3 +112,76 @@ def test_train_with_two_processes_via_torchrun(tiny_model_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "with 2 process(es)" in result.stdout + result.stderr
     assert (run_dir / "train" / "artifacts" / "model" / "config.json").is_file()
+
+
+# --- issue 11: an unwritable run folder is one line naming the folder and the cause
+
+
+def _main(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """Run the CLI entry point in this process (so a test can make the disk fail); return (exit code, stderr)."""
+    from pipeline import cli as cli_module
+
+    monkeypatch.setattr(sys, "argv", ["perpo-pipeline", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        cli_module.main()
+    return exit_info.value.code, capsys.readouterr().err
+
+
+INGEST_ONLY = ["--no-ray", "--no-progress", "--set", "ingest.n_tasks=2", "--set", "run.export=false",
+               "--set", "run.report=false"] + [f"--set={s}.enabled=false" for s in
+                                                ("sample", "perturb", "score", "rank", "reference", "train")]
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT])
+def test_full_or_read_only_run_folder_is_one_line_exit_2(tmp_path, monkeypatch, capsys, code):
+    import stages.lib.files as files
+
+    run_dir = tmp_path / "run"
+
+    def refuse(path, write):
+        raise OSError(code, os.strerror(code), str(path))
+
+    monkeypatch.setattr(files, "atomic_write", refuse)
+    exit_code, stderr = _main(monkeypatch, capsys, "run", "--run-dir", str(run_dir), *INGEST_ONLY)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert exit_code == 2 and len(lines) == 1, stderr
+    assert lines[0].startswith(f"error: cannot write the run folder {run_dir}: {os.strerror(code)}")
+
+
+def test_read_only_run_folder_fails_at_the_lock_with_one_line(tmp_path, monkeypatch, capsys):
+    import builtins
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    real_open = builtins.open
+
+    def read_only(file, mode="r", *args, **kwargs):
+        if str(file).endswith(".lock") and "w" in mode:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", read_only)
+    exit_code, stderr = _main(monkeypatch, capsys, "export", "--run-dir", str(run_dir))
+    assert exit_code == 2 and stderr.count("\n") == 1 and f"cannot write the run folder {run_dir}" in stderr, stderr
+
+
+# --- issue 11, item 12: more one-line errors
+
+
+def test_a_config_file_that_is_not_utf8_is_one_line(tmp_path):
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes('[run]\nname = "d\xe9mo"\n'.encode("latin-1"))
+    assert_one_line_error(cli("run", "--config", str(bad), "--run-dir", str(tmp_path / "r")), "is not UTF-8")
+
+
+@pytest.mark.parametrize("command", ["run", "train", "status", "export"])
+def test_run_dir_that_is_a_file_is_one_line(tmp_path, command):
+    target = tmp_path / "a-file"
+    target.write_text("x")
+    assert_one_line_error(cli(command, "--run-dir", str(target)), f"run folder {target} is a file")
+
+
+def test_train_on_a_missing_run_folder_creates_nothing(tmp_path):
+    typo = tmp_path / "runz" / "demo"
+    assert_one_line_error(cli("train", "--run-dir", str(typo), "--no-ray"), "does not exist")
+    assert not (tmp_path / "runz").exists()

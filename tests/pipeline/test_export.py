@@ -240,3 +240,14 @@ def test_large_exports_are_sharded(run_tables, tmp_path, ds_cache):
     assert sum(pq.ParquetFile(s).metadata.num_rows for s in shards) == run_tables["listwise"].num_rows
     loaded = load_dataset(str(folder), "listwise", split="train", cache_dir=ds_cache)
     assert loaded["task_id"] == run_tables["listwise"]["task_id"].to_pylist()
+
+
+def test_export_removes_what_a_killed_export_left(run_tables, tmp_path):
+    """A kill during export leaves a dataset-sized staging folder beside the target; the next export removes it
+    (issue 11, item 7). Export holds the run lock, so no other writer owns it."""
+    for name in (".hub.tmp-123-abcd1234", ".hub.tmp-old-deadbeef"):
+        (tmp_path / name / "data").mkdir(parents=True)
+        (tmp_path / name / "data" / "part.parquet").write_bytes(b"x" * 100)
+    (tmp_path / ".other.tmp-1-2").mkdir()
+    export_dataset(run_tables, tmp_path / "hub", {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.tmp-1-2", "hub"]

@@ -84,3 +84,21 @@ def test_table_hash_follows_content_order_and_schema():
     assert table_hash(table) != table_hash(table.set_column(1, "source", pa.array(["a", "c"])))
     assert table_hash(table) != table_hash(table.cast(pa.schema([("record", pa.large_string()), ("source", pa.string())])))
     assert table_hash(table.slice(0, 0)) != table_hash(table)
+
+
+def test_model_is_fingerprinted_by_content_not_path_text(tiny_model_dir, tmp_path):
+    """A trailing slash redoes nothing; a different model rebuilt into the same folder redoes the stage (issue 11, item 5)."""
+    import shutil
+
+    from stages.lib.models.tiny_vlm import build_tiny_vlm
+
+    spec = registry.get_stage("sample")
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "vlm")
+
+    def fp(model: str) -> str:
+        return shard_fingerprint("sample", section_for_fingerprint(spec.config_cls(model=model)), INPUTS)
+
+    before = fp(str(folder))
+    assert fp(f"{folder}/") == before
+    build_tiny_vlm(folder, seed=1)
+    assert fp(str(folder)) != before

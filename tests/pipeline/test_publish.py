@@ -40,6 +40,7 @@ class _StandIn(ThreadingHTTPServer):
         self.fail_status: int | None = None
         self.fail_on = ""  # regex searched in the request path; "" fails every request
         self.faults: list[_Fault] = []  # transient faults, see fault()
+        self.html_on: str | None = None  # regex: answer 200 with a proxy's HTML page instead of JSON
         self.files: dict[str, bytes] = {}
         self.commits: list[list[str]] = []  # paths of each accepted commit, in order
         self.calls: list[tuple[str, str]] = []
@@ -104,6 +105,14 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         self.server.calls.append((self.command, path))
         self.server.auth_headers.add(self.headers.get("Authorization", ""))
+        if self.server.html_on is not None and re.search(self.server.html_on, path):
+            page = b"<html><body>Corporate proxy: please log in</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return None
         if fault is not None:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             return self._reply(fault.action, {"error": f"stand-in answers {fault.action}"}, headers)
@@ -267,6 +276,17 @@ def test_errors_after_repo_creation_map_too(folder, hub, caplog, capsys, status,
     with pytest.raises(PublishError, match=message) as info:
         publish_folder(folder, REPO, token=TOKEN, endpoint=hub.url)
     assert ("POST", "/api/repos/create") in hub.calls and hub.files == {}
+    _assert_no_token_leak(info.value, caplog, capsys)
+
+
+@pytest.mark.parametrize("endpoint", ["/api/repos/create", "/preupload/"])
+def test_a_200_reply_that_is_not_json_is_publish_error(folder, hub, caplog, capsys, endpoint):
+    """A proxy's HTML login page with status 200 (issue 11, item 11)."""
+    hub.html_on = endpoint
+    with pytest.raises(PublishError, match=r"^the Hub at http://127\.0\.0\.1:\d+ answered dataset me/perpo-demo@main with a "
+                       r"reply that is not JSON") as info:
+        publish_folder(folder, REPO, token=TOKEN, endpoint=hub.url)
+    assert "\n" not in str(info.value) and hub.files == {}
     _assert_no_token_leak(info.value, caplog, capsys)
 
 

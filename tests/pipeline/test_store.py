@@ -138,6 +138,18 @@ def test_staging_a_bad_table_leaves_no_temporary(store):
     assert not list(store.run_dir.rglob(".*.tmp-*"))
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["[]", "null", '"upper"', "3", '{"stage": "upper", "shards": []}', '{"stage": "upper", "shards": {"0": 7}}',
+     '{"stage": "upper", "shards": {"x": {}}}', '{"shards": {}}'],
+)
+def test_a_manifest_that_is_json_but_not_a_manifest_reads_as_never_run(store, text):
+    """Valid JSON of the wrong shape is damaged, like invalid JSON: the stage is redone (issue 11, item 8)."""
+    _commit(store, Manifest(stage="upper", n_shards=1), 0)
+    (store.stage_dir("upper") / "_manifest.json").write_text(text)
+    assert store.read_manifest("upper") == Manifest(stage="upper")
+
+
 def test_forget_and_drop_delete_files_and_records(store):
     manifest = Manifest(stage="upper", n_shards=3)
     for i in range(3):

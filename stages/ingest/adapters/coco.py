@@ -16,7 +16,7 @@ are kept as the declared size, so boxes drawn on a file's raw pixels follow its 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -59,6 +59,8 @@ class _Images:
 
     def __init__(self, entries: list[dict], config: IngestConfig, json_path: Path) -> None:
         self._entries = {e.get("id"): e for e in entries}
+        # An id listed twice names two files: neither is trusted (keeping one would pair boxes with a guess).
+        self._repeated = {i: n for i, n in Counter(e.get("id") for e in entries).items() if n > 1}
         self._config = config
         self._base = config.image_root or json_path.parent
         self._refs: dict[Any, dict | Rejected] = {}
@@ -68,12 +70,16 @@ class _Images:
         entry = self._entries.get(image_id)
         if entry is None:
             raise Rejected(QuarantineReason.MALFORMED_RECORD, f"image_id {image_id!r} is not in 'images'")
+        if image_id in self._repeated:
+            message = f"image id {image_id!r} appears {self._repeated[image_id]} times in 'images'; it is ambiguous"
+            raise Rejected(QuarantineReason.MALFORMED_RECORD, message)
         name = entry.get("file_name")
         if not isinstance(name, str) or not name:
             raise Rejected(QuarantineReason.MALFORMED_RECORD, f"image {image_id!r} has no file_name")
         if image_id not in self._refs:
             try:
-                self._refs[image_id] = file_ref(confined_image_path(name, self._base, self._config), image_name(name), max_bytes=self._config.max_bytes)
+                path = confined_image_path(name, self._base, self._config)
+                self._refs[image_id] = file_ref(path, image_name(name), max_bytes=self._config.max_bytes)
             except Rejected as rej:
                 self._refs[image_id] = rej
         ref = self._refs[image_id]
@@ -168,7 +174,7 @@ def plan_coco(config: IngestConfig) -> Iterator[PlanItem]:
     images = _Images(_list_of_objects(data, "images", path), config, path)
     refs, where = data.get("refs"), str(config.path)
     if config.refs_path is not None:
-        refs_file = existing_path(config.refs_path, "a RefCOCO-style refs JSON file")
+        refs_file = existing_path(config.refs_path, "a RefCOCO-style refs JSON file", setting="refs_path")
         refs, where = _load_json(refs_file), str(config.refs_path)
         refs = refs.get("refs") if isinstance(refs, dict) else refs
     if refs is None:

@@ -29,12 +29,13 @@ PlanItem = Planned | dict[str, Any]
 Adapter = Callable[[IngestConfig], Iterator[PlanItem]]
 
 
-def existing_path(path: Path | None, what: str) -> Path:
-    """Return ``path`` if it exists; else raise :class:`CorpusError` naming the setting and what was expected."""
+def existing_path(path: Path | None, what: str, setting: str = "path") -> Path:
+    """Return ``path`` if it exists; else raise :class:`CorpusError` naming the ``[ingest]`` setting and what was
+    expected."""
     if path is None:
-        raise CorpusError(f"[ingest] path is not set; expected {what}")
+        raise CorpusError(f"[ingest] {setting} is not set; expected {what}")
     if not path.exists():
-        raise CorpusError(f"[ingest] path = '{path}' does not exist; expected {what}")
+        raise CorpusError(f"[ingest] {setting} = '{path}' does not exist; expected {what}")
     return path
 
 

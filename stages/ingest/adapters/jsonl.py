@@ -24,7 +24,7 @@ __all__ = ["plan_jsonl"]
 
 def _parse_line(raw: bytes) -> dict:
     try:
-        obj = json.loads(raw.decode("utf-8"))
+        obj = json.loads(raw.decode("utf-8-sig"))  # a BOM (Windows editors write one) is no part of line 1
     except UnicodeDecodeError as exc:
         raise Rejected(QuarantineReason.MALFORMED_RECORD, f"line is not UTF-8: {exc}") from None
     except json.JSONDecodeError as exc:

@@ -260,3 +260,41 @@ def test_coco_file_name_and_parquet_path_cells_are_confined(corpus_and_outside, 
     pq.write_table(table, corpus / "data.parquet")
     run = run_ingest(IngestConfig(format="parquet", path=corpus / "data.parquet"))
     assert sorted(run.reasons().values()) == ["outside_root", "outside_root"] and run.tasks.num_rows == 1
+
+
+# --- issue 11, item 12
+
+
+def test_a_utf8_bom_does_not_quarantine_line_1(tmp_path, image_bytes, run_ingest):
+    (tmp_path / "good.png").write_bytes(image_bytes())
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(b"\xef\xbb\xbf" + json.dumps({"image": "good.png", "prompt": "Q", **VQA}).encode() + b"\n")
+    run = run_ingest(IngestConfig(format="jsonl", path=manifest))
+    assert run.quarantine == [] and run.tasks.num_rows == 1
+
+
+def test_a_missing_refs_path_is_reported_as_refs_path(tmp_path):
+    from stages.ingest import plan_shards
+    from stages.lib.errors import CorpusError
+
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
+    with pytest.raises(CorpusError, match=r"^\[ingest\] refs_path = '.*refs\.json' does not exist"):
+        plan_shards(IngestConfig(format="coco", path=path, refs_path=tmp_path / "refs.json"))
+
+
+def test_duplicate_coco_image_ids_quarantine_their_tasks_instead_of_keeping_the_last(tmp_path, image_bytes, run_ingest):
+    (tmp_path / "a.png").write_bytes(image_bytes(color=(1, 1, 1)))
+    (tmp_path / "b.png").write_bytes(image_bytes(color=(2, 2, 2)))
+    coco = {
+        "images": [{"id": 1, "file_name": "a.png"}, {"id": 1, "file_name": "b.png"}, {"id": 2, "file_name": "b.png"}],
+        "annotations": [{"id": 5, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]},
+                        {"id": 6, "image_id": 2, "category_id": 1, "bbox": [1, 1, 5, 5]}],
+        "categories": [{"id": 1, "name": "cat"}],
+    }
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(coco))
+    run = run_ingest(IngestConfig(format="coco", path=path))
+    [q] = run.quarantine
+    assert q["reason"] == QuarantineReason.MALFORMED_RECORD and "image id 1 appears 2 times" in q["message"]
+    assert run.tasks.num_rows == 1

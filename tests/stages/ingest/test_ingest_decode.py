@@ -9,11 +9,10 @@ import zlib
 import pytest
 from PIL import Image, ImageDraw
 
-
 from data_schemas.quarantine import QuarantineReason
 from stages.ingest.decode import normalize_image, read_image_file
-from stages.lib.boxes import orient_box
 from stages.ingest.rejected import Rejected
+from stages.lib.boxes import orient_box
 
 CAP = 10_000_000
 

@@ -111,3 +111,32 @@ def test_a_killed_writers_staging_folder_is_ignored_and_cleaned_by_the_run_store
     assert latest_checkpoint(root) == root / "step-00000001"
     assert RunStore(tmp_path).remove_stale_temporaries("train") == 1
     assert sorted(p.name for p in root.iterdir()) == ["step-00000001"]
+
+
+def _truncate(folder) -> None:
+    path = folder / "checkpoint.pt"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_a_truncated_newest_checkpoint_falls_back_to_the_newest_valid_one(tmp_path, caplog):
+    """Issue 11, item 10: the damaged file is named and training resumes from the one before it."""
+    model, optimizer, scheduler = _setup()
+    _save(tmp_path, 1, model, optimizer, scheduler, keep=3)
+    _save(tmp_path, 2, model, optimizer, scheduler, keep=3)
+    _truncate(tmp_path / "step-00000002")
+    with caplog.at_level("WARNING"):
+        path, saved = ckpt.load_newest_checkpoint(tmp_path, model, optimizer, scheduler)
+    assert path == tmp_path / "step-00000001" and saved["counters"]["step"] == 1
+    assert str(tmp_path / "step-00000002" / "checkpoint.pt") in caplog.text
+
+
+def test_no_readable_checkpoint_is_one_error_naming_the_files(tmp_path):
+    from stages.lib.errors import ConfigError
+
+    model, optimizer, scheduler = _setup()
+    assert ckpt.load_newest_checkpoint(tmp_path, model, optimizer, scheduler) is None
+    _save(tmp_path, 1, model, optimizer, scheduler)
+    _truncate(tmp_path / "step-00000001")
+    with pytest.raises(ConfigError, match=r"step-00000001/checkpoint\.pt.*cannot be read"):
+        ckpt.load_newest_checkpoint(tmp_path, model, optimizer, scheduler)

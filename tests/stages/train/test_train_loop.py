@@ -83,6 +83,16 @@ def test_resume_refuses_a_changed_config(tiny_model_dir, train_tables, tmp_path)
         train_model(_config(tiny_model_dir, max_steps=3, learning_rate=1e-4), tasks, listwise, tmp_path)
 
 
+def test_truncated_newest_checkpoint_and_a_higher_max_steps_resume_from_the_one_before(tiny_model_dir, train_tables, tmp_path):
+    """Issue 11, item 10: the damaged checkpoint is skipped (and named in the log), not a bare error."""
+    tasks, listwise = train_tables
+    train_model(_config(tiny_model_dir, max_steps=2, save_every=1, keep_checkpoints=3), tasks, listwise, tmp_path)
+    newest = tmp_path / "checkpoints" / "step-00000002" / "checkpoint.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    result = train_model(_config(tiny_model_dir, max_steps=3, save_every=1, keep_checkpoints=3), tasks, listwise, tmp_path)
+    assert result["resumed_from"] == 1 and result["steps"] == 3
+
+
 def test_lora_trains_only_adapters_and_saves_a_plain_model(tiny_model_dir, train_tables, tmp_path):
     tasks, listwise = train_tables
     cfg = _config(tiny_model_dir, max_steps=3, lora=True, lora_r=4, lora_alpha=8, lora_target_modules=["q_proj", "v_proj"])
