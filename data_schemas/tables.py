@@ -34,7 +34,7 @@ __all__ = [
     "validate_table",
 ]
 
-SCHEMA_VERSION: Final[str] = "1"
+SCHEMA_VERSION: Final[str] = "2"
 
 TaskType = Literal["grounding", "ocr", "vqa", "caption"]
 TASK_TYPES: Final[tuple[str, ...]] = get_args(TaskType)
@@ -115,6 +115,8 @@ LISTWISE = pa.schema(
         pa.field("n_tokens", pa.list_(pa.int32())),
         pa.field("ref_logps", pa.list_(pa.float64())),  # filled by the reference stage
         pa.field("ref_n_tokens", pa.list_(pa.int32())),
+        # POVID's image term under the reference, per response ([reference] povid_image_term)
+        pa.field("ref_povid_logps", pa.list_(pa.float64())),
     ]
 )
 

@@ -35,6 +35,12 @@ def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
 
+def _toml_quote(text: str) -> str:
+    import json
+
+    return json.dumps(text)  # a JSON string is a TOML basic string
+
+
 def _load(config: Path, overrides: list[str] | None):
     from pipeline.config import load_config
 
@@ -48,6 +54,10 @@ def run(
     stages: Annotated[Optional[list[str]], typer.Option("--stages", help="Only these stages, e.g. score,rank.")] = None,
     force: Annotated[Optional[list[str]], typer.Option("--force", help="Redo this stage and all after it.")] = None,
     overrides: SetOpt = None,
+    preset: Annotated[
+        Optional[str], typer.Option("--preset", help="A published recipe (perpo-grounding, perpo-ocr, povid, mdpo, mipo, "
+                                    "leanpo, dpo) under the config file and --set; same as --set run.preset=NAME.")
+    ] = None,
     no_ray: Annotated[bool, typer.Option("--no-ray", help="Run shards in this process, without Ray (debugging).")] = False,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bars.")] = None,
 ) -> None:
@@ -56,7 +66,7 @@ def run(
     from pipeline.runner import resolve_run_dir, run_pipeline
     from pipeline.status import format_status, run_status
 
-    cfg = _load(config, overrides)
+    cfg = _load(config, [f"run.preset={_toml_quote(preset)}"] + list(overrides or []) if preset else overrides)
     folder = resolve_run_dir(cfg, run_dir)
     summaries = run_pipeline(
         cfg, folder, stages=_split(stages), force=_split(force), use_ray=not no_ray, progress=progress

@@ -137,9 +137,12 @@ def quarantine_row(
             return [_clean(v) for v in value]
         return value
 
+    def _text(value: str) -> str:  # a lone surrogate must not make the quarantine row itself unwritable
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
     return {
-        "row_ref": str(row_ref),
+        "row_ref": _text(str(row_ref)),
         "reason": str(reason),
-        "message": message,
+        "message": _text(message),
         "record": json.dumps(_clean(record), default=str) if record is not None else None,
     }

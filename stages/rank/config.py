@@ -74,6 +74,12 @@ class RankConfig(StageConfig):
         description="Normalization before duplicate texts are removed (the best-ranked copy is kept): "
         "none | exact | whitespace | casefold_whitespace.",
     )
+    list_origins: tuple[Origin, ...] = Field(
+        ORIGINS,
+        description="Origins whose candidates enter the lists (others are counted as candidates_excluded_origin). "
+        "PerPO's published lists hold the N policy samples only: ['policy'] with max_list_len >= sample.n "
+        "(the perpo-grounding / perpo-ocr presets set both).",
+    )
     # --- ordering
     origin_order: tuple[Origin, ...] = Field(
         DEFAULT_ORIGIN_ORDER,
@@ -117,6 +123,13 @@ class RankConfig(StageConfig):
                 f"origin_order={[str(v) for v in value]} must list each origin exactly once; "
                 f"expected an ordering of {list(ORIGINS)}"
             )
+        return value
+
+    @field_validator("list_origins")
+    @classmethod
+    def _list_origins_known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError(f"list_origins={list(value)} must name at least one origin, each once, of {list(ORIGINS)}")
         return value
 
     @model_validator(mode="after")

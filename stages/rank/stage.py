@@ -76,7 +76,8 @@ def _drop_null_rewards_in_scored_list(
 
 def _new_metrics(n_candidates: int) -> dict[str, float]:
     """Every counter the stage reports, zero included, so that the report lists each drop reason."""
-    names = ["tasks_in", "candidates_duplicate", "candidates_capped", "lists_out", "lists_unscored", "responses_out"]
+    names = ["tasks_in", "candidates_excluded_origin", "candidates_duplicate", "candidates_capped", "lists_out",
+             "lists_unscored", "responses_out"]
     names += ["review_reordered", *(f"review_{flag}" for flag in ReviewFlag)]
     return {"candidates_in": float(n_candidates), **dict.fromkeys(names, 0.0), **{f"dropped_{r}": 0.0 for r in DropReason}}
 
@@ -135,8 +136,10 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: RankConfig) -> S
             continue
         seen.add(task["task_id"])
         metrics["tasks_in"] += 1
-        cands = _drop_null_rewards_in_scored_list(by_task.get(task["task_id"], []), quarantine)
-        ranked = _rank_task(cands, entries.get(task["task_id"]), config, metrics)
+        cands = by_task.get(task["task_id"], [])
+        kept = [c for c in cands if c.origin in config.list_origins]  # the list composition ([rank] list_origins)
+        metrics["candidates_excluded_origin"] += len(cands) - len(kept)
+        ranked = _rank_task(_drop_null_rewards_in_scored_list(kept, quarantine), entries.get(task["task_id"]), config, metrics)
         if not isinstance(ranked, RankedList):
             metrics[f"dropped_{ranked}"] += 1
             continue

@@ -34,9 +34,11 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: TrainConfig) -> 
     """
     from stages.train.distributed import init_distributed
     from stages.train.loop import train_model
+    from stages.train.povid_schedule import train_povid_two_stage
 
     init_distributed(config.device)
-    return shard_result(train_model(config, inputs.table("tasks"), inputs.table("listwise"), output.scratch_dir))
+    train = train_povid_two_stage if config.povid_two_stage else train_model  # POVID's two stages, or one run
+    return shard_result(train(config, inputs.table("tasks"), inputs.table("listwise"), output.scratch_dir))
 
 
 def train_model(config: TrainConfig, tasks_table: Any, listwise_table: Any, out_dir: Any, **kwargs: Any) -> dict[str, Any]:
