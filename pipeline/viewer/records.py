@@ -137,7 +137,10 @@ def _positions(texts: list[str], wanted: Iterable[str]) -> list[int | str]:
 
 
 def _why_not_listed(cand: dict[str, Any], listed: dict[str, dict], rank: RankConfig) -> str:
-    """Why a scored candidate of a ranked task is not in its list: a duplicate text, or cut by the cap."""
+    """Why a scored candidate of a ranked task is not in its list: its origin is not listed, a duplicate
+    text, or cut by the cap."""
+    if cand["origin"] not in rank.list_origins:
+        return "origin not listed"
     normalize = NORMALIZERS[rank.dedupe]
     if normalize is not None:
         key = normalize(cand["text"] or "")
@@ -149,7 +152,8 @@ def _why_not_listed(cand: dict[str, Any], listed: dict[str, dict], rank: RankCon
 def _filter_reason(cands: list[dict[str, Any]], rank: RankConfig) -> str:
     """The reason rank gives for not listing these candidates (recomputed with rank's own functions)."""
     result = rank_candidates(
-        [Candidate(c["cand_id"], c["origin"], c["text"] or "", c["score"], c["logprob"], c["n_tokens"]) for c in cands],
+        [Candidate(c["cand_id"], c["origin"], c["text"] or "", c["score"], c["logprob"], c["n_tokens"])
+         for c in cands if c["origin"] in rank.list_origins],
         origin_order=rank.origin_order,
         normalize=NORMALIZERS[rank.dedupe],
         min_spread=rank.min_spread,

@@ -75,7 +75,7 @@ class RankConfig(StageConfig):
         "none | exact | whitespace | casefold_whitespace.",
     )
     list_origins: tuple[Origin, ...] = Field(
-        tuple(Origin),
+        tuple(Origin),  # the enum members (not their strings), so that dumping the default warns of nothing
         description="Origins whose candidates enter the lists (others are counted as candidates_excluded_origin). "
         "PerPO's published lists hold the N policy samples only: ['policy'] with max_list_len >= sample.n "
         "(the perpo-grounding / perpo-ocr presets set both).",
