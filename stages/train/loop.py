@@ -195,7 +195,7 @@ def _load_policy(config: TrainConfig) -> tuple[Any, Any]:
             r=config.lora_r,
             lora_alpha=config.lora_alpha,
             lora_dropout=config.lora_dropout,
-            target_modules=list(config.lora_target_modules),
+            target_modules=config.lora_targets(),
         )
         model = get_peft_model(model, lora)
         if config.gradient_checkpointing:

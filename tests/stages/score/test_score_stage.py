@@ -182,7 +182,7 @@ def test_tasks_table_may_carry_only_the_ground_truth_columns():
     [
         ({"reward_kinds": {"detect": "iou"}}, r"score.reward_kinds has unknown task type\(s\) \['detect'\]"),
         ({"reward_kinds": {"ocr": "bleu"}}, "Input should be 'iou', 'ocr', 'anls', 'vqa' or 'none'"),
-        ({"box_format": "xywh"}, "Input should be 'auto', 'pixel', 'norm1' or 'norm1000'"),
+        ({"box_format": "xywh"}, r"unknown \[score\] box_format 'xywh'; available: family, auto, pixel, norm1, norm1000, qwen2_vl"),
         ({"anls_threshold": 2.0}, "less than or equal to 1"),
         ({"vqa_soft_accuracy": "max"}, "Input should be 'min3' or 'leave_one_out'"),
         ({"rewards": {}}, "Extra inputs are not permitted"),
