@@ -6,6 +6,7 @@ so a new version redoes the shards written under the old one.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Final, Literal, get_args
 
 import pyarrow as pa
@@ -33,12 +34,22 @@ __all__ = [
     "validate_table",
 ]
 
-SCHEMA_VERSION: Final[str] = "1"
+SCHEMA_VERSION: Final[str] = "2"
 
 TaskType = Literal["grounding", "ocr", "vqa", "caption"]
-Origin = Literal["policy", "distorted_image", "hallucination", "ground_truth"]
 TASK_TYPES: Final[tuple[str, ...]] = get_args(TaskType)
-ORIGINS: Final[tuple[str, ...]] = get_args(Origin)
+
+
+class Origin(StrEnum):
+    """Where a candidate response came from (the ``origin`` column of candidates and scored)."""
+
+    POLICY = "policy"  # sampled from the policy model (sample stage)
+    DISTORTED_IMAGE = "distorted_image"  # the policy's answer on a distorted copy of the image (perturb)
+    HALLUCINATION = "hallucination"  # the ground truth with injected errors (perturb)
+    GROUND_TRUTH = "ground_truth"  # the annotation itself (sample, include_ground_truth)
+
+
+ORIGINS: Final[tuple[str, ...]] = tuple(o.value for o in Origin)
 
 _BOX = pa.list_(pa.float64())
 
@@ -104,6 +115,8 @@ LISTWISE = pa.schema(
         pa.field("n_tokens", pa.list_(pa.int32())),
         pa.field("ref_logps", pa.list_(pa.float64())),  # filled by the reference stage
         pa.field("ref_n_tokens", pa.list_(pa.int32())),
+        # POVID's image term under the reference, per response ([reference] povid_image_term)
+        pa.field("ref_povid_logps", pa.list_(pa.float64())),
     ]
 )
 

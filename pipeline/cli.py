@@ -35,6 +35,12 @@ def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
 
+def _toml_quote(text: str) -> str:
+    import json
+
+    return json.dumps(text)  # a JSON string is a TOML basic string
+
+
 def _load(config: Path, overrides: list[str] | None):
     from pipeline.config import load_config
 
@@ -48,6 +54,10 @@ def run(
     stages: Annotated[Optional[list[str]], typer.Option("--stages", help="Only these stages, e.g. score,rank.")] = None,
     force: Annotated[Optional[list[str]], typer.Option("--force", help="Redo this stage and all after it.")] = None,
     overrides: SetOpt = None,
+    preset: Annotated[
+        Optional[str], typer.Option("--preset", help="A published recipe (perpo-grounding, perpo-ocr, povid, mdpo, mipo, "
+                                    "leanpo, dpo) under the config file and --set; same as --set run.preset=NAME.")
+    ] = None,
     no_ray: Annotated[bool, typer.Option("--no-ray", help="Run shards in this process, without Ray (debugging).")] = False,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bars.")] = None,
 ) -> None:
@@ -56,7 +66,7 @@ def run(
     from pipeline.runner import resolve_run_dir, run_pipeline
     from pipeline.status import format_status, run_status
 
-    cfg = _load(config, overrides)
+    cfg = _load(config, [f"run.preset={_toml_quote(preset)}"] + list(overrides or []) if preset else overrides)
     folder = resolve_run_dir(cfg, run_dir)
     summaries = run_pipeline(
         cfg, folder, stages=_split(stages), force=_split(force), use_ray=not no_ray, progress=progress
@@ -134,6 +144,23 @@ def export(
 
 
 @app.command()
+def view(
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="Run folder to show.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder to write (default: <run>/viewer).")] = None,
+) -> None:
+    """Write the static HTML viewer of the run's ranked lists (open its index.html; no server needed)."""
+    from stages.lib.errors import ConfigError
+    from pipeline.outputs import view_run
+    from pipeline.store import RunStore
+
+    if not run_dir.is_dir():
+        raise ConfigError(f"run folder {run_dir} does not exist; run `perpo-pipeline run` first or pass --run-dir")
+    with RunStore(run_dir).lock():
+        folder = view_run(run_dir, out)
+    typer.echo(f"viewer: {(folder / 'index.html').resolve().as_uri()}")
+
+
+@app.command()
 def publish(
     run_dir: Annotated[Path, typer.Option("--run-dir", help="Run folder whose export to upload.")],
     repo_id: Annotated[
@@ -161,20 +188,26 @@ def train(
     ] = 1,
     no_ray: Annotated[bool, typer.Option("--no-ray", help="Train in this process, without Ray.")] = False,
 ) -> None:
-    """Train on the run's ranked lists with the loss set by train.loss (same as `run --stages train`)."""
+    """Train on the run's ranked lists with the loss set by train.loss (same as `run --stages train`).
+
+    With ``--nproc K`` above 1 the runner runs the train shard under torchrun (K processes, DDP).
+    """
     from pipeline.runner import resolve_run_dir, run_pipeline
     from pipeline.status import format_status, run_status
 
     cfg = _load(config, overrides)
     folder = resolve_run_dir(cfg, run_dir)
+    executor = None
     if nproc > 1:
-        import subprocess
+        from pipeline.torchrun_executor import TorchrunExecutor
 
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                   "-m", "stages.train", "--run-dir", str(folder), "--config", str(config)]
-        command += [f"--set={item}" for item in overrides or []]
-        raise typer.Exit(subprocess.run(command).returncode)
-    run_pipeline(cfg, folder, stages=["train"], use_ray=not no_ray)
+        executor = TorchrunExecutor(nproc)
+    (summary,) = run_pipeline(cfg, folder, stages=["train"], use_ray=not no_ray, executor=executor)
+    typer.echo(
+        f"train: shards run {summary.shards_run}, reused {summary.shards_skipped} of {summary.shards_total} "
+        f"with {nproc} process(es); {summary.seconds:.1f}s",
+        err=True,
+    )
     typer.echo(format_status(folder, run_status(folder)))
 
 

@@ -108,6 +108,9 @@ class CardInfo(BaseModel):
     counts: dict[str, int | float] = Field(default_factory=dict, description="Run counters shown in the card.")
     license: str = Field("other", description="License identifier for the card's YAML (e.g. cc-by-4.0).")
     plots: list[Path] = Field(default_factory=list, description="PNG files copied into plots/ and shown in the card.")
+    examples: list[Path] = Field(
+        default_factory=list, description="PNG example lists (image with boxes, ranked answers, rewards) shown as a gallery."
+    )
 
 
 def user_prompt(text: str) -> list[dict[str, Any]]:
@@ -269,7 +272,7 @@ def _card_yaml(rows: dict[str, int], num_bytes: dict[str, int], info: CardInfo) 
     }
 
 
-def _card_body(rows: dict[str, int], info: CardInfo, plots: list[str]) -> str:
+def _card_body(rows: dict[str, int], info: CardInfo, plots: list[str], examples: list[str] | None = None) -> str:
     source = info.repo_id or "path/to/this/folder"
     if isinstance(info.rewards, dict):
         rewards = ", ".join(f"{task_type}: {reward}" for task_type, reward in info.rewards.items())
@@ -319,6 +322,10 @@ def _card_body(rows: dict[str, int], info: CardInfo, plots: list[str]) -> str:
         ")",
         "```",
     ]
+    if examples:
+        lines += ["", "## Example lists", "",
+                  "A few ranked lists, best response first: the image with its ground-truth boxes (dashed) and each "
+                  "response's parsed boxes, the rewards as bars; the colours are named under each picture.", "", *(f"![{Path(p).stem}]({p})" for p in examples)]
     if plots:
         lines += ["", "## Plots", "", *(f"![{Path(p).stem}]({p})" for p in plots)]
     license_note = f"`{info.license}`; images and ground truth keep the license of the source corpus."
@@ -355,7 +362,7 @@ def export_dataset(
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ConfigError(f"export card_info.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-    for plot in info.plots:
+    for plot in [*info.plots, *info.examples]:
         if not plot.is_file():
             raise ConfigError(f"export card_info.plots: {plot} is not a file; run the report first or drop it")
     out_dir = Path(out_dir)
@@ -383,6 +390,11 @@ def export_dataset(
             (tmp / "plots").mkdir(exist_ok=True)
             shutil.copy2(plot, tmp / "plots" / plot.name)
             plots.append(f"plots/{plot.name}")
+        examples = []
+        for example in info.examples:
+            (tmp / "plots" / "examples").mkdir(parents=True, exist_ok=True)
+            shutil.copy2(example, tmp / "plots" / "examples" / example.name)
+            examples.append(f"plots/examples/{example.name}")
         front = yaml.safe_dump(_card_yaml(rows, num_bytes, info), sort_keys=False, allow_unicode=True)
-        (tmp / "README.md").write_text(f"---\n{front}---\n\n{_card_body(rows, info, plots)}", encoding="utf-8")
+        (tmp / "README.md").write_text(f"---\n{front}---\n\n{_card_body(rows, info, plots, examples)}", encoding="utf-8")
     return out_dir

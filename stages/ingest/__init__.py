@@ -12,7 +12,6 @@ from stages.ingest.adapters import ADAPTERS, get_adapter
 from stages.ingest.config import CorpusFormat, IngestConfig
 from stages.ingest.demo_corpus import write_demo_corpus
 from stages.ingest.plan import IngestPlan, plan_shards
-from stages.ingest.reasons import Reason
 from stages.ingest.records import RECORDS_SCHEMA
 from stages.ingest.stage import SPEC, run_shard
 
@@ -21,7 +20,6 @@ __all__ = [
     "IngestConfig",
     "CorpusFormat",
     "IngestPlan",
-    "Reason",
     "RECORDS_SCHEMA",
     "ADAPTERS",
     "get_adapter",

@@ -23,7 +23,8 @@ from pathlib import Path, PurePosixPath
 
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from stages.ingest.reasons import Reason, Rejected
+from data_schemas.quarantine import QuarantineReason
+from stages.ingest.rejected import Rejected
 
 __all__ = ["StoredImage", "read_image_file", "normalize_image", "ACCEPTED_FORMATS"]
 
@@ -52,17 +53,23 @@ class StoredImage:
     reencoded: bool
 
 
-def read_image_file(path: Path) -> bytes:
-    """Return the bytes of ``path``; a missing or unreadable file raises ``Rejected(missing_image)``,
-    a zero-byte file ``Rejected(empty_image)``."""
+def read_image_file(path: Path, *, max_bytes: int) -> bytes:
+    """Return the bytes of ``path``, reading at most ``max_bytes + 1`` of them; a missing or unreadable file
+    raises ``Rejected(missing_image)``, a zero-byte file ``Rejected(empty_image)``, a file over ``max_bytes``
+    (or one that memory cannot hold) ``Rejected(image_too_large)``."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            data = f.read(max_bytes + 1)
+    except MemoryError:
+        raise Rejected(QuarantineReason.IMAGE_TOO_LARGE, f"not enough memory to read image file {path}") from None
     except FileNotFoundError:
-        raise Rejected(Reason.MISSING_IMAGE, f"image file not found: {path}") from None
+        raise Rejected(QuarantineReason.MISSING_IMAGE, f"image file not found: {path}") from None
     except OSError as exc:  # a directory, no permission, I/O error
-        raise Rejected(Reason.MISSING_IMAGE, f"cannot read image file {path}: {exc.strerror or exc}") from None
+        raise Rejected(QuarantineReason.MISSING_IMAGE, f"cannot read image file {path}: {exc.strerror or exc}") from None
     if not data:
-        raise Rejected(Reason.EMPTY_IMAGE, f"image file is empty (0 bytes): {path}")
+        raise Rejected(QuarantineReason.EMPTY_IMAGE, f"image file is empty (0 bytes): {path}")
+    if len(data) > max_bytes:
+        raise Rejected(QuarantineReason.IMAGE_TOO_LARGE, f"image file {path} is over [ingest] max_bytes = {max_bytes}")
     return data
 
 
@@ -130,27 +137,32 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         return Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except UnidentifiedImageError:
         message = f"not a recognized image ({len(data)} bytes; accepted: {', '.join(ACCEPTED_FORMATS)})"
-        raise Rejected(Reason.NOT_AN_IMAGE, message) from None
+        raise Rejected(QuarantineReason.NOT_AN_IMAGE, message) from None
     except Image.DecompressionBombError as exc:
-        raise Rejected(Reason.IMAGE_TOO_LARGE, f"{exc} (limit: [ingest] max_pixels = {max_pixels})") from None
+        raise Rejected(QuarantineReason.IMAGE_TOO_LARGE, f"{exc} (limit: [ingest] max_pixels = {max_pixels})") from None
+    except MemoryError:
+        raise Rejected(QuarantineReason.IMAGE_TOO_LARGE, "not enough memory to read the image header") from None
     except Exception as exc:  # untrusted bytes: a plugin may raise anything on a damaged header
-        raise Rejected(Reason.CORRUPT_IMAGE, f"cannot read image header: {type(exc).__name__}: {exc}") from None
+        raise Rejected(QuarantineReason.CORRUPT_IMAGE, f"cannot read image header: {type(exc).__name__}: {exc}") from None
 
 
 def _load(img: Image.Image, max_pixels: int) -> None:
     """Check the header's size against the cap, then decode every pixel."""
     width, height = img.size
     if width < 1 or height < 1:
-        raise Rejected(Reason.CORRUPT_IMAGE, f"image header declares size {width}x{height}")
+        raise Rejected(QuarantineReason.CORRUPT_IMAGE, f"image header declares size {width}x{height}")
     if width * height > max_pixels:
         message = f"image is {width}x{height} = {width * height} pixels, over [ingest] max_pixels = {max_pixels}"
-        raise Rejected(Reason.IMAGE_TOO_LARGE, message)
+        raise Rejected(QuarantineReason.IMAGE_TOO_LARGE, message)
     try:
         img.load()
     except Image.DecompressionBombError as exc:
-        raise Rejected(Reason.IMAGE_TOO_LARGE, str(exc)) from None
+        raise Rejected(QuarantineReason.IMAGE_TOO_LARGE, str(exc)) from None
+    except MemoryError:
+        message = f"not enough memory to decode the {width}x{height} image (lower [ingest] max_pixels)"
+        raise Rejected(QuarantineReason.IMAGE_TOO_LARGE, message) from None
     except Exception as exc:  # truncated JPEG (OSError), broken PNG chunk (SyntaxError), plugin bugs
-        raise Rejected(Reason.CORRUPT_IMAGE, f"image fails to decode: {type(exc).__name__}: {exc}") from None
+        raise Rejected(QuarantineReason.CORRUPT_IMAGE, f"image fails to decode: {type(exc).__name__}: {exc}") from None
 
 
 def normalize_image(data: bytes, *, max_pixels: int, jpeg_quality: int = 95, name: str | None = None) -> StoredImage:
@@ -161,7 +173,7 @@ def normalize_image(data: bytes, *, max_pixels: int, jpeg_quality: int = 95, nam
     damaged data). Never raises anything else for bad bytes.
     """
     if not data:
-        raise Rejected(Reason.EMPTY_IMAGE, "image has 0 bytes")
+        raise Rejected(QuarantineReason.EMPTY_IMAGE, "image has 0 bytes")
     with _strict_decoding(max_pixels), _open(data, max_pixels) as img:
         _load(img, max_pixels)
         source_format = img.format or "UNKNOWN"

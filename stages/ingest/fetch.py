@@ -16,9 +16,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from data_schemas.quarantine import QuarantineReason
 from stages.ingest.demo_corpus import render_demo_image
 from stages.ingest.decode import read_image_file
-from stages.ingest.reasons import Reason, Rejected
+from stages.ingest.rejected import Rejected
 from stages.ingest.records import ImageKind
 
 __all__ = ["ImageFetcher"]
@@ -27,7 +28,8 @@ __all__ = ["ImageFetcher"]
 class ImageFetcher:
     """Returns ``(bytes, name)`` for image refs; use as a context manager so Parquet files are closed."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
         self._file: pq.ParquetFile | None = None
         self._file_path: str | None = None
         self._starts: list[int] = []
@@ -56,11 +58,11 @@ class ImageFetcher:
         try:
             reader = self._readers[ImageKind(ref.get("kind"))]
         except ValueError:
-            raise Rejected(Reason.MALFORMED_RECORD, f"unknown image ref kind {ref.get('kind')!r}") from None
+            raise Rejected(QuarantineReason.MALFORMED_RECORD, f"unknown image ref kind {ref.get('kind')!r}") from None
         return reader(ref), ref.get("name")
 
     def _read_file(self, ref: Mapping[str, Any]) -> bytes:
-        return read_image_file(Path(ref["path"]))
+        return read_image_file(Path(ref["path"]), max_bytes=self._max_bytes)
 
     def _read_demo(self, ref: Mapping[str, Any]) -> bytes:
         return render_demo_image(int(ref["seed"]), int(ref["index"]))
@@ -72,18 +74,21 @@ class ImageFetcher:
             try:
                 self._file = pq.ParquetFile(path)
             except (OSError, pa.ArrowInvalid) as exc:
-                raise Rejected(Reason.MISSING_IMAGE, f"cannot open Parquet file {path}: {exc}") from None
+                raise Rejected(QuarantineReason.MISSING_IMAGE, f"cannot open Parquet file {path}: {exc}") from None
             self._file_path = path
             sizes = [self._file.metadata.row_group(i).num_rows for i in range(self._file.metadata.num_row_groups)]
             self._starts = [0, *itertools.accumulate(sizes)][:-1]
         group = bisect.bisect_right(self._starts, row) - 1
         if group < 0 or row >= self._file.metadata.num_rows:
-            raise Rejected(Reason.MISSING_IMAGE, f"{path} has no row {row} (it changed since planning)")
+            raise Rejected(QuarantineReason.MISSING_IMAGE, f"{path} has no row {row} (it changed since planning)")
         if self._group != (group, column):
             self._column = self._file.read_row_group(group, columns=[column]).column(0)
             self._group = (group, column)
         cell = self._column[row - self._starts[group]].as_py()
         data = cell.get("bytes") if isinstance(cell, dict) else cell
         if not data:
-            raise Rejected(Reason.MISSING_IMAGE, f"{path} row {row} has no image bytes")
+            raise Rejected(QuarantineReason.MISSING_IMAGE, f"{path} row {row} has no image bytes")
+        if len(data) > self._max_bytes:
+            message = f"{path} row {row} has a {len(data)}-byte image, over [ingest] max_bytes = {self._max_bytes}"
+            raise Rejected(QuarantineReason.IMAGE_TOO_LARGE, message)
         return data

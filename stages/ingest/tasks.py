@@ -16,9 +16,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from data_schemas.images import encode_image_cell
+from data_schemas.quarantine import QuarantineReason
 from data_schemas.tables import TASK_TYPES
 from stages.ingest.decode import StoredImage
-from stages.ingest.reasons import Reason, Rejected
+from stages.ingest.rejected import Rejected
 from stages.lib.boxes import BOX_DECIMALS, BadBox, BoxLayout, boxes_from_annotation, check_pixel_box, orient_box, pixel_boxes_text
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "task_id",
     "dedupe_prompt",
     "task_row",
+    "check_utf8",
 ]
 
 _LETTER = re.compile(r"\(?([A-Za-z])[.):]?")
@@ -61,11 +63,31 @@ class TaskSpec:
         return cls(**{**record, "declared_size": tuple(size) if size else None})
 
 
+def check_utf8(value: Any, what: str) -> None:
+    """Raise ``Rejected(malformed_record)`` if a string in ``value`` (nested dicts and lists, keys included)
+    cannot be encoded as UTF-8: a lone surrogate such as ``"\ud800"`` is a legal JSON escape but no text,
+    and would fail later when the row is hashed or written."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = value[exc.start : exc.end]
+            message = f"{what} is not valid UTF-8 text: lone surrogate {bad!r} at position {exc.start}"
+            raise Rejected(QuarantineReason.MALFORMED_RECORD, message) from None
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            check_utf8(key, f"a key of {what}")
+            check_utf8(item, what)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            check_utf8(item, what)
+
+
 def _text(value: Any, name: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise Rejected(Reason.MALFORMED_RECORD, f"{name} must be text, got {type(value).__name__}: {value!r:.80}")
+        raise Rejected(QuarantineReason.MALFORMED_RECORD, f"{name} must be text, got {type(value).__name__}: {value!r:.80}")
     text = str(value).strip()
     return text or None
 
@@ -74,7 +96,7 @@ def _text_list(value: Any, name: str) -> list[str] | None:
     if value is None:
         return None
     if not isinstance(value, (list, tuple)):
-        raise Rejected(Reason.MALFORMED_RECORD, f"{name} must be a list, got {type(value).__name__}: {value!r:.80}")
+        raise Rejected(QuarantineReason.MALFORMED_RECORD, f"{name} must be a list, got {type(value).__name__}: {value!r:.80}")
     # VQAv2-style answer objects {"answer": ..., "answer_confidence": ...} are accepted as their text.
     items = [_text(v.get("answer") if isinstance(v, Mapping) else v, name) for v in value]
     return items
@@ -86,7 +108,7 @@ def annotation_boxes(value: Any, layout: BoxLayout) -> list[list[float]] | None:
     try:
         return boxes_from_annotation(value, layout)
     except BadBox as exc:
-        raise Rejected(Reason.BAD_BOX, str(exc)) from None
+        raise Rejected(QuarantineReason.BAD_BOX, str(exc)) from None
 
 
 def _meta(value: Any) -> dict[str, Any]:
@@ -96,9 +118,9 @@ def _meta(value: Any) -> dict[str, Any]:
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
-            raise Rejected(Reason.MALFORMED_RECORD, f"meta is not valid JSON: {exc}") from None
+            raise Rejected(QuarantineReason.MALFORMED_RECORD, f"meta is not valid JSON: {exc}") from None
     if not isinstance(value, Mapping):
-        raise Rejected(Reason.MALFORMED_RECORD, f"meta must be a JSON object, got {type(value).__name__}")
+        raise Rejected(QuarantineReason.MALFORMED_RECORD, f"meta must be a JSON object, got {type(value).__name__}")
     return dict(value)
 
 
@@ -110,10 +132,10 @@ def parse_task(
     task_type = fields.get("task_type")
     if task_type is None or task_type == "":
         if default_task_type is None:
-            raise Rejected(Reason.UNKNOWN_TASK_TYPE, "row has no task_type and [ingest] default_task_type is unset")
+            raise Rejected(QuarantineReason.UNKNOWN_TASK_TYPE, "row has no task_type and [ingest] default_task_type is unset")
         task_type = default_task_type
     if not isinstance(task_type, str) or task_type not in TASK_TYPES:
-        raise Rejected(Reason.UNKNOWN_TASK_TYPE, f"unknown task_type {task_type!r}; known: {', '.join(TASK_TYPES)}")
+        raise Rejected(QuarantineReason.UNKNOWN_TASK_TYPE, f"unknown task_type {task_type!r}; known: {', '.join(TASK_TYPES)}")
     spec = TaskSpec(
         task_type=task_type,
         prompt=_text(fields.get("prompt"), "prompt") or "",
@@ -130,7 +152,7 @@ def _check_box(box: list[float], size: tuple[int, int] | None, tolerance: float)
     try:
         return check_pixel_box(box, size, tolerance)
     except BadBox as exc:
-        raise Rejected(Reason.BAD_BOX, str(exc)) from None
+        raise Rejected(QuarantineReason.BAD_BOX, str(exc)) from None
 
 
 def _choice_letter(answer: str, choices: list[str]) -> str:
@@ -142,16 +164,16 @@ def _choice_letter(answer: str, choices: list[str]) -> str:
     if answer.casefold() in folded:
         return letters[folded.index(answer.casefold())]
     raise Rejected(
-        Reason.BAD_CHOICES, f"answer {answer!r} is neither a letter {letters[0]}-{letters[-1]} nor one of the choices"
+        QuarantineReason.BAD_CHOICES, f"answer {answer!r} is neither a letter {letters[0]}-{letters[-1]} nor one of the choices"
     )
 
 
 def _check_choices(spec: TaskSpec) -> TaskSpec:
     choices = spec.choices
     if spec.task_type != "vqa":
-        raise Rejected(Reason.BAD_CHOICES, f"choices are only used by vqa tasks, not {spec.task_type}")
+        raise Rejected(QuarantineReason.BAD_CHOICES, f"choices are only used by vqa tasks, not {spec.task_type}")
     if len(choices) < 2 or len(choices) > 26 or any(c is None for c in choices):
-        raise Rejected(Reason.BAD_CHOICES, f"choices must be 2-26 non-empty texts, got {choices!r:.120}")
+        raise Rejected(QuarantineReason.BAD_CHOICES, f"choices must be 2-26 non-empty texts, got {choices!r:.120}")
     letter = _choice_letter(spec.answer, choices)
     return replace(spec, answer=letter, answers=[letter])
 
@@ -162,27 +184,30 @@ def check_task(spec: TaskSpec, size: tuple[int, int] | None = None, tolerance: f
     grounding needs boxes; ocr an answer; vqa and caption an answer or answers (the answer defaults to the
     most common of them, answers to ``[answer]``); vqa choices turn the answer into its letter. With
     ``size`` (upright width, height) boxes must lie inside the image (``tolerance`` px) and are clipped to it.
+    Text that is not valid UTF-8 (lone surrogates) is ``malformed_record``.
     """
+    for name in ("prompt", "answer", "answers", "choices", "meta"):
+        check_utf8(getattr(spec, name), name)
     if spec.task_type not in TASK_TYPES:
         known = ", ".join(TASK_TYPES)
-        raise Rejected(Reason.UNKNOWN_TASK_TYPE, f"unknown task_type {spec.task_type!r}; known: {known}")
+        raise Rejected(QuarantineReason.UNKNOWN_TASK_TYPE, f"unknown task_type {spec.task_type!r}; known: {known}")
     if not spec.prompt or not spec.prompt.strip():
-        raise Rejected(Reason.EMPTY_PROMPT, "prompt is empty")
+        raise Rejected(QuarantineReason.EMPTY_PROMPT, "prompt is empty")
     boxes = [_check_box(b, size, tolerance) for b in spec.boxes] if spec.boxes else None
     answers = [a for a in spec.answers if a] if spec.answers else None
     answer = spec.answer
     if spec.task_type == "grounding":
         if not boxes:
-            raise Rejected(Reason.EMPTY_ANSWER, "grounding task has no boxes")
+            raise Rejected(QuarantineReason.EMPTY_ANSWER, "grounding task has no boxes")
     elif spec.task_type == "ocr":
         answer = answer or (answers[0] if answers else None)
         if not answer:
-            raise Rejected(Reason.EMPTY_ANSWER, "ocr task has no answer text")
+            raise Rejected(QuarantineReason.EMPTY_ANSWER, "ocr task has no answer text")
     else:
         if not answer and answers:
             answer = Counter(answers).most_common(1)[0][0]
         if not answer:
-            raise Rejected(Reason.EMPTY_ANSWER, f"{spec.task_type} task has neither answer nor answers")
+            raise Rejected(QuarantineReason.EMPTY_ANSWER, f"{spec.task_type} task has neither answer nor answers")
     if answer and not answers and spec.task_type != "grounding":
         answers = [answer]
     spec = replace(spec, prompt=spec.prompt.strip(), boxes=boxes, answer=answer, answers=answers)
@@ -204,7 +229,7 @@ def fit_to_image(spec: TaskSpec, image: StoredImage, tolerance: float) -> TaskSp
         declared = tuple(spec.declared_size)
         if declared != upright and declared != image.raw_size:
             raise Rejected(
-                Reason.SIZE_MISMATCH,
+                QuarantineReason.SIZE_MISMATCH,
                 f"annotation declares a {declared[0]}x{declared[1]} image, the file is {upright[0]}x{upright[1]}",
             )
         if image.orientation != 1 and declared == image.raw_size and declared != upright:

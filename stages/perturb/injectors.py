@@ -216,7 +216,6 @@ def inject_box(text: str, rng: random.Random, ctx: InjectContext) -> Injection |
 
 
 _CONFUSABLE_KEYS = sorted(OCR_CONFUSABLES, key=len, reverse=True)
-_CONFUSABLE_RE = re.compile("|".join(re.escape(k) for k in _CONFUSABLE_KEYS))
 
 
 def inject_ocr(text: str, rng: random.Random, ctx: InjectContext) -> Injection | None:

@@ -7,8 +7,10 @@ import re
 from collections import Counter
 from typing import Any
 
-from stages.lib.errors import ConfigError
-from stages.base import ShardOutput, ShardResult
+from data_schemas.tables import Origin
+from data_schemas.quarantine import QuarantineReason
+from stages.base import ShardOutput, ShardResult, quarantine_row
+from stages.lib.errors import ConfigError, first_line
 from stages.perturb.config import HallucinationConfig, HallucinationMode, PerturbConfig
 from stages.perturb.distortions import apply_distortion
 from stages.perturb.hallucinate import Hallucination, rule_hallucinations
@@ -20,27 +22,12 @@ from stages.sample.config import SamplingSettings
 from stages.sample.rows import SampleItem, cand_id, ground_truth_text, sample_rows
 from stages.sample.sampler import Sampler
 
-__all__ = [
-    "ORIGIN_HALLUCINATION",
-    "ORIGIN_DISTORTED",
-    "hallucination_cand_id",
-    "distorted_cand_id",
-    "hallucination_rows",
-    "distorted_rows",
-]
-
-ORIGIN_HALLUCINATION = "hallucination"
-ORIGIN_DISTORTED = "distorted_image"
+__all__ = ["hallucination_cand_id", "hallucination_rows", "distorted_rows"]
 
 
 def hallucination_cand_id(task_id: str, k: int) -> str:
     """cand_id of the ``k``-th hallucinated answer of a task: ``{task_id}:hallucination:{k}``."""
-    return cand_id(task_id, ORIGIN_HALLUCINATION, k)
-
-
-def distorted_cand_id(task_id: str, label: str, i: int) -> str:
-    """cand_id of the ``i``-th answer on the image distorted by ``label``: ``{task_id}:distorted_image:{label}:{i}``."""
-    return cand_id(task_id, ORIGIN_DISTORTED, i, label)
+    return cand_id(task_id, Origin.HALLUCINATION, k)
 
 
 def _ctx(task: dict[str, Any], cfg: HallucinationConfig, box_format: str) -> InjectContext:
@@ -54,7 +41,7 @@ def _ctx(task: dict[str, Any], cfg: HallucinationConfig, box_format: str) -> Inj
     )
 
 
-def _row(task_id: str, cid: str, origin: str, text: str, **extra: Any) -> dict[str, Any]:
+def _row(task_id: str, cid: str, origin: Origin, text: str, **extra: Any) -> dict[str, Any]:
     row = {
         "task_id": task_id,
         "cand_id": cid,
@@ -76,7 +63,7 @@ def _row(task_id: str, cid: str, origin: str, text: str, **extra: Any) -> dict[s
 def _rule_record(h: Hallucination, cfg: HallucinationConfig, mode: str, **extra: Any) -> dict[str, Any]:
     params = {"kinds": [str(k) for k in cfg.kinds], "iou_band": list(cfg.iou_band), "max_kinds": cfg.max_kinds,
               "max_edits": cfg.max_edits}
-    record = {"name": ORIGIN_HALLUCINATION, "mode": mode, "kinds": list(h.kinds), "changes": list(h.changes),
+    record = {"name": Origin.HALLUCINATION, "mode": mode, "kinds": list(h.kinds), "changes": list(h.changes),
               "seed": h.seed, "params": params}
     record.update(extra)
     return record
@@ -103,7 +90,7 @@ def _rule_rows(eligible: list[dict[str, Any]], cfg: HallucinationConfig, metrics
         metrics["hallucination_rule"] += len(made)
         for k, h in enumerate(made):
             distortion = json.dumps(_rule_record(h, cfg, "rule"), sort_keys=True)
-            rows.append(_row(tid, hallucination_cand_id(tid, k), ORIGIN_HALLUCINATION, h.text, finish_reason="injected",
+            rows.append(_row(tid, hallucination_cand_id(tid, k), Origin.HALLUCINATION, h.text, finish_reason="injected",
                              sample_index=k, seed=h.seed, distortion=distortion))
     return rows
 
@@ -145,14 +132,14 @@ def _llm_rows(
         next_k[job.group] += 1
         common = {"llm_attempts": out.attempts, "llm_rejections": out.rejections, "prompt": template_for(job.ctx.task_type)}
         if out.fallback is None:
-            record = {"name": ORIGIN_HALLUCINATION, "mode": "llm", "seed": job.seed, **common}
+            record = {"name": Origin.HALLUCINATION, "mode": "llm", "seed": job.seed, **common}
             extra = {"model": sampler.model_name, "sampling": sampling, "seed": job.seed}
             metrics["hallucination_llm"] += 1
         else:
             record = _rule_record(out.fallback, cfg, "rule_fallback", llm_seed=job.seed, **common)
             extra = {"seed": out.fallback.seed}
             metrics["hallucination_rule_fallback"] += 1
-        rows.append(_row(job.group, hallucination_cand_id(job.group, k), ORIGIN_HALLUCINATION, out.text,
+        rows.append(_row(job.group, hallucination_cand_id(job.group, k), Origin.HALLUCINATION, out.text,
                          finish_reason="injected", sample_index=k, distortion=json.dumps(record, sort_keys=True),
                          **extra))
     return rows
@@ -194,7 +181,9 @@ def distorted_rows(
 
     Each distorted image is seeded by (distortion.seed, task_id, label) and recorded in the row's
     ``distortion`` JSON (name, label, params, seed, mode; ``image`` file name when kept). Rejected
-    requests go to ``result.quarantine``; kept PNGs to ``output.scratch_dir`` and ``result.artifacts``.
+    requests, and images a distortion fails on (``distortion_failed``: e.g. OpenCV's JPEG encoder
+    refuses sides over 65,500 px), go to ``result.quarantine``; kept PNGs to ``output.scratch_dir``
+    and ``result.artifacts``.
     """
     from PIL import Image
 
@@ -206,7 +195,7 @@ def distorted_rows(
     batch: list[SampleItem] = []
 
     def flush() -> None:
-        made, rejected = sample_rows(sampler, batch, settings, origin=ORIGIN_DISTORTED)
+        made, rejected = sample_rows(sampler, batch, settings, origin=Origin.DISTORTED_IMAGE)
         rows.extend(made)
         result.quarantine.extend(rejected)
         metrics["distorted_sample_errors"] += len(rejected)
@@ -218,7 +207,16 @@ def distorted_rows(
             continue
         for spec in cfg.distortions:
             seed = stable_seed(cfg.seed, task["task_id"], "distortion", spec.label)
-            distorted = Image.fromarray(apply_distortion(image, spec, seed))
+            try:
+                distorted = Image.fromarray(apply_distortion(image, spec, seed))
+            except Exception as exc:  # a library limit hit by one legal image (OpenCV, numpy): that row only
+                message = f"distortion {spec.label} ({spec.name.value}) failed on the {image.width}x{image.height} image: "
+                record = {"task_id": task["task_id"], "distortion": spec.label, "seed": seed}
+                result.quarantine.append(
+                    quarantine_row(task["task_id"], QuarantineReason.DISTORTION_FAILED, message + first_line(exc), record)
+                )
+                metrics["distortion_errors"] += 1
+                continue
             metrics["distorted_images"] += 1
             record = {"name": spec.name.value, "label": spec.label, "params": spec.params, "seed": seed, "mode": "image"}
             if cfg.keep_images:

@@ -21,13 +21,16 @@ import math
 from pathlib import Path
 from typing import Any
 
+from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import ConfigError, ModelError, first_line
 from stages.sample.chat import render_prompt
 from stages.sample.decode import ResponseDecoder
-from stages.sample.sampler import RequestErrorReason, SampledText, SampleRequest, SampleResult
+from stages.sample.sampler import SampledText, SampleRequest, SampleResult
 from stages.sample.seeds import sequence_seed
 
-__all__ = ["HFSampler", "load_vlm", "check_model_source", "resolve_device", "resolve_dtype", "is_oom_error"]
+__all__ = [
+    "HFSampler", "load_vlm", "check_model_source", "resolve_device", "resolve_dtype", "is_oom_error", "context_length",
+]
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -108,13 +111,27 @@ def load_vlm(model_name_or_path: str | Path, device: str = "auto", dtype: str = 
     return model, processor
 
 
+# How allocators say they ran out: CUDA ("CUDA out of memory"), torch's CPU allocator ("DefaultCPUAllocator:
+# can't allocate memory" on Linux, "not enough memory" on Windows; c10/core/impl/alloc_cpu.cpp).
+_OOM_MESSAGES = ("out of memory", "can't allocate memory", "not enough memory")
+
+
 def is_oom_error(exc: BaseException) -> bool:
-    """True for CUDA out-of-memory errors (``torch.cuda.OutOfMemoryError`` or a RuntimeError saying so)."""
+    """True for out-of-memory errors: ``MemoryError``, ``torch.cuda.OutOfMemoryError``, or a RuntimeError from
+    the CUDA or CPU allocator saying so."""
     import torch
 
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
-        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-    )
+    if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)):
+        return True
+    return isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in _OOM_MESSAGES)
+
+
+def context_length(model: Any) -> int | None:
+    """The model's context in tokens (its text config's ``max_position_embeddings``), or None if it declares none."""
+    config = model.config
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    value = getattr(text, "max_position_embeddings", None)
+    return int(value) if isinstance(value, int) and value > 0 else None
 
 
 def _seeded_sampling_processor(
@@ -136,30 +153,34 @@ def _seeded_sampling_processor(
             self.n_tokens = torch.zeros(len(seeds), dtype=torch.long)
             self.finished = torch.zeros(len(seeds), dtype=torch.bool)
 
-        def _draw(self, scores: torch.Tensor) -> torch.Tensor:
+        def _draw(self, logits: torch.Tensor, logprobs: torch.Tensor) -> torch.Tensor:
             if temperature == 0:
-                return scores.argmax(dim=-1)
-            probs = torch.softmax(scores / temperature, dim=-1)
+                return logits.argmax(dim=-1)
+            # float32 over the vocabulary, like generate's own sampling: float64 doubles the memory
+            # traffic of every pass and made sampling ~2x slower than generate at a 152k vocabulary.
+            probs = logprobs.exp() if temperature == 1 else torch.softmax(logits / temperature, dim=-1)
             if top_p < 1.0:
                 sorted_p, order = probs.sort(dim=-1, descending=True, stable=True)
                 drop_sorted = (sorted_p.cumsum(dim=-1) - sorted_p) >= top_p  # mass before it already covers top_p
                 probs = probs.masked_fill(torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted), 0.0)
             cdf = probs.cumsum(dim=-1)  # vocabulary order: no dependence on sort ties
             u = self.uniforms[:, min(self.step, max_steps - 1)]
-            target = u.to(cdf.device)[:, None] * cdf[:, -1:]
-            return torch.searchsorted(cdf, target, right=True).squeeze(1).clamp_(max=scores.shape[-1] - 1)
+            target = u.to(device=cdf.device, dtype=cdf.dtype)[:, None] * cdf[:, -1:]
+            return torch.searchsorted(cdf, target, right=True).squeeze(1).clamp_(max=logits.shape[-1] - 1)
 
         def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-            scores64 = scores.double()
-            chosen = self._draw(scores64)
-            step_logprob = torch.log_softmax(scores64, dim=-1).gather(1, chosen[:, None]).squeeze(1).cpu()
+            logits = scores.float()
+            logprobs = torch.log_softmax(logits, dim=-1)  # of the untempered distribution: what the model assigns
+            chosen = self._draw(logits, logprobs)
+            step_logprob = logprobs.gather(1, chosen[:, None]).squeeze(1).double().cpu()
             active = ~self.finished
             self.logprob_sum += torch.where(active, step_logprob, torch.zeros_like(step_logprob))
             self.n_tokens += active.long()
             self.finished |= torch.isin(chosen.cpu(), self.eos)
             self.step += 1
-            one_hot = torch.full_like(scores, -math.inf)  # generate's own draw can only pick our token
-            return one_hot.scatter_(1, chosen[:, None], 0.0)
+            # generate decodes greedily (see HFSampler._generate): a row whose only finite score is
+            # our token makes its argmax our draw. Written in place: no second vocabulary-sized tensor.
+            return scores.fill_(-math.inf).scatter_(1, chosen[:, None], 0.0)
 
     return SeededSampling()
 
@@ -169,8 +190,10 @@ class HFSampler:
 
     Requests are grouped by (image or not, n, temperature, top_p, max_tokens) and each group is
     generated in chunks. A request whose image or prompt the processor rejects gets
-    ``error_reason=image_rejected``; a chunk that runs out of memory is halved and retried down to
-    one request, which then gets ``error_reason=oom``. ``generate_kwargs`` are extra
+    ``error_reason=image_rejected``; one whose encoded prompt (image tokens included) plus
+    ``max_tokens`` exceeds the model's context gets ``prompt_too_long`` before anything is generated;
+    a chunk that runs out of memory (GPU or CPU) is halved and retried down to one request, which
+    then gets ``error_reason=oom``. ``generate_kwargs`` are extra
     ``GenerationConfig`` fields (e.g. ``min_new_tokens`` for benchmarks). ``keep_tokens`` (the
     family profile's) names the special tokens kept in the decoded text (:mod:`stages.sample.decode`).
     """
@@ -203,6 +226,7 @@ class HFSampler:
         if not eos_ids:
             raise ModelError(f"{self.model_name!r} defines no eos token (generation_config or tokenizer)")
         self.eos_ids = eos_ids
+        self.context = context_length(self.model)
         pad = self.model.generation_config.pad_token_id
         self.pad_id = pad if pad is not None else (self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos_ids[0])
 
@@ -222,8 +246,12 @@ class HFSampler:
     # -- one chunk: encode, generate, halve on OOM ------------------------------------------------
 
     def _encode(self, requests: list[SampleRequest]):
-        images = [r.image for r in requests if r.image is not None]
-        texts = [render_prompt(self.processor, r.prompt, with_image=r.image is not None) for r in requests]
+        """One processor batch with each request's row repeated ``n`` times (request-major), as generate's
+        ``num_return_sequences`` would expand it, but through the processor so every family's image
+        inputs expand correctly."""
+        rows = [r for r in requests for _ in range(r.n)]
+        images = [r.image for r in rows if r.image is not None]
+        texts = [render_prompt(self.processor, r.prompt, with_image=r.image is not None) for r in rows]
         batch = self.processor(text=texts, images=images or None, return_tensors="pt", padding=True)
         batch = batch.to(self.device)
         for key, value in batch.items():
@@ -236,8 +264,11 @@ class HFSampler:
             batch = self._encode(requests)
         except Exception as exc:  # the processor refused something in this chunk: find which request
             if len(requests) == 1:
-                return [SampleResult.failed(requests[0].request_id, RequestErrorReason.IMAGE_REJECTED, first_line(exc))]
+                return [SampleResult.failed(requests[0].request_id, QuarantineReason.IMAGE_REJECTED, first_line(exc))]
             return self._serve_isolated(requests)
+        too_long = self._too_long(batch, requests)
+        if too_long:
+            return self._serve_others(requests, too_long)
         try:
             return self._generate(batch, requests)
         except Exception as exc:
@@ -245,7 +276,7 @@ class HFSampler:
                 raise
             self._free_memory()
             if len(requests) == 1:
-                return [SampleResult.failed(requests[0].request_id, RequestErrorReason.OOM, first_line(exc))]
+                return [SampleResult.failed(requests[0].request_id, QuarantineReason.OOM, first_line(exc))]
             mid = len(requests) // 2
             return self._serve(requests[:mid]) + self._serve(requests[mid:])
 
@@ -256,10 +287,30 @@ class HFSampler:
             try:
                 self._encode([r])
             except Exception as exc:
-                rejected[i] = SampleResult.failed(r.request_id, RequestErrorReason.IMAGE_REJECTED, first_line(exc))
-        good = [r for i, r in enumerate(requests) if i not in rejected]
+                rejected[i] = SampleResult.failed(r.request_id, QuarantineReason.IMAGE_REJECTED, first_line(exc))
+        return self._serve_others(requests, rejected)
+
+    def _too_long(self, batch, requests: list[SampleRequest]) -> dict[int, SampleResult]:
+        """Requests whose prompt leaves no room for ``max_tokens`` in the model's context (generating past
+        ``max_position_embeddings`` is undefined for many models), by position in ``requests``."""
+        if self.context is None:
+            return {}
+        lengths = batch["attention_mask"].sum(dim=1).tolist()
+        out = {}
+        for i, (r, n) in enumerate(zip(requests, lengths)):
+            if n + r.max_tokens > self.context:
+                message = (
+                    f"prompt is {n} tokens (image included) + max_tokens {r.max_tokens}, over the model's "
+                    f"context of {self.context} tokens"
+                )
+                out[i] = SampleResult.failed(r.request_id, QuarantineReason.PROMPT_TOO_LONG, message)
+        return out
+
+    def _serve_others(self, requests: list[SampleRequest], failed: dict[int, SampleResult]) -> list[SampleResult]:
+        """Serve the requests not in ``failed`` together; return every result in request order."""
+        good = [r for i, r in enumerate(requests) if i not in failed]
         served = iter(self._serve(good) if good else [])
-        return [rejected[i] if i in rejected else next(served) for i in range(len(requests))]
+        return [failed[i] if i in failed else next(served) for i in range(len(requests))]
 
     def _free_memory(self) -> None:
         import gc
@@ -278,14 +329,14 @@ class HFSampler:
         n = first.n
         seeds = [sequence_seed(r.seed, j) for r in requests for j in range(n)]
         sampler = _seeded_sampling_processor(seeds, first.temperature, first.top_p, self.eos_ids, first.max_tokens)
+        # Greedy decoding over rows that each request fills n times (see _encode): our processor makes
+        # the draw, and generate's own multinomial pass over the vocabulary (the costliest step at a
+        # real vocabulary size) never runs.
         config = GenerationConfig(
             max_new_tokens=first.max_tokens,
-            do_sample=True,  # needed for num_return_sequences; the one-hot scores make the draw ours
-            temperature=1.0,
-            top_k=0,
-            top_p=1.0,
+            do_sample=False,
+            num_beams=1,
             repetition_penalty=1.0,  # neutralise model defaults that would alter the raw logits
-            num_return_sequences=n,
             eos_token_id=self.eos_ids,
             pad_token_id=self.pad_id,
             **self.generate_kwargs,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from data_schemas.tables import validate_table
+from data_schemas.tables import Origin, validate_table
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageSpec
 from stages.sample.backends import make_sampler
 from stages.sample.config import SampleConfig
@@ -33,7 +33,7 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: SampleConfig) ->
     tasks = inputs.table("tasks")
     started = time.perf_counter()
     items, quarantine = items_from_tasks(tasks)
-    rows, rejected = sample_rows(sampler, items, config.settings(), origin="policy")
+    rows, rejected = sample_rows(sampler, items, config.settings(), origin=Origin.POLICY)
     quarantine += rejected
     sampled_tasks = {r["task_id"] for r in rows}
     written_in = profile_for(config.family, config.model).candidate_format  # the policy's box language

@@ -13,11 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import ModelError, first_line
 from stages.sample.chat import render_prompt
 from stages.sample.decode import ResponseDecoder
 from stages.sample.hf_backend import check_model_source
-from stages.sample.sampler import RequestErrorReason, SampledText, SampleRequest, SampleResult
+from stages.sample.sampler import SampledText, SampleRequest, SampleResult
 
 __all__ = ["VLLMSampler", "import_vllm", "build_vllm_inputs", "result_from_vllm_output", "VLLM_INSTALL_HINT"]
 
@@ -82,6 +83,14 @@ def result_from_vllm_output(request_id: str, output: Any, decoder: ResponseDecod
         for c in sorted(output.outputs, key=lambda c: c.index)
     ]
     return SampleResult(request_id=request_id, outputs=outputs)
+
+
+def _request_error_reason(exc: BaseException, prompt: dict[str, Any]) -> QuarantineReason:
+    """Why vLLM refused one request. Its input validation says "... is longer than the maximum model length
+    of N" for a prompt that leaves no room in ``max_model_len`` (vllm tests/v1/e2e/test_context_length.py)."""
+    if "maximum model length" in str(exc):
+        return QuarantineReason.PROMPT_TOO_LONG
+    return QuarantineReason.IMAGE_REJECTED if "multi_modal_data" in prompt else QuarantineReason.GENERATION_FAILED
 
 
 class VLLMSampler:
@@ -164,5 +173,4 @@ class VLLMSampler:
         try:
             return result_from_vllm_output(request.request_id, self._generate([prompt], [params])[0], self.decoder)
         except (ValueError, TypeError) as exc:
-            reason = RequestErrorReason.IMAGE_REJECTED if "multi_modal_data" in prompt else RequestErrorReason.GENERATION_FAILED
-            return SampleResult.failed(request.request_id, reason, first_line(exc))
+            return SampleResult.failed(request.request_id, _request_error_reason(exc, prompt), first_line(exc))

@@ -19,15 +19,17 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 
-from data_schemas.tables import validate_table
+from data_schemas.quarantine import QuarantineReason
+from data_schemas.tables import Origin, validate_table
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageSpec, quarantine_row
+from stages.lib.errors import first_line
 from stages.lib.rewards import REWARDS, GroundTruth, GroundTruthError, RewardKind, RewardResult, encode_detail, gc_paused, score_batch
 from stages.score.config import ScoreConfig
 
 __all__ = ["SPEC", "TASK_COLUMNS", "run_shard"]
 
 # Candidates the pipeline wrote itself, in the family's candidate format (the others are the policy's answers).
-WRITTEN_BY_PIPELINE = frozenset({"ground_truth", "hallucination"})
+WRITTEN_BY_PIPELINE = frozenset({Origin.GROUND_TRUTH, Origin.HALLUCINATION})
 
 TASK_COLUMNS: tuple[str, ...] = ("task_id", "task_type", "width", "height", "answer", "boxes", "answers", "choices")
 
@@ -37,7 +39,7 @@ class _Task(NamedTuple):
 
     kind: RewardKind | None
     truth: Any = None
-    reason: str = ""
+    reason: QuarantineReason | None = None
     message: str = ""
 
 
@@ -52,7 +54,7 @@ def _prepare_tasks(tasks: pa.Table, config: ScoreConfig) -> dict[str, _Task]:
         try:
             kind = config.kind_for(task_type)
         except KeyError as exc:
-            out[tid] = _Task(None, reason="unknown_task_type", message=str(exc.args[0]))
+            out[tid] = _Task(None, reason=QuarantineReason.UNKNOWN_TASK_TYPE, message=str(exc.args[0]))
             continue
         if kind is RewardKind.NONE:
             out[tid] = _Task(kind, message=f"no discriminative reward for task type {task_type}")
@@ -60,7 +62,7 @@ def _prepare_tasks(tasks: pa.Table, config: ScoreConfig) -> dict[str, _Task]:
         try:
             out[tid] = _Task(kind, REWARDS[kind].prepare(GroundTruth.from_row(row), options))
         except GroundTruthError as exc:
-            out[tid] = _Task(None, reason="bad_ground_truth", message=f"task {tid} ({task_type}, reward {kind}): {exc}")
+            out[tid] = _Task(None, reason=QuarantineReason.BAD_GROUND_TRUTH, message=f"task {tid} ({task_type}, reward {kind}): {exc}")
     return out
 
 
@@ -86,9 +88,27 @@ def _scored_table(candidates: pa.Table, keep: list[bool], results: list[RewardRe
     return validate_table(table, "scored")
 
 
+def _score_rows(kind: RewardKind, texts: list[str], truths: list[Any], options: Any) -> list[RewardResult | str]:
+    """Score the outputs in one batched call; if it raises, score them one by one so that only the outputs the
+    reward fails on are lost (each returned as its error's first line)."""
+    spec = REWARDS[kind]
+    try:
+        return list(spec.score_batch(texts, truths, options))
+    except Exception:  # untrusted model output: find the rows, a shard fails only for what is not about one row
+        pass
+    out: list[RewardResult | str] = []
+    for text, truth in zip(texts, truths):
+        try:
+            out.append(spec.score_batch([text], [truth], options)[0])
+        except Exception as exc:
+            out.append(first_line(exc))
+    return out
+
+
 def run_shard(inputs: ShardInputs, output: ShardOutput, config: ScoreConfig) -> ShardResult:
     """Score one shard of candidates against the ground truth in the shard's tasks: one batched
-    reward call per reward kind; unscorable candidates go to quarantine with a reason."""
+    reward call per reward kind; unscorable candidates go to quarantine with a reason (an output the reward
+    raises on: ``reward_failed``)."""
     candidates = inputs.table("candidates")
     tasks = _prepare_tasks(inputs.table("tasks"), config)
     options = config.reward_options()
@@ -106,7 +126,8 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: ScoreConfig) -> 
     for i, tid in enumerate(task_ids):
         task = tasks.get(tid)
         if task is None:
-            task = _Task(None, reason="unknown_task", message=f"candidate {cand_ids[i]} refers to task_id {tid!r}, which is not in this shard's tasks")
+            message = f"candidate {cand_ids[i]} refers to task_id {tid!r}, which is not in this shard's tasks"
+            task = _Task(None, reason=QuarantineReason.UNKNOWN_TASK, message=message)
         if task.kind is None:
             quarantine.append(quarantine_row(cand_ids[i], task.reason, task.message, candidates.slice(i, 1).to_pylist()[0]))
             keep[i] = False
@@ -116,27 +137,28 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: ScoreConfig) -> 
             by_kind[task.kind].append(i)
             kinds[i] = task.kind.value
 
-    metrics: dict[str, float] = {
-        "rows": float(sum(keep)),
-        "quarantined": float(len(quarantine)),
-        "none.rows": float(sum(keep) - sum(map(len, by_kind.values()))),
-    }
+    metrics: dict[str, float] = {"none.rows": float(sum(keep) - sum(map(len, by_kind.values())))}
     origins = candidates.column("origin").to_pylist()
     for kind, rows in by_kind.items():
         scored = []
         for group, group_options in _by_box_format(kind, rows, origins, options, config):
             with gc_paused():
-                group_scored = REWARDS[kind].score_batch(
-                    [texts[i] or "" for i in group], [tasks[task_ids[i]].truth for i in group], group_options
-                )
-                for i, res in zip(group, group_scored):
-                    results[i] = res
-                    details[i] = encode_detail(res.detail)
-            scored += group_scored
+                outcomes = _score_rows(kind, [texts[i] or "" for i in group], [tasks[task_ids[i]].truth for i in group], group_options)
+            for i, res in zip(group, outcomes):
+                if isinstance(res, str):  # the reward raised on this output alone
+                    message = f"reward {kind} failed on this output: {res}"
+                    record = candidates.slice(i, 1).to_pylist()[0]
+                    quarantine.append(quarantine_row(cand_ids[i], QuarantineReason.REWARD_FAILED, message, record))
+                    keep[i] = False
+                    continue
+                results[i] = res
+                details[i] = encode_detail(res.detail)
+                scored.append(res)
         # Sums and counts only: the runner adds a stage's metrics over its shards (mean = reward_sum / rows).
-        metrics[f"{kind}.rows"] = float(len(rows))
+        metrics[f"{kind}.rows"] = float(len(scored))
         metrics[f"{kind}.reward_sum"] = float(sum(r.reward for r in scored))
         metrics[f"{kind}.parse_failures"] = float(sum(not r.parse_ok for r in scored))
+    metrics = {"rows": float(sum(keep)), "quarantined": float(len(quarantine)), **metrics}
     table = _scored_table(candidates, keep, results, kinds, details)
     return ShardResult(tables={"scored": table}, quarantine=quarantine, metrics=metrics)
 

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from stages.base import StageConfig
 from stages.lib.families import checked_family, profile_for
-from stages.train.loss_names import DEFAULT_BETA, LossName
+from stages.train.loss_registry import LOSSES, LossName
 
 __all__ = ["TrainConfig", "RESUME_NEUTRAL_FIELDS"]
 
@@ -37,29 +37,73 @@ class TrainConfig(StageConfig):
     # loss
     loss: LossName = Field(
         LossName.PERPO,
-        description=f"Training loss: {', '.join(LossName)}. dpo/ipo/leanpo use the best vs the worst response of a "
-        "list, mdpo/mipo the top-k vs bottom-k, povid the best clean answer vs its hallucinated and "
-        "distorted-image answers, perpo every pair.",
+        description="Training loss: " + "; ".join(f"{s.name}: {s.compares}" for s in LOSSES.values())
+        + ". Sources and deviations: README's loss table.",
     )
     beta: float | None = Field(
         None,
         gt=0,
         description="Inverse temperature β. Unset: "
-        + ", ".join(f"{k} {v}" for k, v in DEFAULT_BETA.items())
+        + ", ".join(f"{s.name} {s.default_beta}" for s in LOSSES.values())
         + " (leanpo's reward is a mean per-token log-likelihood, so it needs a larger β).",
     )
     gamma: float = Field(0.5, ge=0, description="PerPO: exponent γ of the reward-gap weight |ψ_i − ψ_j|^γ.")
     label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="dpo/mdpo: cDPO label smoothing ε.")
     group_size: int = Field(2, ge=1, description="mdpo/mipo: k responses per group (capped at half the list).")
-    leanpo_max_smoothing: float = Field(
-        0.1, ge=0, lt=0.5, description="leanpo: largest dynamic label smoothing ε, given to pairs with equal rewards."
+    leanpo_smoothing: Literal["none", "ours_reward_gap"] = Field(
+        "none",
+        description="leanpo: label smoothing. 'none' (default: the paper's dynamic rule was not found); "
+        "'ours_reward_gap': our rule ε = leanpo_max_smoothing × (1 − reward gap) per pair, not the paper's.",
     )
-    mipo_unbiased: bool = Field(True, description="mipo: subtract the variance of the group means (unbiased form).")
+    leanpo_max_smoothing: float = Field(
+        0.1, ge=0, lt=0.5, description="leanpo with 'ours_reward_gap': the ε given to pairs with equal rewards."
+    )
+    mipo_unbiased: bool = Field(
+        False,
+        description="mipo: subtract each group mean's sample variance (our variance-corrected form, not the "
+        "paper's; unbounded below). Default: the plain IPO square of the group means (bounded below by 0).",
+    )
+    povid_stage: Literal[1, 2] = Field(
+        2,
+        description="povid: 2 = POVID's combined loss (0.5 · DPO vs hallucinated + 0.5 · DPO vs the image term); "
+        "1 = POVID's first stage, plain DPO of the chosen answer vs its hallucinations.",
+    )
+    povid_two_stage: bool = Field(
+        False,
+        description="povid: run POVID's two-stage schedule in this stage: povid_stage1_epochs of stage 1, merge, then "
+        "`epochs` of stage 2 from the merged stage-1 model, which is also stage 2's reference (its log-probs and "
+        "image terms are computed in-process).",
+    )
+    povid_stage1_epochs: int = Field(3, ge=1, description="povid_two_stage: epochs of stage 1 (POVID: 3).")
     # optimisation
     learning_rate: float = Field(5e-6, gt=0, description="Peak learning rate (PerPO's published value: 5e-6).")
+    projector_learning_rate: float | None = Field(
+        None,
+        gt=0,
+        description="Peak learning rate of the trainable parameters under `projector_modules` (LLaVA's "
+        "mm_projector_lr; PerPO 5e-6, POVID 2e-5). Unset: learning_rate.",
+    )
+    vision_tower_learning_rate: float | None = Field(
+        None,
+        gt=0,
+        description="Peak learning rate of the trainable parameters under `vision_tower_modules` (LLaVA-NeXT's "
+        "mm_vision_tower_lr; PerPO's OCR run 5e-7). Unset: learning_rate.",
+    )
+    projector_modules: list[str] = Field(
+        default_factory=lambda: ["multi_modal_projector", "mm_projector"],
+        description="Parameter-name parts that mark the vision-language projector (for projector_learning_rate).",
+    )
+    vision_tower_modules: list[str] = Field(
+        default_factory=lambda: ["vision_tower", "vision_model", "visual"],
+        description="Parameter-name parts that mark the vision tower (for vision_tower_learning_rate).",
+    )
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     lr_scheduler: Literal["constant", "linear", "cosine"] = Field("linear", description="Decay after warm-up.")
     warmup_steps: int = Field(0, ge=0, description="Optimizer steps of linear warm-up.")
+    warmup_ratio: float = Field(
+        0.0, ge=0, lt=1, description="Warm-up as a fraction of the run's optimizer steps, rounded up (POVID: 0.03); "
+        "set it or warmup_steps, not both."
+    )
     max_grad_norm: float = Field(1.0, ge=0, description="Clip the gradient norm to this (0 disables clipping).")
     micro_batch_size: int = Field(1, ge=1, description="Lists per forward/backward pass (all their responses at once).")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
@@ -84,6 +128,16 @@ class TrainConfig(StageConfig):
         None,
         description="Module names (or suffixes) that get adapters. Unset: the family's default, the language "
         "model's attention and MLP projections only (the vision tower is not adapted, as PerPO and POVID train).",
+    )
+    lora_exclude_modules: list[str] = Field(
+        default_factory=list,
+        description="Modules whose whole subtree gets no adapter even where it matches lora_target_modules "
+        "(LLaVA's recipe keeps adapters off the vision tower and projector: ['vision_tower', 'multi_modal_projector']).",
+    )
+    lora_modules_to_save: list[str] = Field(
+        default_factory=list,
+        description="Modules trained in full next to the adapters (peft modules_to_save; LLaVA trains its projector "
+        "so: ['multi_modal_projector']).",
     )
     lora_merge: bool = Field(True, description="Merge the adapters into the saved model (a plain from_pretrained folder).")
     # checkpoints and logs
@@ -116,12 +170,14 @@ class TrainConfig(StageConfig):
         if self.lora and self.lora_target_modules == []:
             raise ValueError("lora = true needs lora_target_modules (e.g. ['q_proj', 'v_proj']) or unset for the "
                              "family default; got an empty list")
+        if self.povid_two_stage and self.loss is not LossName.POVID:
+            raise ValueError(f"povid_two_stage = true needs loss = 'povid', got loss = {self.loss.value!r}")
+        if self.warmup_steps and self.warmup_ratio:
+            raise ValueError(
+                f"warmup_steps = {self.warmup_steps} and warmup_ratio = {self.warmup_ratio} are both set; keep one"
+            )
         if self.warmup_steps and self.max_steps and self.warmup_steps > self.max_steps:
             raise ValueError(
                 f"warmup_steps = {self.warmup_steps} exceeds max_steps = {self.max_steps}; lower warmup_steps"
             )
         return self
-
-    def resolved_beta(self) -> float:
-        """β the configured loss runs with."""
-        return DEFAULT_BETA[self.loss] if self.beta is None else self.beta

@@ -7,12 +7,9 @@ Symbols follow ``shared/METHODS.md``: ``s = logp_policy - logp_ref`` is a respon
 
 from __future__ import annotations
 
-from typing import Callable, Final
-
 import torch
 import torch.nn.functional as F
 
-from stages.train.loss_names import LossName
 
 __all__ = [
     "dpo_loss",
@@ -23,7 +20,6 @@ __all__ = [
     "leanpo_loss",
     "povid_loss",
     "dynamic_smoothing",
-    "LOSSES",
 ]
 
 Tensor = torch.Tensor
@@ -45,7 +41,7 @@ def dpo_loss(
     beta: float = 0.1,
     label_smoothing: float = 0.0,
 ) -> Tensor:
-    """DPO (Rafailov et al. 2023, arXiv 2305.18290): −log σ(β[(pc − rc) − (pr − rr)]).
+    """DPO (Rafailov et al. 2023, arXiv 2305.18290, Eq. 7): −log σ(β[(pc − rc) − (pr − rr)]), as published.
 
     With ``label_smoothing`` ε > 0 this is conservative DPO (cDPO, Mitchell 2023):
     −(1−ε)·log σ(βΔ) − ε·log σ(−βΔ). Equals TRL's ``loss_type="sigmoid"`` at ε = 0.
@@ -66,7 +62,8 @@ def ipo_loss(
     """IPO (Azar et al. 2023, arXiv 2310.12036, Eq. 17): (Δ̄ − 1/(2β))².
 
     Δ̄ is the difference of the two log-ratios each divided by its response's token count
-    (clamped to ≥ 1), as TRL's ``loss_type="ipo"`` does; β plays the role of τ.
+    (clamped to ≥ 1), as TRL's ``loss_type="ipo"`` does (TRL DPOTrainer, which averages the log-probs
+    for ipo); the paper's Eq. 17 writes the log-ratios without a length; β plays the role of τ.
     """
     chosen = (policy_chosen - ref_chosen) / chosen_len.clamp(min=1)
     rejected = (policy_rejected - ref_rejected) / rejected_len.clamp(min=1)
@@ -83,8 +80,10 @@ def perpo_loss(
 ) -> Tensor:
     """PerPO listwise loss (arXiv 2502.04371), all inputs ``[B, N]``, result ``[B]``.
 
-    Over every pair (i, j) of valid entries with ψ_i > ψ_j:
-    Σ softplus(−β(s_i − s_j)) · |ψ_i − ψ_j|^γ / Σ |ψ_i − ψ_j|^γ, with s = policy − ref.
+    Source: ningerhhh/PerPO ``perpo/trainer/base_perpo_trainer.py`` ``perpo_loss``, as published
+    (it computes log(1 + exp(·)); softplus is the stable form of the same value). Over every pair
+    (i, j) of valid entries with ψ_i > ψ_j:
+    Σ softplus(−β(s_i − s_j)) · |ψ_i − ψ_j|^γ / Σ |ψ_i − ψ_j|^γ, with s = policy − ref (summed log-probs).
     Pairs are found from the rewards, so the N entries may come in any order; ties and masked
     entries add nothing (masked values may be anything, even NaN); a row without a valid pair
     gives 0 with a zero (not NaN) gradient.
@@ -119,10 +118,13 @@ def mdpo_loss(
     beta: float = 0.1,
     label_smoothing: float = 0.0,
 ) -> Tensor:
-    """Multi-sample DPO (arXiv 2410.12138): −log σ(β[mean_i s(y_w^i) − mean_j s(y_l^j)]).
+    """Multi-sample DPO (Wang et al., arXiv 2410.12138, "mDPO"): −log σ(β[mean_i s(y_w^i) − mean_j s(y_l^j)]).
 
-    Inputs are ``[B, K]`` groups with boolean masks; s uses summed log-probs as in DPO.
-    ``label_smoothing`` applies cDPO smoothing to the group comparison. A row whose chosen or
+    Source: the paper's abstract and METHODS.md (the group comparison through the group's mean
+    log-ratio). The paper's own equation and its code (alecwangcq/multi-sample-alignment) could not
+    be read from here, so whether it adds an NLL term was not verified: none is added. Inputs are
+    ``[B, K]`` groups with boolean masks; s uses summed log-probs as in DPO. ``label_smoothing``
+    (ours, off by default) applies cDPO smoothing to the group comparison. A row whose chosen or
     rejected group is empty gives 0.
     """
     chosen, n_chosen = _group_mean(policy_chosen - ref_chosen, chosen_mask)
@@ -148,23 +150,29 @@ def mipo_loss(
     chosen_mask: Tensor,
     rejected_mask: Tensor,
     beta: float = 0.1,
-    unbiased: bool = True,
+    unbiased: bool = False,
 ) -> Tensor:
-    """Multi-sample IPO (arXiv 2410.12138) on ``[B, K]`` groups.
+    """Multi-sample IPO (Wang et al., arXiv 2410.12138, "mIPO") on ``[B, K]`` groups.
 
     h = (policy − ref) / n_tokens per response (IPO's length normalisation, as in :func:`ipo_loss`);
-    h̄_w, h̄_l are the group means, c = 1/(2β). The plain form is (h̄_w − h̄_l − c)². The square of
-    a sample mean over-estimates the square of the expectation by the variance of the mean, so with
-    ``unbiased=True`` (default) the form used is
+    h̄_w, h̄_l are the group means, c = 1/(2β). The default is the IPO square of the group means,
+
+        (h̄_w − h̄_l − c)²,
+
+    which is bounded below by 0. Source and deviation: the paper's equation and code
+    (alecwangcq/multi-sample-alignment) could not be read from here; its summaries say it also
+    gives a low-variance unbiased estimator for mIPO, whose exact form is not known to us. So the
+    default is the conservative plain square (ours, as a reading of "IPO on the group means"), and
+    ``unbiased=True`` is our own variance-corrected form, not the paper's:
 
         (h̄_w − h̄_l − c)² − s_w²/k_w − s_l²/k_l,
 
-    s² being Bessel-corrected sample variances (a group of one contributes no correction). This is
-    exactly the U-statistic mean of (h_w^i − h_l^j − c)(h_w^i' − h_l^j' − c) over i ≠ i', j ≠ j',
-    the minimum-variance unbiased estimate of (E h_w − E h_l − c)² for independent samples. The
-    paper's own equation could not be read from here (only its abstract was reachable); this form
-    follows ``shared/METHODS.md`` ("subtract the variance of the mean"). Unlike the plain square it
-    can be negative. A row whose chosen or rejected group is empty gives 0.
+    s² being Bessel-corrected sample variances (a group of one contributes no correction): the
+    U-statistic mean of (h_w^i − h_l^j − c)(h_w^i' − h_l^j' − c) over i ≠ i', j ≠ j'. It is
+    unbiased for (E h_w − E h_l − c)² only if group members are i.i.d. samples (top-k / bottom-k
+    picks are not), and it is unbounded below: spreading the log-ratios inside a group lowers it
+    without limit (k = 2, chosen log-ratios at h̄_w ± t: t² below the plain square). A row whose chosen or
+    rejected group is empty gives 0.
     """
     h_w = (policy_chosen - ref_chosen) / chosen_len.clamp(min=1)
     h_l = (policy_rejected - ref_rejected) / rejected_len.clamp(min=1)
@@ -177,10 +185,12 @@ def mipo_loss(
 
 
 def dynamic_smoothing(reward_gap: Tensor, max_smoothing: float = 0.1) -> Tensor:
-    """Per-pair label smoothing ε = ε_max · (1 − clamp(ψ_w − ψ_l, 0, 1)) used by :func:`leanpo_loss`.
+    """OURS, not LeanPO's: per-pair label smoothing ε = ε_max · (1 − clamp(ψ_w − ψ_l, 0, 1)).
 
-    A pair whose discriminative rewards are far apart is trusted (ε → 0); a pair with nearly equal
-    rewards is treated as a noisy label (ε → ε_max).
+    Offered by :func:`leanpo_loss` when a ``reward_gap`` is passed (``[train] leanpo_smoothing =
+    "ours_reward_gap"``). A pair whose discriminative rewards are far apart is trusted (ε → 0); a
+    pair with nearly equal rewards is treated as a noisy label (ε → ε_max). The paper's own rule
+    was not found (see :func:`leanpo_loss`).
     """
     return max_smoothing * (1 - reward_gap.clamp(0.0, 1.0))
 
@@ -194,17 +204,17 @@ def leanpo_loss(
     beta: float = 2.0,
     max_smoothing: float = 0.1,
 ) -> Tensor:
-    """LeanPO (arXiv 2506.05260): reference-free, reward r(y) = β · logp_policy(y) / |y|.
+    """LeanPO (Wang et al., arXiv 2506.05260): reference-free, reward r(y) = (β/|y|) · Σ_t log π_θ(y_t | x, y_<t).
 
-    loss = −(1−ε)·log σ(r_w − r_l) − ε·log σ(r_l − r_w).
+    loss = −log σ(r_w − r_l) by default (``reward_gap=None``: ε = 0), and with a ``reward_gap``
+    −(1−ε)·log σ(r_w − r_l) − ε·log σ(r_l − r_w), ε from :func:`dynamic_smoothing`.
 
-    The paper's implicit reward (the policy's mean per-token log-likelihood, scaled by β) is
-    implemented as published. Its *dynamic label smoothing* is described in the abstract as
-    mitigating noisy responses, but the exact rule for ε could not be retrieved here (the authors'
-    repository Wang-Xiaodong1899/LeanPO holds no code, and only the abstract/introduction of the
-    paper was reachable). The rule chosen instead, per pair, from the discriminative rewards this
-    pipeline has: ε = ``max_smoothing`` · (1 − clamp(ψ_w − ψ_l, 0, 1)) (see :func:`dynamic_smoothing`);
-    ``reward_gap=None`` gives ε = 0 (no smoothing).
+    Source: the implicit reward (the policy's mean per-token log-likelihood, scaled by β) as the
+    paper's abstract, method figure and reviews give it (arXiv 2506.05260 §3; METHODS.md). The
+    paper's *dynamic label smoothing* rule could not be found (the authors' repository
+    Wang-Xiaodong1899/LeanPO holds only a README and figures; only the abstract and introduction
+    were readable), so no smoothing is the default, and the reward-gap rule of
+    :func:`dynamic_smoothing` is ours, an option.
     """
     margin = beta * (policy_chosen / chosen_len.clamp(min=1) - policy_rejected / rejected_len.clamp(min=1))
     epsilon = 0.0 if reward_gap is None else dynamic_smoothing(reward_gap, max_smoothing).to(margin.dtype)
@@ -214,34 +224,29 @@ def leanpo_loss(
 def povid_loss(
     policy_chosen: Tensor,
     policy_hallucinated: Tensor,
-    policy_distorted: Tensor,
+    policy_image: Tensor,
     ref_chosen: Tensor,
     ref_hallucinated: Tensor,
-    ref_distorted: Tensor,
+    ref_image: Tensor,
     beta: float = 0.1,
     hallucinated_mask: Tensor | None = None,
     distorted_mask: Tensor | None = None,
 ) -> Tensor:
-    """POVID (arXiv 2402.11411): 0.5·DPO(chosen vs hallucinated) + 0.5·DPO(chosen vs distorted-image answer).
+    """POVID (arXiv 2402.11411): 0.5·DPO(chosen vs hallucinated) + 0.5·DPO(chosen vs image-side rejected).
 
-    All log-probs are scored on the clean image (the distorted image only produced the dispreferred
-    text). The optional boolean masks drop a term for rows that lack that kind of rejected response.
+    Transcribes YiyangZhou/POVID ``tool/dpo_trainer_inherent.py`` ``get_batch_metrics``:
+    ``losses = 0.5 * self_losses + 0.5 * losses``, each a sigmoid DPO loss with the trainer's β
+    (0.1). For ``povid`` the image-side "rejected" log-probs are POVID's image term
+    (:func:`stages.train.povid.image_term_logprobs`, the policy's and the reference's own); for
+    ``povid_offline`` (ours) they are a distorted-image answer's log-probs on the clean image. The
+    optional boolean masks drop a term for rows that lack that kind of rejected response (ours:
+    POVID's rows always have both).
     """
     hallucination = dpo_loss(policy_chosen, policy_hallucinated, ref_chosen, ref_hallucinated, beta)
-    distortion = dpo_loss(policy_chosen, policy_distorted, ref_chosen, ref_distorted, beta)
+    distortion = dpo_loss(policy_chosen, policy_image, ref_chosen, ref_image, beta)
     if hallucinated_mask is not None:
         hallucination = torch.where(hallucinated_mask.bool(), hallucination, torch.zeros_like(hallucination))
     if distorted_mask is not None:
         distortion = torch.where(distorted_mask.bool(), distortion, torch.zeros_like(distortion))
     return 0.5 * hallucination + 0.5 * distortion
 
-
-LOSSES: Final[dict[LossName, Callable[..., Tensor]]] = {
-    LossName.DPO: dpo_loss,
-    LossName.IPO: ipo_loss,
-    LossName.PERPO: perpo_loss,
-    LossName.MDPO: mdpo_loss,
-    LossName.MIPO: mipo_loss,
-    LossName.LEANPO: leanpo_loss,
-    LossName.POVID: povid_loss,
-}

@@ -1,8 +1,10 @@
 """From a listwise batch to one loss per loss name, plus the metrics the trainer logs.
 
 A list holds the N responses of one prompt with their rewards and origins. Each loss picks what it
-needs from it: dpo/ipo the best vs the worst response, mdpo/mipo the top-k vs the bottom-k, povid
-the best clean answer vs its hallucinated and distorted-image answers, perpo and leanpo every pair.
+needs from it: dpo/ipo/leanpo the best vs the worst response, mdpo/mipo the top-k vs the bottom-k,
+povid the best clean answer vs its worst hallucination and vs POVID's image term (computed in the
+forward), povid_offline the best clean answer vs its hallucinated and distorted-image answers, perpo
+every pair.
 Selection reads the rewards, never the position, so the responses may come in any order (povid,
 whose preference comes from the origins, breaks reward ties between answers of one origin by position).
 """
@@ -14,7 +16,7 @@ from typing import Callable, Final, Sequence
 
 import torch
 
-from stages.train.loss_names import DEFAULT_BETA, NEEDS_REFERENCE, LossName
+from stages.train.loss_registry import LOSSES, LossName
 from stages.train.losses import (
     dpo_loss,
     ipo_loss,
@@ -25,7 +27,10 @@ from stages.train.losses import (
     povid_loss,
 )
 
-__all__ = ["ListBatch", "LossParams", "LossOutput", "list_loss", "usable_list", "implicit_rewards", "pair_metrics"]
+__all__ = [
+    "ListBatch", "LossParams", "LossOutput", "ON_LISTS", "list_loss", "usable_list", "povid_chosen", "implicit_rewards",
+    "pair_metrics",
+]
 
 Tensor = torch.Tensor
 _REJECTED_ORIGINS: Final[frozenset[str]] = frozenset({"hallucination", "distorted_image"})
@@ -36,7 +41,9 @@ class ListBatch:
     """B lists of up to N responses, padded: every tensor is ``[B, N]``; ``mask`` marks real entries.
 
     ``ref_logps`` is ``None`` when no reference log-probs exist (only leanpo then works);
-    ``origins`` holds the origin string of each entry ("" for padding).
+    ``origins`` holds the origin string of each entry ("" for padding). ``policy_image_term`` and
+    ``ref_image_term`` (povid) hold POVID's image term of the entry :func:`povid_chosen` picks
+    (the other entries are unused).
     """
 
     policy_logps: Tensor
@@ -45,22 +52,26 @@ class ListBatch:
     rewards: Tensor
     mask: Tensor
     origins: Sequence[Sequence[str]]
+    policy_image_term: Tensor | None = None
+    ref_image_term: Tensor | None = None
 
 
 @dataclass(frozen=True)
 class LossParams:
-    """Hyper-parameters shared by the losses; ``beta=None`` takes the loss's default (:data:`DEFAULT_BETA`)."""
+    """Hyper-parameters shared by the losses; ``beta=None`` takes the loss's registry default (``LOSSES[name].default_beta``)."""
 
     beta: float | None = None
     gamma: float = 0.5
     label_smoothing: float = 0.0
     group_size: int = 2
     max_smoothing: float = 0.1
-    mipo_unbiased: bool = True
+    leanpo_smoothing: str = "none"
+    mipo_unbiased: bool = False
+    povid_stage: int = 2  # povid: 1 = DPO vs hallucinations only (POVID's first stage), 2 = both terms
 
     def beta_for(self, name: LossName) -> float:
         """The β a loss runs with."""
-        return DEFAULT_BETA[LossName(name)] if self.beta is None else self.beta
+        return LOSSES[LossName(name)].default_beta if self.beta is None else self.beta
 
 
 @dataclass
@@ -130,6 +141,12 @@ def _pick(rewards: list[float], mask: list[bool], origins: Sequence[str], want: 
     return (max if best else min)(idx, key=lambda i: rewards[i])
 
 
+def povid_chosen(rewards: Sequence[float | None], origins: Sequence[str]) -> int | None:
+    """The chosen answer of a povid list: its best-reward answer that is neither hallucinated nor from a distorted image."""
+    return _pick([0.0 if r is None else r for r in rewards], [True] * len(origins), origins,
+                 lambda o: o not in _REJECTED_ORIGINS, best=True)
+
+
 def _povid_indices(batch: ListBatch) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Per list: best clean answer, worst hallucination, worst distorted-image answer, and their presence."""
     rewards = batch.rewards.detach().cpu().tolist()
@@ -195,7 +212,7 @@ def _leanpo(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
         _take(batch.policy_logps, worst),
         _take(batch.n_tokens, best),
         _take(batch.n_tokens, worst),
-        reward_gap=gap,
+        reward_gap=gap if p.leanpo_smoothing == "ours_reward_gap" else None,
         beta=p.beta_for(LossName.LEANPO),
         max_smoothing=p.max_smoothing,
     )
@@ -203,16 +220,33 @@ def _leanpo(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
 
 
 def _povid(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
+    """POVID as published: chosen vs its worst hallucination and vs its image term (stage 1: hallucinations only)."""
+    c, h, _, has_c, has_h, _ = _povid_indices(batch)
+    ref, pol = _ref(batch), batch.policy_logps
+    beta = p.beta_for(LossName.POVID)
+    if p.povid_stage == 1:  # POVID's stage 1 (scripts/run_dpo.sh): plain DPO, chosen vs hallucinated
+        return dpo_loss(_take(pol, c), _take(pol, h), _take(ref, c), _take(ref, h), beta), has_c & has_h
+    if batch.policy_image_term is None or batch.ref_image_term is None:
+        raise ValueError("povid needs the policy's and the reference's image term (policy_image_term, ref_image_term)")
+    image_pol, image_ref = _take(batch.policy_image_term, c), _take(batch.ref_image_term, c)
+    loss = povid_loss(_take(pol, c), _take(pol, h), image_pol, _take(ref, c), _take(ref, h), image_ref, beta=beta,
+                      hallucinated_mask=has_h)
+    return loss, has_c
+
+
+def _povid_offline(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
+    """Ours: chosen vs its worst hallucination and vs its worst answer sampled on a distorted image."""
     c, h, d, has_c, has_h, has_d = _povid_indices(batch)
     ref, pol = _ref(batch), batch.policy_logps
     loss = povid_loss(
         _take(pol, c), _take(pol, h), _take(pol, d), _take(ref, c), _take(ref, h), _take(ref, d),
-        beta=p.beta_for(LossName.POVID), hallucinated_mask=has_h, distorted_mask=has_d,
+        beta=p.beta_for(LossName.POVID_OFFLINE), hallucinated_mask=has_h, distorted_mask=has_d,
     )
     return loss, has_c & (has_h | has_d)
 
 
-_ADAPTERS: Final[dict[LossName, Callable[[ListBatch, LossParams], tuple[Tensor, Tensor]]]] = {
+# How each registered loss (stages.train.loss_registry.LOSSES) reads a listwise batch: per-row losses and which rows count.
+ON_LISTS: Final[dict[LossName, Callable[[ListBatch, LossParams], tuple[Tensor, Tensor]]]] = {
     LossName.DPO: _dpo,
     LossName.IPO: _ipo,
     LossName.PERPO: _perpo,
@@ -220,6 +254,7 @@ _ADAPTERS: Final[dict[LossName, Callable[[ListBatch, LossParams], tuple[Tensor, 
     LossName.MIPO: _mipo,
     LossName.LEANPO: _leanpo,
     LossName.POVID: _povid,
+    LossName.POVID_OFFLINE: _povid_offline,
 }
 
 
@@ -230,7 +265,7 @@ def list_loss(name: LossName | str, batch: ListBatch, params: LossParams = LossP
     instead, no clean answer or neither a hallucinated nor a distorted-image answer) adds nothing; a batch with no usable list gives a zero loss that still
     back-propagates (zero gradients).
     """
-    per_row, valid = _ADAPTERS[LossName(name)](batch, params)
+    per_row, valid = ON_LISTS[LossName(name)](batch, params)
     weights = valid.to(per_row.dtype)
     per_row = torch.where(valid, per_row, torch.zeros_like(per_row))
     loss = (per_row * weights).sum() / weights.sum().clamp(min=1)
@@ -240,10 +275,13 @@ def list_loss(name: LossName | str, batch: ListBatch, params: LossParams = LossP
 def usable_list(name: LossName | str, rewards: Sequence[float | None], origins: Sequence[str]) -> bool:
     """Whether loss ``name`` can learn anything from a list (same rule as :func:`list_loss` uses per row).
 
-    povid needs a clean answer and a hallucinated or distorted-image one; every other loss needs
-    two responses with different (non-null) rewards.
+    povid needs a clean answer (its image term is always there); povid_offline a clean answer and a
+    hallucinated or distorted-image one; every other loss needs two responses with different
+    (non-null) rewards.
     """
     if LossName(name) is LossName.POVID:
+        return any(o not in _REJECTED_ORIGINS for o in origins)
+    if LossName(name) is LossName.POVID_OFFLINE:
         return any(o not in _REJECTED_ORIGINS for o in origins) and any(o in _REJECTED_ORIGINS for o in origins)
     known = {r for r in rewards if r is not None}
     return len(known) >= 2
@@ -253,7 +291,7 @@ def implicit_rewards(name: LossName | str, batch: ListBatch, params: LossParams 
     """The reward the loss implicitly trains, ``[B, N]``: β·(policy − ref), or β·policy/|y| for leanpo."""
     name = LossName(name)
     beta = params.beta_for(name)
-    if name in NEEDS_REFERENCE:
+    if LOSSES[name].needs_reference:
         return beta * (batch.policy_logps - _ref(batch))
     return beta * batch.policy_logps / batch.n_tokens.clamp(min=1)
 

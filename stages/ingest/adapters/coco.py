@@ -22,11 +22,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import CorpusError
 from stages.base import quarantine_row
-from stages.ingest.adapters.common import PlanItem, existing_path, image_name, resolve_image_path
+from stages.ingest.adapters.common import PlanItem, confined_image_path, existing_path, image_name
 from stages.ingest.config import IngestConfig
-from stages.ingest.reasons import Reason, Rejected
+from stages.ingest.rejected import Rejected
 from stages.ingest.records import Planned, file_ref
 from stages.ingest.tasks import TaskSpec, annotation_boxes, check_task
 from stages.lib.boxes import BoxLayout
@@ -56,22 +57,23 @@ def _list_of_objects(data: Mapping, key: str, path: Path, required: bool = True)
 class _Images:
     """COCO image entries by id, with their file ref (one stat per image, not per task)."""
 
-    def __init__(self, entries: list[dict], root: Path) -> None:
+    def __init__(self, entries: list[dict], config: IngestConfig, json_path: Path) -> None:
         self._entries = {e.get("id"): e for e in entries}
-        self._root = root
+        self._config = config
+        self._base = config.image_root or json_path.parent
         self._refs: dict[Any, dict | Rejected] = {}
 
     def get(self, image_id: Any) -> tuple[dict, dict, tuple[int, int] | None]:
         """Return ``(entry, file ref, declared size)`` or raise :class:`Rejected`."""
         entry = self._entries.get(image_id)
         if entry is None:
-            raise Rejected(Reason.MALFORMED_RECORD, f"image_id {image_id!r} is not in 'images'")
+            raise Rejected(QuarantineReason.MALFORMED_RECORD, f"image_id {image_id!r} is not in 'images'")
         name = entry.get("file_name")
         if not isinstance(name, str) or not name:
-            raise Rejected(Reason.MALFORMED_RECORD, f"image {image_id!r} has no file_name")
+            raise Rejected(QuarantineReason.MALFORMED_RECORD, f"image {image_id!r} has no file_name")
         if image_id not in self._refs:
             try:
-                self._refs[image_id] = file_ref(resolve_image_path(name, self._root), image_name(name))
+                self._refs[image_id] = file_ref(confined_image_path(name, self._base, self._config), image_name(name), max_bytes=self._config.max_bytes)
             except Rejected as rej:
                 self._refs[image_id] = rej
         ref = self._refs[image_id]
@@ -104,7 +106,7 @@ def _detection(data: Mapping, images: _Images, config: IngestConfig, path: Path)
         try:
             name = categories.get(category_id)
             if not isinstance(name, str) or not name.strip():
-                raise Rejected(Reason.MALFORMED_RECORD, f"category_id {category_id!r} is not in 'categories'")
+                raise Rejected(QuarantineReason.MALFORMED_RECORD, f"category_id {category_id!r} is not in 'categories'")
             boxes = []
             for ann in anns:
                 try:
@@ -123,7 +125,7 @@ def _ref_box(ref: Mapping, annotations: Mapping[Any, dict]) -> list[list[float]]
     if bbox is None:
         ann = annotations.get(ref.get("ann_id"))
         if ann is None:
-            raise Rejected(Reason.MALFORMED_RECORD, f"ann_id {ref.get('ann_id')!r} is not in 'annotations'")
+            raise Rejected(QuarantineReason.MALFORMED_RECORD, f"ann_id {ref.get('ann_id')!r} is not in 'annotations'")
         bbox = ann.get("bbox")
     return annotation_boxes([bbox], BoxLayout.XYWH) or []
 
@@ -139,7 +141,7 @@ def _referring(
         sentences = ref.get("sentences")
         record = {k: ref.get(k) for k in ("ref_id", "image_id", "ann_id", "split")}
         if not isinstance(sentences, list) or not sentences:
-            yield quarantine_row(f"{where}:ref={ref_id}", Reason.EMPTY_PROMPT, "ref has no sentences", record)
+            yield quarantine_row(f"{where}:ref={ref_id}", QuarantineReason.EMPTY_PROMPT, "ref has no sentences", record)
             continue
         for i, sentence in enumerate(sentences):
             sent = sentence if isinstance(sentence, dict) else {"sent": sentence}
@@ -148,7 +150,7 @@ def _referring(
             try:
                 text = sent.get("sent") or sent.get("raw")
                 if not isinstance(text, str) or not text.strip():
-                    raise Rejected(Reason.EMPTY_PROMPT, f"sentence {sent_id!r} of ref {ref_id!r} is empty")
+                    raise Rejected(QuarantineReason.EMPTY_PROMPT, f"sentence {sent_id!r} of ref {ref_id!r} is empty")
                 meta = {"refcoco": {**record, "sent_id": sent_id, "expression": text.strip()}}
                 prompt = config.referring_prompt.format(expression=text.strip())
                 task = TaskSpec("grounding", prompt, boxes=_ref_box(ref, annotations), meta=meta)
@@ -163,7 +165,7 @@ def plan_coco(config: IngestConfig) -> Iterator[PlanItem]:
     data = _load_json(path)
     if not isinstance(data, dict):
         raise CorpusError(f"'{path}' must hold a JSON object with images, annotations and categories")
-    images = _Images(_list_of_objects(data, "images", path), config.image_root or path.parent)
+    images = _Images(_list_of_objects(data, "images", path), config, path)
     refs, where = data.get("refs"), str(config.path)
     if config.refs_path is not None:
         refs_file = existing_path(config.refs_path, "a RefCOCO-style refs JSON file")

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import CorpusError
 from stages.base import quarantine_row
-from stages.ingest.adapters.common import PlanItem, existing_path, image_name, mapped_fields, resolve_image_path
+from stages.ingest.adapters.common import PlanItem, confined_image_path, existing_path, image_name, mapped_fields
 from stages.ingest.config import IngestConfig
-from stages.ingest.reasons import Reason, Rejected
+from stages.ingest.rejected import Rejected
 from stages.ingest.records import Planned, file_ref
 from stages.ingest.tasks import parse_task
 
@@ -25,11 +26,11 @@ def _parse_line(raw: bytes) -> dict:
     try:
         obj = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise Rejected(Reason.MALFORMED_RECORD, f"line is not UTF-8: {exc}") from None
+        raise Rejected(QuarantineReason.MALFORMED_RECORD, f"line is not UTF-8: {exc}") from None
     except json.JSONDecodeError as exc:
-        raise Rejected(Reason.MALFORMED_RECORD, f"line is not valid JSON: {exc}") from None
+        raise Rejected(QuarantineReason.MALFORMED_RECORD, f"line is not valid JSON: {exc}") from None
     if not isinstance(obj, dict):
-        raise Rejected(Reason.MALFORMED_RECORD, f"line must be a JSON object, got {type(obj).__name__}")
+        raise Rejected(QuarantineReason.MALFORMED_RECORD, f"line must be a JSON object, got {type(obj).__name__}")
     return obj
 
 
@@ -53,9 +54,9 @@ def plan_jsonl(config: IngestConfig) -> Iterator[PlanItem]:
                 image = obj.get(config.image_column)
                 if not isinstance(image, str) or not image.strip():
                     message = f"field {config.image_column!r} must be an image path, got {image!r:.80}"
-                    raise Rejected(Reason.MALFORMED_RECORD, message)
-                path = resolve_image_path(image, root)
-                ref = file_ref(path, image_name(image))
+                    raise Rejected(QuarantineReason.MALFORMED_RECORD, message)
+                path = confined_image_path(image, root, config)
+                ref = file_ref(path, image_name(image), max_bytes=config.max_bytes)
             except Rejected as rej:
                 record = obj if obj is not None else {"line": raw.decode("utf-8", "replace")[:500]}
                 yield quarantine_row(source, rej.reason, rej.message, record)

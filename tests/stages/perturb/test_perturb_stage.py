@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from perturb_helpers import ScriptedSampler, policy_candidates, standard_tasks, task_row
+from perturb_helpers import ScriptedSampler, policy_candidates, standard_tasks
 from pydantic import ValidationError
 
 from data_schemas import decode_image_cell, validate_table
 from stages.lib.errors import ConfigError
 from stages.base import ShardInputs, ShardOutput
 from stages.perturb import SPEC, DistortionSpec, PerturbConfig, apply_distortion, make_gallery, run_shard, setup
+from tests.factories import png_bytes, task_row
 from stages.perturb.formats import is_valid_hallucination
 
 
@@ -97,17 +98,33 @@ def test_distorted_rows_reproduce_the_image_the_model_saw(tmp_path):
 
 def test_bad_image_and_rejected_request_are_quarantined(tmp_path):
     rows = standard_tasks().to_pylist()[:2]
-    rows.append(task_row("t-bad", "vqa", "What colour?", "red", image=b"not an image"))
+    rows.append(task_row("t-bad", "vqa", "What colour?", image=b"not an image", answer="red"))
     tasks = validate_table(rows, "tasks")
     sampler = ScriptedSampler(fail_ids={"t-ocr:distorted_image:diffusion"})
     result = _run(_config(), tasks, policy_candidates(tasks, 1), sampler, tmp_path)
     reasons = sorted(q["reason"] for q in result.quarantine)
-    assert reasons == ["generation_failed", "image_decode_failed"]
+    assert reasons == ["corrupt_image", "generation_failed"]
     out = result.tables["candidates"].to_pylist()
     assert any(r["task_id"] == "t-bad" and r["origin"] == "hallucination" for r in out)  # text rows still made
     assert not any(r["task_id"] == "t-bad" and r["origin"] == "distorted_image" for r in out)
     assert not any(r["cand_id"].startswith("t-ocr:distorted_image:diffusion") for r in out)
     assert result.metrics["image_decode_errors"] == 1 and result.metrics["distorted_sample_errors"] == 1
+
+
+def test_a_distortion_that_fails_on_one_image_quarantines_only_that_row(tmp_path):
+    """A legal 8x66000 image (OpenCV's JPEG encoder stops at 65,500 px a side): that row is quarantined, the
+    shard goes on (issue 11, item 1)."""
+    tall = png_bytes(size=(8, 66_000))
+    rows = standard_tasks().to_pylist()[:2] + [task_row("t-tall", "vqa", "What colour?", image=tall, answer="red")]
+    tasks = validate_table(rows, "tasks")
+    config = _config(distortion={"distortions": [{"name": "jpeg"}], "n_answers": 1})
+    result = _run(config, tasks, policy_candidates(tasks, 1), ScriptedSampler(), tmp_path)
+    [bad] = result.quarantine
+    assert (bad["row_ref"], bad["reason"]) == ("t-tall", "distortion_failed")
+    assert "jpeg" in bad["message"] and "8x66000" in bad["message"] and "error" in bad["message"]
+    distorted = {r["task_id"] for r in result.tables["candidates"].to_pylist() if r["origin"] == "distorted_image"}
+    assert distorted == {"t-ground", "t-ocr"}
+    assert result.metrics["distortion_errors"] == 1
 
 
 def test_keep_images_writes_pngs_listed_as_artifacts(tmp_path):

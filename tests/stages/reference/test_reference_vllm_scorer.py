@@ -17,7 +17,7 @@ from test_reference_stage import _tables
 
 from stages.lib.errors import ModelError
 from stages.base import ShardInputs, ShardOutput
-from stages.reference import SCORING_FAILED, ReferenceConfig, run_shard, setup
+from stages.reference import ReferenceConfig, run_shard, setup
 from stages.reference.vllm_scorer import (
     SCORING_PARAMS,
     ScoringError,
@@ -197,7 +197,7 @@ def test_run_shard_with_vllm_backend_matches_hf_counts_and_quarantines_refusals(
     result = run_shard(ShardInputs({"tasks": tasks, "listwise": listwise}, resources), ShardOutput("reference", 0, tmp_path), config)
     (row,) = result.tables["listwise"].to_pylist()
     assert row["task_id"] == "b" and result.metrics == {"lists": 1.0, "responses": 2.0}
-    assert [(q["row_ref"], q["reason"]) for q in result.quarantine] == [("missing", "missing_task"), ("a", SCORING_FAILED)]
+    assert [(q["row_ref"], q["reason"]) for q in result.quarantine] == [("missing", "unknown_task"), ("a", "scoring_failed")]
     hf = ReferenceConfig(model=str(tiny_model_dir), device="cpu")
     hf_model = setup(hf)
     image = Image.new("RGB", (64, 64), (0, 0, 255))

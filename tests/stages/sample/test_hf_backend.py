@@ -4,10 +4,11 @@ import pytest
 import torch
 from PIL import Image
 
+from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import ModelError
 from stages.sample.chat import render_prompt
 from stages.sample.hf_backend import HFSampler, is_oom_error
-from stages.sample.sampler import RequestErrorReason, SampleRequest, Sampler
+from stages.sample.sampler import SampleRequest, Sampler
 
 
 def _image(color, size=(64, 48)):
@@ -149,7 +150,7 @@ def test_rejected_image_is_an_error_not_an_exception(sampler):
     requests = _requests(k=3, n=2)
     requests[1] = replace(requests[1], image=Image.new("RGB", (0, 5)))
     results = sampler.sample(requests)
-    assert results[1].error_reason == RequestErrorReason.IMAGE_REJECTED and results[1].outputs == []
+    assert results[1].error_reason == QuarantineReason.IMAGE_REJECTED and results[1].outputs == []
     assert "ZeroDivisionError" in results[1].error
     good = sampler.sample([requests[0], requests[2]])
     assert _texts([results[0], results[2]]) == _texts(good)
@@ -170,7 +171,7 @@ def test_oom_halves_the_batch_and_keeps_the_samples(sampler, monkeypatch):
 
     monkeypatch.setattr(sampler.model, "generate", flaky)
     results = sampler.sample(requests)
-    assert calls == [4, 2, 2]
+    assert calls == [8, 4, 4]  # rows = requests x n: 4 requests, then 2 and 2
     assert _texts(results) == expected
 
 
@@ -180,8 +181,37 @@ def test_oom_at_one_request_marks_the_requests(sampler, monkeypatch):
 
     monkeypatch.setattr(sampler.model, "generate", always)
     results = sampler.sample(_requests(k=3, n=2))
-    assert [r.error_reason for r in results] == [RequestErrorReason.OOM] * 3
+    assert [r.error_reason for r in results] == [QuarantineReason.OOM] * 3
     assert all(r.outputs == [] for r in results)
+
+
+def test_prompt_longer_than_the_context_is_quarantined_before_generating(sampler, monkeypatch):
+    """The tiny model's context is 2048 tokens; a longer prompt never reaches generate (issue 11, item 1)."""
+    context = sampler.model.config.get_text_config().max_position_embeddings
+    long = SampleRequest("long", "Describe it. " * context, _image((255, 0, 0)), n=2, max_tokens=10, seed=1)
+    short = _requests(k=1, n=2)[0]
+    seen = []
+    original = sampler.model.generate
+
+    def recording(**kwargs):
+        seen.append(kwargs["input_ids"].shape)
+        return original(**kwargs)
+
+    monkeypatch.setattr(sampler.model, "generate", recording)
+    results = sampler.sample([long, short])
+    assert results[0].error_reason == QuarantineReason.PROMPT_TOO_LONG and results[0].outputs == []
+    assert f"context of {context} tokens" in results[0].error
+    assert len(results[1].outputs) == 2 and [shape[0] for shape in seen] == [1]  # only the short prompt
+
+
+def test_cpu_allocator_failure_counts_as_out_of_memory(sampler, monkeypatch):
+    def exhausted(**kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 96000000000 bytes. Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(sampler.model, "generate", exhausted)
+    results = sampler.sample(_requests(k=2, n=2))
+    assert [r.error_reason for r in results] == [QuarantineReason.OOM] * 2
 
 
 def test_other_generate_errors_propagate(sampler, monkeypatch):
@@ -198,6 +228,9 @@ def test_other_generate_errors_propagate(sampler, monkeypatch):
     [
         (torch.cuda.OutOfMemoryError("x"), True),
         (RuntimeError("CUDA out of memory. Tried to allocate"), True),
+        (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes"), True),
+        (RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 8 bytes"), True),
+        (MemoryError(), True),
         (RuntimeError("size mismatch"), False),
         (ValueError("out of memory"), False),
     ],

@@ -78,7 +78,7 @@ def test_bad_tasks_are_quarantined_without_candidates(tasks_table, tiny_sampler,
     Image.new("RGB", (1, 1)).save(buf, format="PNG")
     rows[1]["image"] = {"bytes": buf.getvalue(), "path": "tiny.png"}
     result = _run(validate_table(rows, "tasks"), tiny_sampler, tmp_path, n=2)
-    assert [(q["row_ref"], q["reason"]) for q in result.quarantine] == [("t-ground", "image_undecodable")]
+    assert [(q["row_ref"], q["reason"]) for q in result.quarantine] == [("t-ground", "corrupt_image")]
     assert {r["task_id"] for r in result.tables["candidates"].to_pylist()} == {"t-vqa", "t-ocr"}
 
 

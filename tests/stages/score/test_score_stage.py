@@ -8,30 +8,15 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from data_schemas.images import encode_image_cell
 from data_schemas.tables import SCORED, validate_table
 from stages.base import ShardInputs, ShardOutput
 from stages.lib.rewards import RewardKind
 from stages.score import SPEC, ScoreConfig, run_shard
+from tests.factories import task_row
 
 
 def task(task_id: str, task_type: str, **gt) -> dict:
-    row = {
-        "task_id": task_id,
-        "task_type": task_type,
-        "image": encode_image_cell(b"not an image: the stage must never decode it"),
-        "image_sha256": "0" * 64,
-        "width": 200,
-        "height": 100,
-        "prompt": "?",
-        "answer": None,
-        "boxes": None,
-        "answers": None,
-        "choices": None,
-        "source": "test",
-        "meta": "{}",
-    }
-    return row | gt
+    return task_row(task_id, task_type, image=b"not an image: the stage must never decode it", width=200, height=100, **gt)
 
 
 def cand(task_id: str, cand_id: str, text: str) -> dict:
@@ -197,6 +182,29 @@ def test_every_config_field_is_documented():
     for name, field in ScoreConfig.model_fields.items():
         if name != "enabled":
             assert field.description, name
+
+
+def test_a_reward_that_fails_on_one_output_quarantines_only_that_candidate(monkeypatch):
+    """Per-row failures become quarantine rows, the shard goes on (issue 11, item 1)."""
+    from dataclasses import replace
+
+    from stages.lib.rewards import REWARDS
+
+    spec = REWARDS[RewardKind.OCR]
+
+    def fragile(texts, truths, options):
+        if any("BOOM" in t for t in texts):
+            raise RecursionError("maximum recursion depth exceeded")
+        return spec.score_batch(texts, truths, options)
+
+    monkeypatch.setitem(REWARDS, RewardKind.OCR, replace(spec, score_batch=fragile))
+    cands = [cand("o1", "ok-0", "HELLO WORLD"), cand("o1", "bad-0", "BOOM"), cand("v1", "v-0", "2")]
+    result = run(cands=cands)
+    [bad] = result.quarantine
+    assert (bad["row_ref"], bad["reason"]) == ("bad-0", "reward_failed") and "RecursionError" in bad["message"]
+    scored = {r["cand_id"]: r["reward"] for r in result.tables["scored"].to_pylist()}
+    assert scored == {"ok-0": 1.0, "v-0": 1.0}
+    assert result.metrics["rows"] == 2 and result.metrics["quarantined"] == 1
 
 
 def _ours(task_id: str, cand_id: str, text: str, origin: str) -> dict:
