@@ -166,6 +166,21 @@ def _resolve_shared_models(cfg: BaseModel) -> None:
             section.model = sample_model
 
 
+def _resolve_family(cfg: BaseModel) -> None:
+    """``[sample] family = ""`` becomes the policy's family (from its config.json ``model_type``),
+    and every other section's empty ``family`` the same, so fingerprints and stages see one name."""
+    sample = getattr(cfg, "sample", None)
+    if sample is None or not hasattr(sample, "family"):
+        return
+    from stages.lib.families import resolve_family
+
+    sample.family = resolve_family(sample.model, sample.family)
+    for name in type(cfg).model_fields:
+        section = getattr(cfg, name)
+        if name != "sample" and hasattr(section, "family") and section.family == "":
+            section.family = sample.family
+
+
 def load_config(path: Path | None, overrides: list[str] | None = None) -> BaseModel:
     """Read ``path`` (or only defaults when None), apply ``section.key=value`` overrides, validate.
 
@@ -201,6 +216,7 @@ def load_config(path: Path | None, overrides: list[str] | None = None) -> BaseMo
         lines = [_describe(err, source) for err in exc.errors()]
         raise ConfigError("\n".join(lines)) from None
     _resolve_shared_models(cfg)
+    _resolve_family(cfg)
     _check_stage_resources(cfg, source)
     return cfg
 

@@ -33,7 +33,15 @@ __all__ = [
     "family_for_model_type",
     "model_type_of",
     "resolve_family",
+    "profile_for",
+    "FAMILY_FIELD_DOC",
+    "checked_family",
 ]
+
+FAMILY_FIELD_DOC = (
+    "Model family of the policy (box format, how our candidates are written, tokens kept, LoRA targets): "
+    "'' = the [sample] model's family, from its config.json model_type (unknown types: generic)."
+)
 
 _ATTN_MLP = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 _BART_LIKE = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
@@ -75,7 +83,7 @@ _QWEN_TAGS = r"<\|(?:object_ref|box|quad)_(?:start|end)\|>"
 _REF_BOX = r"</?(?:ref|box|quad)>"
 
 GENERIC = FamilyProfile(
-    "generic", (), BoxFormat.AUTO, BoxFormat.PIXEL,
+    "generic", (), BoxFormat.AUTO, BoxFormat.PIXEL, lora_target_modules=_lm_only("(?:language_model|text_model)"),
     source="no documented grounding format: pixel candidates and auto parsing (the pipeline's own convention)",
 )
 
@@ -144,6 +152,14 @@ def get_family(name: str) -> FamilyProfile:
         raise ConfigError(f"unknown model family {name!r}; available: {', '.join(FAMILIES)}") from None
 
 
+def checked_family(value: str) -> str:
+    """``value`` when it is ``""`` or a family name; ``ValueError`` listing the names otherwise
+    (for config validators)."""
+    if value and value not in FAMILIES:
+        raise ValueError(f"unknown model family {value!r}; available: '' (from the model), {', '.join(FAMILIES)}")
+    return value
+
+
 def family_for_model_type(model_type: str | None) -> FamilyProfile:
     """The profile of a transformers ``model_type``; :data:`GENERIC` for an unknown or missing one."""
     return _BY_MODEL_TYPE.get(model_type or "", GENERIC)
@@ -186,3 +202,12 @@ def resolve_family(model: str, family: str = "") -> str:
     if family:
         return get_family(family).name
     return family_for_model_type(model_type_of(model)).name
+
+
+def profile_for(family: str, model: str = "") -> FamilyProfile:
+    """The profile a stage works with: ``family`` when set, else that of ``model``'s ``model_type``,
+    else :data:`GENERIC`. The pipeline fills ``family`` in every section from ``[sample]`` when the
+    config is loaded, so a stage inside a run never reads the model's config itself."""
+    if family:
+        return get_family(family)
+    return get_family(resolve_family(model)) if model else GENERIC

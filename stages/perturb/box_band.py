@@ -1,8 +1,13 @@
 """Hallucinated boxes: move or rescale each box of an answer into an IoU band, in the answer's notation.
 
-The boxes are found and rewritten by :mod:`stages.lib.boxes.edit` (the boxes the reward reads), in
-the frame they are written in; only the numbers change, each keeping its number of decimals.
-IoU is invariant under scaling x and y, so it is measured on the numbers as written.
+Generic answers (pixel boxes, or any notation whose frame is guessed): the boxes are found and
+rewritten in place by :mod:`stages.lib.boxes.edit` (the boxes the reward reads), in the frame they
+are written in; only the numbers change, each keeping its number of decimals. IoU is invariant
+under scaling x and y, so it is measured on the numbers as written.
+
+Answers in a model family's box format (:func:`place_written_in_band`): boxes are moved in pixels
+and written by the family's writer, and IoU is measured on what the format reads back, so the band
+holds on the family's grid.
 """
 
 from __future__ import annotations
@@ -10,9 +15,9 @@ from __future__ import annotations
 import math
 import random
 
-from stages.lib.boxes import Box, BoxText, box_iou, frame_extent, infer_frame
+from stages.lib.boxes import Box, BoxText, box_iou, frame_extent, get_format, infer_frame
 
-__all__ = ["written_bounds", "perturb_box", "place_in_band"]
+__all__ = ["written_bounds", "perturb_box", "place_in_band", "place_written_in_band"]
 
 
 def written_bounds(parsed: BoxText, width: int, height: int) -> tuple[float, float]:
@@ -85,3 +90,41 @@ def place_in_band(
         else:
             return None
     return parsed.with_boxes(new_boxes), ious
+
+
+def place_written_in_band(
+    text: str,
+    box_format: str,
+    band: tuple[float, float],
+    rng: random.Random,
+    width: int,
+    height: int,
+    attempts: int = 64,
+) -> tuple[str, list[list[float]], list[list[float]], list[float]] | None:
+    """For an answer written in a family's ``box_format`` (the pipeline's own candidates are): move
+    or rescale every box, in pixels, so that its IoU with the original lies in ``band`` as the
+    format writes it, and write the new boxes the same way. Returns (new text, old boxes, new boxes,
+    IoU per box), boxes in pixels as the scorer reads them; None when the text holds no box of the
+    format, the format is never written (points), or some box cannot be placed."""
+    spec = get_format(box_format)
+    originals = spec.read(text, width, height).boxes if spec.write is not None else []
+    if not originals:
+        return None
+    lo, hi = band
+    bounds = (float(width), float(height))
+    picked: list[Box] = []
+    news: list[list[float]] = []
+    ious: list[float] = []
+    for box in originals:
+        for _ in range(attempts):
+            cand = perturb_box(tuple(box), rng.uniform(lo, hi), rng, bounds)  # type: ignore[arg-type]
+            back = spec.read(spec.write([cand], width, height), width, height).boxes  # type: ignore[misc]
+            iou = box_iou(box, back[0]) if len(back) == 1 else -1.0
+            if lo <= iou <= hi:
+                picked.append(cand)
+                news.append(back[0])
+                ious.append(iou)
+                break
+        else:
+            return None
+    return spec.write(picked, width, height), originals, news, ious  # type: ignore[misc]

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stages.base import StageConfig
+from stages.lib.families import checked_family
 from stages.perturb.distortions import DistortionName, DistortionSpec
 from stages.perturb.injectors import InjectorKind
 from stages.sample.config import Backend, SampleConfig, check_vllm_resources
@@ -99,6 +100,11 @@ class PerturbConfig(StageConfig):
 
     hallucination: HallucinationConfig = Field(default_factory=HallucinationConfig, description=HallucinationConfig.__doc__)
     distortion: DistortionConfig = Field(default_factory=DistortionConfig, description=DistortionConfig.__doc__)
+    family: str = Field(
+        "",
+        description="Model family of the POLICY, whose candidate format hallucinated boxes are written in: '' = the "
+        "[sample] family (filled in when the config is loaded; used alone: generic).",
+    )
 
     # -- the model that answers on distorted images (and rewrites answers in llm mode) --------------
     backend: Backend = Field(Backend.HF, description="Sampling engine: 'hf' (transformers, CPU or GPU) or 'vllm' (GPU).")
@@ -121,6 +127,11 @@ class PerturbConfig(StageConfig):
     num_actors: int = Field(1, ge=1, description="Model replicas (Ray actors), each loading the model once.")
     num_gpus: float = Field(0.0, ge=0.0, description="GPUs per actor.")
     num_cpus: float = Field(1.0, gt=0.0, description="CPUs per actor.")
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, value: str) -> str:
+        return checked_family(value)
 
     @model_validator(mode="after")
     def _check_backend_resources(self) -> "PerturbConfig":

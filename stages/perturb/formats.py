@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from stages.lib.boxes import box_skeleton, parse_box_text
+from stages.lib.boxes import GENERIC_FORMATS, box_skeleton, parse_box_text
 from stages.perturb.vocab import NUMBER_WORDS, YES_NO
 
 __all__ = ["MIN_SIMILARITY", "normalize", "differs", "vqa_answer_kind", "keeps_format", "is_valid_hallucination"]
@@ -17,6 +17,7 @@ __all__ = ["MIN_SIMILARITY", "normalize", "differs", "vqa_answer_kind", "keeps_f
 MIN_SIMILARITY = 50.0
 
 _LETTER = re.compile(r"^\(?[A-Z][).:]?$")
+_DIGITS = re.compile(r"\d+(?:\.\d+)?")
 _NUMBER = re.compile(r"^-?\d+(?:[.,]\d+)?$")
 
 
@@ -53,10 +54,11 @@ def _close(answer: str, text: str) -> bool:
     return fuzz.ratio(normalize(answer), normalize(text)) >= MIN_SIMILARITY
 
 
-def keeps_format(answer: str, text: str, task_type: str) -> bool:
+def keeps_format(answer: str, text: str, task_type: str, box_format: str = "pixel") -> bool:
     """True when ``text`` has the form of ``answer`` for its task type.
 
-    - grounding: the same number of boxes in the same notation (only the numbers may differ);
+    - grounding: the same number of boxes in the same notation (only the numbers may differ); in a
+      family's ``box_format`` (location tokens included), the same text with every number masked;
     - ocr: the same number of lines, length within 0.5x .. 2x (+4 characters);
     - vqa: the same answer kind (yes/no, number, letter, text) and at most 2x (+3) the words;
     - caption: word count within 0.5x .. 2x (+5).
@@ -66,6 +68,8 @@ def keeps_format(answer: str, text: str, task_type: str) -> bool:
     """
     if not text.strip():
         return False
+    if task_type == "grounding" and box_format not in GENERIC_FORMATS:
+        return bool(_DIGITS.search(answer)) and _DIGITS.sub("#", answer) == _DIGITS.sub("#", text)
     if task_type == "grounding":
         a, b = parse_box_text(answer), parse_box_text(text)
         if a is None or b is None:
@@ -81,6 +85,6 @@ def keeps_format(answer: str, text: str, task_type: str) -> bool:
     return 0.5 * _n_words(answer) <= _n_words(text) <= 2 * _n_words(answer) + 5 and _close(answer, text)
 
 
-def is_valid_hallucination(answer: str, text: str, task_type: str) -> bool:
+def is_valid_hallucination(answer: str, text: str, task_type: str, box_format: str = "pixel") -> bool:
     """True when ``text`` differs from ``answer`` and keeps its format (see :func:`keeps_format`)."""
-    return differs(answer, text) and keeps_format(answer, text, task_type)
+    return differs(answer, text) and keeps_format(answer, text, task_type, box_format)

@@ -71,7 +71,7 @@ def rule_hallucinate(
         applied.append(injection.kind)
         changes.extend({"kind": injection.kind, **c} for *_, c in keep)
     text = whole if whole is not None else splice(answer, edits)
-    if not applied or not is_valid_hallucination(answer, text, ctx.task_type):
+    if not applied or not is_valid_hallucination(answer, text, ctx.task_type, ctx.box_format):
         return None
     changes.sort(key=lambda c: c.get("start", c.get("box", 0)))
     return Hallucination(text=text, kinds=tuple(applied), changes=tuple(changes), seed=seed)

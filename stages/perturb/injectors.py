@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Callable
 
-from stages.lib.boxes import parse_box_text
-from stages.perturb.box_band import place_in_band, written_bounds
+from stages.lib.boxes import GENERIC_FORMATS, parse_box_text
+from stages.perturb.box_band import place_in_band, place_written_in_band, written_bounds
 from stages.perturb.vocab import (
     CO_OCCURRENCE,
     COLORS,
@@ -52,13 +52,15 @@ class InjectorKind(StrEnum):
 
 @dataclass(frozen=True)
 class InjectContext:
-    """What an injector may need besides the text: the task type, image size, IoU band, edit budget."""
+    """What an injector may need besides the text: the task type, image size, IoU band, edit budget,
+    and the box format a grounding answer is written in (generic: its frame is guessed)."""
 
     task_type: str
     width: int | None = None
     height: int | None = None
     iou_band: tuple[float, float] = (0.1, 0.5)
     max_edits: int = 2
+    box_format: str = "pixel"
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,15 @@ def inject_yes_no(text: str, rng: random.Random, ctx: InjectContext) -> Injectio
 
 def inject_box(text: str, rng: random.Random, ctx: InjectContext) -> Injection | None:
     """Move or rescale every box so its IoU with the original lies in ``ctx.iou_band``, keeping the notation."""
+    if ctx.box_format not in GENERIC_FORMATS:
+        if not (ctx.width and ctx.height):
+            return None
+        placed_boxes = place_written_in_band(text, ctx.box_format, ctx.iou_band, rng, ctx.width, ctx.height)
+        if placed_boxes is None:
+            return None
+        new_text, olds, news, ious = placed_boxes
+        changes = tuple({"box": i, "old": o, "new": n, "iou": round(iou, 6)} for i, (o, n, iou) in enumerate(zip(olds, news, ious)))
+        return Injection(new_text, InjectorKind.BOX.value, changes)
     parsed = parse_box_text(text)
     if parsed is None or not (ctx.width and ctx.height):
         return None

@@ -156,7 +156,7 @@ def llm_hallucinate(
                 reasons["request_error"] += 1
             elif not differs(job.answer, text):
                 reasons["same_as_answer"] += 1
-            elif not keeps_format(job.answer, text, job.ctx.task_type):
+            elif not keeps_format(job.answer, text, job.ctx.task_type, job.ctx.box_format):
                 reasons["format"] += 1
             elif normalize(text) in taken[job.group]:
                 reasons["duplicate"] += 1

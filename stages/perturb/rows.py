@@ -14,6 +14,7 @@ from stages.lib.errors import ConfigError, first_line
 from stages.perturb.config import HallucinationConfig, HallucinationMode, PerturbConfig
 from stages.perturb.distortions import apply_distortion
 from stages.perturb.hallucinate import Hallucination, rule_hallucinations
+from stages.lib.families import profile_for
 from stages.perturb.injectors import InjectContext
 from stages.perturb.llm_inject import LlmJob, llm_hallucinate, template_for
 from stages.perturb.seeding import stable_seed
@@ -29,13 +30,14 @@ def hallucination_cand_id(task_id: str, k: int) -> str:
     return cand_id(task_id, Origin.HALLUCINATION, k)
 
 
-def _ctx(task: dict[str, Any], cfg: HallucinationConfig) -> InjectContext:
+def _ctx(task: dict[str, Any], cfg: HallucinationConfig, box_format: str) -> InjectContext:
     return InjectContext(
         task_type=task["task_type"],
         width=task.get("width"),
         height=task.get("height"),
         iou_band=tuple(cfg.iou_band),
         max_edits=cfg.max_edits,
+        box_format=box_format,
     )
 
 
@@ -67,11 +69,11 @@ def _rule_record(h: Hallucination, cfg: HallucinationConfig, mode: str, **extra:
     return record
 
 
-def _eligible(tasks: list[dict[str, Any]], metrics: Counter) -> list[dict[str, Any]]:
+def _eligible(tasks: list[dict[str, Any]], metrics: Counter, box_format: str) -> list[dict[str, Any]]:
     """Tasks with a ground truth to inject into, their ``answer`` set to the ground_truth candidate's text."""
     eligible = []
     for task in tasks:
-        truth = ground_truth_text(task)  # the same text the sample stage emits as the ground_truth candidate
+        truth = ground_truth_text(task, box_format)  # the same text the sample stage emits as the ground_truth candidate
         if not (truth or "").strip():
             metrics["hallucination_skipped_empty_answer"] += 1
         else:
@@ -79,11 +81,11 @@ def _eligible(tasks: list[dict[str, Any]], metrics: Counter) -> list[dict[str, A
     return eligible
 
 
-def _rule_rows(eligible: list[dict[str, Any]], cfg: HallucinationConfig, metrics: Counter) -> list[dict[str, Any]]:
+def _rule_rows(eligible: list[dict[str, Any]], cfg: HallucinationConfig, metrics: Counter, box_format: str) -> list[dict[str, Any]]:
     rows = []
     for task in eligible:
         tid = task["task_id"]
-        made = rule_hallucinations(task["answer"], _ctx(task, cfg), cfg.kinds, cfg.n, cfg.seed, tid, cfg.max_kinds)
+        made = rule_hallucinations(task["answer"], _ctx(task, cfg, box_format), cfg.kinds, cfg.n, cfg.seed, tid, cfg.max_kinds)
         metrics["hallucination_missing"] += cfg.n - len(made)
         metrics["hallucination_rule"] += len(made)
         for k, h in enumerate(made):
@@ -94,7 +96,8 @@ def _rule_rows(eligible: list[dict[str, Any]], cfg: HallucinationConfig, metrics
 
 
 def _llm_rows(
-    eligible: list[dict[str, Any]], config: PerturbConfig, sampler: Sampler, images: dict[str, Any], metrics: Counter
+    eligible: list[dict[str, Any]], config: PerturbConfig, sampler: Sampler, images: dict[str, Any], metrics: Counter,
+    box_format: str,
 ) -> list[dict[str, Any]]:
     cfg = config.hallucination
     jobs = [
@@ -103,7 +106,7 @@ def _llm_rows(
             group=task["task_id"],
             question=task["prompt"],
             answer=task["answer"],
-            ctx=_ctx(task, cfg),
+            ctx=_ctx(task, cfg, box_format),
             seed=stable_seed(cfg.seed, task["task_id"], "llm", k),
             image=images.get(task["task_id"]),
         )
@@ -149,13 +152,16 @@ def hallucination_rows(
 
     Rule mode needs no sampler; llm mode needs one (and ``images`` when ``llm_with_image``). Each
     row's ``distortion`` JSON says how it was made (mode, kinds, changes, seeds, LLM attempts).
+    Grounding answers are the ground truth written in the policy family's candidate format, and
+    so are their hallucinations.
     """
-    eligible = _eligible(tasks, metrics)
+    written_in = str(profile_for(config.family).candidate_format)
+    eligible = _eligible(tasks, metrics, written_in)
     if config.hallucination.mode == HallucinationMode.RULE:
-        return _rule_rows(eligible, config.hallucination, metrics)
+        return _rule_rows(eligible, config.hallucination, metrics, written_in)
     if sampler is None:
         raise ConfigError("[perturb] hallucination.mode = 'llm' needs a model; set [perturb] model or use mode = 'rule'")
-    return _llm_rows(eligible, config, sampler, images, metrics)
+    return _llm_rows(eligible, config, sampler, images, metrics, written_in)
 
 
 def _safe_name(text: str) -> str:

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from stages.base import StageConfig
+from stages.lib.families import checked_family
 
 __all__ = ["check_vllm_resources", "Backend", "DEFAULT_MODEL", "SampleConfig", "SamplingSettings"]
 
@@ -65,6 +66,12 @@ class SampleConfig(StageConfig):
         description="Policy VLM: a local folder or a Hub model id. The default is the tiny offline model "
         "(`perpo-pipeline make-tiny-model --out runs/_models/tiny-vlm`).",
     )
+    family: str = Field(
+        "",
+        description="Model family of the policy, from the registry in stages/lib/families.py (how it writes boxes, "
+        "how our ground-truth and hallucinated candidates are written for it, LoRA targets): '' = from the model's "
+        "config.json model_type (an unknown type gets 'generic': pixel candidates, auto parsing).",
+    )
 
     # -- what to sample ----------------------------------------------------------------------------
     n: int = Field(4, ge=1, le=256, description="Responses sampled per task (PerPO samples N = 20).")
@@ -107,6 +114,11 @@ class SampleConfig(StageConfig):
     max_model_len: int | None = Field(None, ge=16, description="vllm: context length (prompt + response); unset uses the model's.")
     gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0, description="vllm: fraction of GPU memory the engine may take.")
     limit_mm_per_prompt: int = Field(1, ge=1, description="vllm: images allowed per prompt (tasks have one).")
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, value: str) -> str:
+        return checked_family(value)
 
     @model_validator(mode="after")
     def _check_backend_resources(self) -> "SampleConfig":

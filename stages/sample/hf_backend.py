@@ -24,6 +24,7 @@ from typing import Any
 from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import ConfigError, ModelError, first_line
 from stages.sample.chat import render_prompt
+from stages.sample.decode import ResponseDecoder
 from stages.sample.sampler import SampledText, SampleRequest, SampleResult
 from stages.sample.seeds import sequence_seed
 
@@ -193,7 +194,8 @@ class HFSampler:
     ``max_tokens`` exceeds the model's context gets ``prompt_too_long`` before anything is generated;
     a chunk that runs out of memory (GPU or CPU) is halved and retried down to one request, which
     then gets ``error_reason=oom``. ``generate_kwargs`` are extra
-    ``GenerationConfig`` fields (e.g. ``min_new_tokens`` for benchmarks).
+    ``GenerationConfig`` fields (e.g. ``min_new_tokens`` for benchmarks). ``keep_tokens`` (the
+    family profile's) names the special tokens kept in the decoded text (:mod:`stages.sample.decode`).
     """
 
     backend = "hf"
@@ -205,6 +207,7 @@ class HFSampler:
         dtype: str = "auto",
         batch_size: int = 8,
         generate_kwargs: dict[str, Any] | None = None,
+        keep_tokens: str = "",
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"[sample] batch_size = {batch_size} must be at least 1")
@@ -215,6 +218,7 @@ class HFSampler:
         self.generate_kwargs = dict(generate_kwargs or {})
         self.tokenizer = self.processor.tokenizer
         self.tokenizer.padding_side = "left"  # generation appends on the right
+        self.decoder = ResponseDecoder(self.tokenizer, keep_tokens)  # the family's box tokens survive decoding
         eos = self.model.generation_config.eos_token_id
         eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
         if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in eos_ids:
@@ -358,7 +362,7 @@ class HFSampler:
                 text_tokens = kept if stop is None else kept[:-1]
                 outputs.append(
                     SampledText(
-                        text=self.tokenizer.decode(text_tokens, skip_special_tokens=True),
+                        text=self.decoder.decode(text_tokens),
                         n_tokens=int(sampler.n_tokens[row]),
                         logprob_sum=float(sampler.logprob_sum[row]),
                         finish_reason="stop" if stop is not None else "length",

@@ -26,7 +26,7 @@ from data_schemas.images import decode_image_cell
 from data_schemas.quarantine import QuarantineReason
 from data_schemas.tables import Origin
 from stages.base import quarantine_row
-from stages.lib.boxes import pixel_boxes_text
+from stages.lib.boxes import GENERIC_FORMATS, get_format, pixel_boxes_text
 from stages.sample.config import SamplingSettings
 from stages.sample.sampler import Sampler, SampleRequest
 from stages.sample.seeds import request_seed
@@ -158,8 +158,14 @@ def format_boxes(boxes: list[list[float]]) -> str:
     return pixel_boxes_text(boxes)
 
 
-def ground_truth_text(task: dict[str, Any]) -> str | None:
-    """Return the annotation as a response: ``answer``; else the boxes as text; else the most common of ``answers``."""
+def ground_truth_text(task: dict[str, Any], box_format: str = "pixel") -> str | None:
+    """Return the annotation as a response: for a grounding task written in a family's
+    ``box_format`` (the policy's coordinate language), its boxes in that format; else ``answer``;
+    else the boxes as pixel text; else the most common of ``answers``."""
+    if box_format not in GENERIC_FORMATS and task.get("task_type") == "grounding" and task.get("boxes"):
+        spec = get_format(box_format)
+        if spec.write is not None:
+            return spec.write(task["boxes"], task["width"], task["height"])
     if task.get("answer"):
         return task["answer"]
     if task.get("boxes"):
@@ -169,11 +175,12 @@ def ground_truth_text(task: dict[str, Any]) -> str | None:
     return None
 
 
-def ground_truth_rows(tasks: pa.Table | list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Return one ``ground_truth`` candidate per task that has an annotation (tasks without one get none)."""
+def ground_truth_rows(tasks: pa.Table | list[dict[str, Any]], box_format: str = "pixel") -> list[dict[str, Any]]:
+    """Return one ``ground_truth`` candidate per task that has an annotation (tasks without one get
+    none), grounding boxes written in ``box_format`` (:func:`ground_truth_text`)."""
     rows = []
     for task in _rows(tasks):
-        text = ground_truth_text(task)
+        text = ground_truth_text(task, box_format)
         if text is None:
             continue
         rows.append(

@@ -16,6 +16,7 @@ from typing import Any
 from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import ModelError, first_line
 from stages.sample.chat import render_prompt
+from stages.sample.decode import ResponseDecoder
 from stages.sample.hf_backend import check_model_source
 from stages.sample.sampler import SampledText, SampleRequest, SampleResult
 
@@ -64,15 +65,17 @@ def build_vllm_inputs(requests: list[SampleRequest], processor: Any) -> tuple[li
 _FINISH_REASONS = {"stop": "stop", "length": "length"}
 
 
-def result_from_vllm_output(request_id: str, output: Any) -> SampleResult:
+def result_from_vllm_output(request_id: str, output: Any, decoder: ResponseDecoder | None = None) -> SampleResult:
     """Turn one ``vllm.RequestOutput`` into a :class:`SampleResult` keeping every ``CompletionOutput``.
 
     ``n_tokens`` is ``len(token_ids)`` (EOS included when emitted), ``logprob_sum`` is
-    ``cumulative_logprob``; a finish reason other than stop/length (e.g. abort) is kept as is.
+    ``cumulative_logprob``; a finish reason other than stop/length (e.g. abort) is kept as is. With
+    a ``decoder`` that keeps the family's box tokens the text is decoded from ``token_ids`` by it
+    (vLLM's own text has skipped every special token); otherwise vLLM's text is used.
     """
     outputs = [
         SampledText(
-            text=c.text,
+            text=decoder.decode(c.token_ids) if decoder is not None and decoder.keeps_tokens else c.text,
             n_tokens=len(c.token_ids),
             logprob_sum=None if c.cumulative_logprob is None else float(c.cumulative_logprob),
             finish_reason=_FINISH_REASONS.get(str(c.finish_reason), str(c.finish_reason)),
@@ -109,6 +112,7 @@ class VLLMSampler:
         gpu_memory_utilization: float = 0.9,
         seed: int = 0,
         dtype: str = "auto",
+        keep_tokens: str = "",
     ) -> None:
         vllm = import_vllm()
         from transformers import AutoProcessor
@@ -120,6 +124,7 @@ class VLLMSampler:
             self.processor = AutoProcessor.from_pretrained(self.model_name)
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load the processor of {self.model_name!r}: {first_line(exc, with_type=False)}") from exc
+        self.decoder = ResponseDecoder(self.processor.tokenizer, keep_tokens)
         engine_args: dict[str, Any] = {
             "model": self.model_name,
             "tensor_parallel_size": tensor_parallel_size,
@@ -136,7 +141,7 @@ class VLLMSampler:
             raise ModelError(f"vLLM cannot load {self.model_name!r}: {first_line(exc, with_type=False)}") from exc
 
     @classmethod
-    def from_config(cls, config: Any, seed: int = 0) -> "VLLMSampler":
+    def from_config(cls, config: Any, seed: int = 0, keep_tokens: str = "") -> "VLLMSampler":
         """Build the engine from a config section with ``model``, ``dtype`` and the vllm engine fields."""
         return cls(
             config.model,
@@ -146,6 +151,7 @@ class VLLMSampler:
             gpu_memory_utilization=config.gpu_memory_utilization,
             seed=seed,
             dtype=config.dtype,
+            keep_tokens=keep_tokens,
         )
 
     def _generate(self, prompts: list[dict[str, Any]], params: list[dict[str, Any]]):
@@ -161,10 +167,10 @@ class VLLMSampler:
             outputs = self._generate(prompts, params)
         except (ValueError, TypeError):  # input validation failed for some request: find which
             return [self._sample_one(r, p, kw) for r, p, kw in zip(requests, prompts, params)]
-        return [result_from_vllm_output(r.request_id, o) for r, o in zip(requests, outputs)]
+        return [result_from_vllm_output(r.request_id, o, self.decoder) for r, o in zip(requests, outputs)]
 
     def _sample_one(self, request: SampleRequest, prompt: dict[str, Any], params: dict[str, Any]) -> SampleResult:
         try:
-            return result_from_vllm_output(request.request_id, self._generate([prompt], [params])[0])
+            return result_from_vllm_output(request.request_id, self._generate([prompt], [params])[0], self.decoder)
         except (ValueError, TypeError) as exc:
             return SampleResult.failed(request.request_id, _request_error_reason(exc, prompt), first_line(exc))

@@ -6,7 +6,8 @@ from pydantic import Field, field_validator
 
 from data_schemas.tables import TASK_TYPES
 from stages.base import StageConfig
-from stages.lib.boxes import BoxFormat
+from stages.lib.boxes import FORMATS, BoxFormat
+from stages.lib.families import FamilyProfile, checked_family, profile_for
 from stages.lib.rewards import DEFAULT_REWARD_BY_TASK, RewardKind, RewardOptions, SoftAccuracy, reward_kind_for
 
 __all__ = ["ScoreConfig"]
@@ -25,13 +26,22 @@ class ScoreConfig(StageConfig):
             + "."
         ),
     )
-    box_format: BoxFormat = Field(
-        "auto",
+    box_format: str = Field(
+        "family",
         description=(
-            "Coordinate scale of predicted boxes: pixel, norm1 (0-1), norm1000 (0-1000, Qwen-VL) or auto "
-            "(Qwen box tags -> 0-1000; all coordinates <= 1 -> 0-1; a coordinate beyond the image but all "
-            "<= 1000 -> 0-1000; else pixels)."
+            "How the policy's answers (policy and distorted_image candidates) write boxes: 'family' = the format of "
+            "the policy's model family; a family format ("
+            + ", ".join(f for f in BoxFormat if f not in ("auto", "pixel", "norm1", "norm1000"))
+            + "); or a generic frame: pixel, norm1 (0-1), norm1000 (0-1000), auto (box tags -> 0-1000; all "
+            "coordinates <= 1 -> 0-1; a coordinate beyond the image but all <= 1000 -> 0-1000; else pixels). "
+            "Ground-truth and hallucinated candidates are always read in the format they were written in "
+            "(the family's candidate format)."
         ),
+    )
+    family: str = Field(
+        "",
+        description="Model family of the policy: '' = the [sample] family (filled in when the config is loaded; "
+        "used alone: generic).",
     )
     ocr_ignore_case: bool | None = Field(
         None,
@@ -54,6 +64,18 @@ class ScoreConfig(StageConfig):
         False, description="Also map number words eleven..twenty to digits (the official VQA map stops at ten)."
     )
 
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, value: str) -> str:
+        return checked_family(value)
+
+    @field_validator("box_format")
+    @classmethod
+    def _known_box_format(cls, value: str) -> str:
+        if value != "family" and value not in set(BoxFormat):
+            raise ValueError(f"unknown [score] box_format {value!r}; available: family, {', '.join(BoxFormat)}")
+        return value
+
     @field_validator("reward_kinds")
     @classmethod
     def _known_task_types(cls, value: dict[str, RewardKind]) -> dict[str, RewardKind]:
@@ -64,10 +86,24 @@ class ScoreConfig(StageConfig):
             )
         return value
 
+    def profile(self) -> FamilyProfile:
+        """The policy's family profile under this config."""
+        return profile_for(self.family)
+
+    def policy_box_format(self) -> str:
+        """The format policy answers are read in: ``box_format``, or the family's when 'family'."""
+        return str(self.profile().box_format if self.box_format == "family" else self.box_format)
+
+    def candidate_box_format(self) -> str:
+        """The format the pipeline's own candidates (ground truth, hallucinations) were written in."""
+        fmt = self.profile().candidate_format
+        return str(fmt if FORMATS[fmt].write is not None else BoxFormat.PIXEL)
+
     def reward_options(self) -> RewardOptions:
-        """The reward settings of this config, in the form the reward functions take."""
+        """The reward settings of this config, in the form the reward functions take (``box_format``:
+        the policy answers' format)."""
         return RewardOptions(
-            box_format=self.box_format,
+            box_format=self.policy_box_format(),
             ocr_ignore_case=self.ocr_ignore_case,
             ocr_normalize_whitespace=self.ocr_normalize_whitespace,
             anls_threshold=self.anls_threshold,

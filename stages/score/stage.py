@@ -14,18 +14,22 @@ boxes, an empty OCR text, a multiple-choice answer that is none of the choices).
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 import pyarrow as pa
 
 from data_schemas.quarantine import QuarantineReason
-from data_schemas.tables import validate_table
+from data_schemas.tables import Origin, validate_table
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageSpec, quarantine_row
 from stages.lib.errors import first_line
 from stages.lib.rewards import REWARDS, GroundTruth, GroundTruthError, RewardKind, RewardResult, encode_detail, gc_paused, score_batch
 from stages.score.config import ScoreConfig
 
 __all__ = ["SPEC", "TASK_COLUMNS", "run_shard"]
+
+# Candidates the pipeline wrote itself, in the family's candidate format (the others are the policy's answers).
+WRITTEN_BY_PIPELINE = frozenset({Origin.GROUND_TRUTH, Origin.HALLUCINATION})
 
 TASK_COLUMNS: tuple[str, ...] = ("task_id", "task_type", "width", "height", "answer", "boxes", "answers", "choices")
 
@@ -60,6 +64,16 @@ def _prepare_tasks(tasks: pa.Table, config: ScoreConfig) -> dict[str, _Task]:
         except GroundTruthError as exc:
             out[tid] = _Task(None, reason=QuarantineReason.BAD_GROUND_TRUTH, message=f"task {tid} ({task_type}, reward {kind}): {exc}")
     return out
+
+
+def _by_box_format(kind: RewardKind, rows: list[int], origins: list[str], options: Any, config: ScoreConfig):
+    """Split IoU rows so that every candidate is read in the format it was written in: the policy's
+    answers in the policy's box format, the pipeline's own candidates in the candidate format."""
+    if kind is not RewardKind.IOU or config.candidate_box_format() == options.box_format:
+        return [(rows, options)]
+    ours = [i for i in rows if origins[i] in WRITTEN_BY_PIPELINE]
+    theirs = [i for i in rows if origins[i] not in WRITTEN_BY_PIPELINE]
+    return [(g, o) for g, o in ((theirs, options), (ours, replace(options, box_format=config.candidate_box_format()))) if g]
 
 
 def _scored_table(candidates: pa.Table, keep: list[bool], results: list[RewardResult | None], kinds: list[str], details: list[str | None]) -> pa.Table:
@@ -124,20 +138,22 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: ScoreConfig) -> 
             kinds[i] = task.kind.value
 
     metrics: dict[str, float] = {"none.rows": float(sum(keep) - sum(map(len, by_kind.values())))}
+    origins = candidates.column("origin").to_pylist()
     for kind, rows in by_kind.items():
-        with gc_paused():
-            outcomes = _score_rows(kind, [texts[i] or "" for i in rows], [tasks[task_ids[i]].truth for i in rows], options)
         scored = []
-        for i, res in zip(rows, outcomes):
-            if isinstance(res, str):  # the reward raised on this output alone
-                message = f"reward {kind} failed on this output: {res}"
-                record = candidates.slice(i, 1).to_pylist()[0]
-                quarantine.append(quarantine_row(cand_ids[i], QuarantineReason.REWARD_FAILED, message, record))
-                keep[i] = False
-                continue
-            results[i] = res
-            details[i] = encode_detail(res.detail)
-            scored.append(res)
+        for group, group_options in _by_box_format(kind, rows, origins, options, config):
+            with gc_paused():
+                outcomes = _score_rows(kind, [texts[i] or "" for i in group], [tasks[task_ids[i]].truth for i in group], group_options)
+            for i, res in zip(group, outcomes):
+                if isinstance(res, str):  # the reward raised on this output alone
+                    message = f"reward {kind} failed on this output: {res}"
+                    record = candidates.slice(i, 1).to_pylist()[0]
+                    quarantine.append(quarantine_row(cand_ids[i], QuarantineReason.REWARD_FAILED, message, record))
+                    keep[i] = False
+                    continue
+                results[i] = res
+                details[i] = encode_detail(res.detail)
+                scored.append(res)
         # Sums and counts only: the runner adds a stage's metrics over its shards (mean = reward_sum / rows).
         metrics[f"{kind}.rows"] = float(len(scored))
         metrics[f"{kind}.reward_sum"] = float(sum(r.reward for r in scored))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from stages.base import StageConfig
+from stages.lib.families import checked_family, profile_for
 from stages.train.loss_registry import LOSSES, LossName
 
 __all__ = ["TrainConfig", "RESUME_NEUTRAL_FIELDS"]
@@ -27,6 +28,11 @@ class TrainConfig(StageConfig):
     # model
     model: str = Field(
         "", description="Model to train: a local folder or Hub id. Empty means the sample stage's model (the policy)."
+    )
+    family: str = Field(
+        "",
+        description="Model family of the model trained (its default LoRA targets): '' = the [sample] family "
+        "(filled in when the config is loaded; used alone: from the model's config.json).",
     )
     # loss
     loss: LossName = Field(
@@ -118,9 +124,10 @@ class TrainConfig(StageConfig):
     lora_r: int = Field(128, ge=1, description="LoRA rank (PerPO / POVID: 128).")
     lora_alpha: float = Field(256.0, gt=0, description="LoRA alpha (PerPO / POVID: 256).")
     lora_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA path.")
-    lora_target_modules: list[str] = Field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        description="Module names (or suffixes) that get adapters.",
+    lora_target_modules: list[str] | None = Field(
+        None,
+        description="Module names (or suffixes) that get adapters. Unset: the family's default, the language "
+        "model's attention and MLP projections only (the vision tower is not adapted, as PerPO and POVID train).",
     )
     lora_exclude_modules: list[str] = Field(
         default_factory=list,
@@ -147,10 +154,22 @@ class TrainConfig(StageConfig):
     num_gpus: float = Field(0.0, ge=0, description="GPUs Ray reserves for the training task (0 on CPU).")
     num_cpus: float = Field(1.0, gt=0, description="CPUs Ray reserves for the training task.")
 
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, value: str) -> str:
+        return checked_family(value)
+
+    def lora_targets(self) -> list[str] | str:
+        """What peft's ``target_modules`` gets: the configured names, else the family's regex."""
+        if self.lora_target_modules is not None:
+            return list(self.lora_target_modules)
+        return profile_for(self.family, self.model).lora_target_modules
+
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
-        if self.lora and not self.lora_target_modules:
-            raise ValueError("lora = true needs lora_target_modules (e.g. ['q_proj', 'v_proj']); got an empty list")
+        if self.lora and self.lora_target_modules == []:
+            raise ValueError("lora = true needs lora_target_modules (e.g. ['q_proj', 'v_proj']) or unset for the "
+                             "family default; got an empty list")
         if self.povid_two_stage and self.loss is not LossName.POVID:
             raise ValueError(f"povid_two_stage = true needs loss = 'povid', got loss = {self.loss.value!r}")
         if self.warmup_steps and self.warmup_ratio:

@@ -58,7 +58,7 @@ def load_policy(config: TrainConfig) -> tuple[Any, Any]:
             r=config.lora_r,
             lora_alpha=config.lora_alpha,
             lora_dropout=config.lora_dropout,
-            target_modules=list(config.lora_target_modules),
+            target_modules=config.lora_targets(),
             exclude_modules=_under_any(config.lora_exclude_modules),
             modules_to_save=list(config.lora_modules_to_save) or None,
         )

@@ -99,3 +99,26 @@ def test_number_given_for_a_text_field_says_how_to_quote_it(fake_registry):
     with pytest.raises(ConfigError, match=r"\[run\] name: Input should be a valid string \(got 2024\); quote text: --set 'run.name=\"2024\"'"):
         load_config(None, ["run.name=2024"])
     assert load_config(None, ['run.name="2024"']).run.name == "2024"
+
+
+def test_family_is_resolved_once_from_the_policy_and_shared(tiny_model_dir):
+    cfg = load_config(None, [f'sample.model="{tiny_model_dir}"'])
+    assert cfg.sample.family == "llava"  # the tiny model's config.json says model_type = "llava"
+    assert cfg.perturb.family == cfg.score.family == cfg.train.family == "llava"
+    assert cfg.score.reward_options().box_format == "llava"
+
+
+def test_explicit_family_and_section_overrides_are_kept(tiny_model_dir):
+    cfg = load_config(None, [f'sample.model="{tiny_model_dir}"', 'sample.family="qwen2_vl"', 'train.family="generic"'])
+    assert cfg.sample.family == cfg.score.family == "qwen2_vl" and cfg.train.family == "generic"
+    assert "family = \"qwen2_vl\"" in config_to_toml(cfg)  # the run's snapshot holds the resolved name
+
+
+def test_missing_model_gets_the_generic_family(tmp_path):
+    cfg = load_config(None, [f'sample.model="{tmp_path / "missing"}"'])
+    assert cfg.sample.family == "generic"  # the sample stage reports the missing model
+
+
+def test_unknown_family_is_a_one_line_config_error():
+    with pytest.raises(ConfigError, match=r"\[sample\] family: Value error, unknown model family 'qwen'"):
+        load_config(None, ['sample.family="qwen"'])

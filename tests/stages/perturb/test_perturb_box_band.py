@@ -8,7 +8,7 @@ import re
 import pytest
 
 from stages.lib.boxes import box_iou, box_skeleton, parse_box_text
-from stages.perturb.box_band import place_in_band, written_bounds
+from stages.perturb.box_band import place_in_band, place_written_in_band, written_bounds
 
 
 @pytest.mark.parametrize(
@@ -59,3 +59,32 @@ def test_place_in_band_gives_up_when_impossible():
 )
 def test_written_bounds_follow_the_reward_frame_rule(text, expected):
     assert written_bounds(parse_box_text(text), 640, 480) == expected
+
+
+_WRITTEN = [f for f in ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "internvl", "llava", "cogvlm", "shikra", "kosmos2",
+                        "paligemma", "florence2", "minicpm_v", "deepseek_vl2", "gemini")]
+
+
+@pytest.mark.parametrize("fmt", _WRITTEN)
+@pytest.mark.parametrize("band", [(0.1, 0.5), (0.5, 0.9)])
+def test_boxes_written_in_a_family_format_land_in_band_as_the_scorer_reads_them(fmt, band):
+    from stages.lib.boxes import get_format, parse_boxes
+    from stages.lib.rewards import iou_reward
+
+    gt = [[100.0, 80.0, 420.0, 400.0], [430.0, 300.0, 620.0, 470.0]]
+    spec = get_format(fmt)
+    answer = spec.write(gt, 640, 480)
+    for seed in range(5):
+        placed = place_written_in_band(answer, fmt, band, random.Random(seed), 640, 480)
+        assert placed is not None
+        new_text, olds, news, ious = placed
+        assert olds == parse_boxes(answer, 640, 480, fmt) and news == parse_boxes(new_text, 640, 480, fmt)
+        for old, new, iou in zip(olds, news, ious):
+            assert band[0] <= box_iou(old, new) <= band[1] and box_iou(old, new) == pytest.approx(iou)
+        assert re.sub(r"\d+(?:\.\d+)?", "#", new_text) == re.sub(r"\d+(?:\.\d+)?", "#", answer)  # same notation
+        assert 0.0 < iou_reward(new_text, gt, 640, 480, box_format=fmt).reward < 1.0
+
+
+def test_place_written_in_band_needs_boxes_of_the_format():
+    assert place_written_in_band("no box", "qwen2_vl", (0.1, 0.5), random.Random(0), 640, 480) is None
+    assert place_written_in_band('<point x="1" y="2">', "molmo", (0.1, 0.5), random.Random(0), 640, 480) is None

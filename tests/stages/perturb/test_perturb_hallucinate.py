@@ -98,3 +98,25 @@ def test_differs_ignores_case_spacing_and_final_period():
 )
 def test_vqa_answer_kind(text, kind):
     assert vqa_answer_kind(text) == kind
+
+
+@pytest.mark.parametrize("fmt", ["qwen2_vl", "paligemma", "kosmos2", "llava", "gemini"])
+def test_grounding_hallucinations_in_a_family_format(fmt):
+    from stages.lib.boxes import get_format
+
+    answer = get_format(fmt).write([[100.0, 80.0, 420.0, 400.0]], 640, 480)
+    ctx = InjectContext(task_type="grounding", width=640, height=480, box_format=fmt)
+    made = rule_hallucinations(answer, ctx, ALL, n=2, base_seed=0, key="task")
+    assert len(made) == 2
+    for h in made:
+        assert h.kinds == ("box",) and is_valid_hallucination(answer, h.text, "grounding", fmt)
+        assert 0.1 <= h.changes[0]["iou"] <= 0.5
+
+
+def test_keeps_format_in_a_family_format_masks_the_numbers():
+    a = "<|box_start|>(100,100),(500,500)<|box_end|>"
+    assert keeps_format(a, "<|box_start|>(120,90),(480,510)<|box_end|>", "grounding", "qwen2_vl")
+    assert not keeps_format(a, "[120, 90, 480, 510]", "grounding", "qwen2_vl")
+    assert not keeps_format(a, a + a, "grounding", "qwen2_vl")  # one box more
+    assert keeps_format("<loc0102><loc0102><loc0512><loc0512>", "<loc0110><loc0090><loc0500><loc0530>", "grounding", "paligemma")
+    assert not keeps_format("no box", "no box", "grounding", "qwen2_vl")

@@ -109,3 +109,13 @@ def test_ground_truth_rows(tasks_table):
 
 def test_format_boxes():
     assert format_boxes([[0.4, 1.5, 10.0, 20.2]]) == "[0.4, 1.5, 10, 20.2]"
+
+
+def test_ground_truth_of_grounding_is_written_in_the_policy_format():
+    task = {"task_type": "grounding", "answer": "[64, 48, 320, 240]", "boxes": [[64.0, 48.0, 320.0, 240.0]],
+            "width": 640, "height": 480, "answers": None}
+    assert ground_truth_text(task) == "[64, 48, 320, 240]"  # generic: the ingest text, pixels
+    assert ground_truth_text(task, "pixel") == ground_truth_text(task, "auto") == "[64, 48, 320, 240]"
+    assert ground_truth_text(task, "qwen2_vl") == "<|box_start|>(100,100),(500,500)<|box_end|>"
+    assert ground_truth_text(task, "paligemma") == "<loc0102><loc0102><loc0512><loc0512>"
+    assert ground_truth_text({**task, "task_type": "vqa", "answer": "yes"}, "qwen2_vl") == "yes"  # boxes only

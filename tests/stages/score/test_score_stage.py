@@ -167,7 +167,7 @@ def test_tasks_table_may_carry_only_the_ground_truth_columns():
     [
         ({"reward_kinds": {"detect": "iou"}}, r"score.reward_kinds has unknown task type\(s\) \['detect'\]"),
         ({"reward_kinds": {"ocr": "bleu"}}, "Input should be 'iou', 'ocr', 'anls', 'vqa' or 'none'"),
-        ({"box_format": "xywh"}, "Input should be 'auto', 'pixel', 'norm1' or 'norm1000'"),
+        ({"box_format": "xywh"}, r"unknown \[score\] box_format 'xywh'; available: family, auto, pixel, norm1, norm1000, qwen2_vl"),
         ({"anls_threshold": 2.0}, "less than or equal to 1"),
         ({"vqa_soft_accuracy": "max"}, "Input should be 'min3' or 'leave_one_out'"),
         ({"rewards": {}}, "Extra inputs are not permitted"),
@@ -205,3 +205,33 @@ def test_a_reward_that_fails_on_one_output_quarantines_only_that_candidate(monke
     scored = {r["cand_id"]: r["reward"] for r in result.tables["scored"].to_pylist()}
     assert scored == {"ok-0": 1.0, "v-0": 1.0}
     assert result.metrics["rows"] == 2 and result.metrics["quarantined"] == 1
+
+
+def _ours(task_id: str, cand_id: str, text: str, origin: str) -> dict:
+    return cand(task_id, cand_id, text) | {"origin": origin}
+
+
+def test_every_candidate_is_read_in_the_format_it_was_written_in():
+    """Policy answers in the policy family's box format, our ground truth / hallucinations in the
+    candidate format, whatever [score] box_format says about the policy."""
+    tasks = [task("g", "grounding", boxes=[[20.0, 10.0, 120.0, 60.0]], answer="[20, 10, 120, 60]")]
+    gt_text = "<|box_start|>(100,100),(600,600)<|box_end|>"  # qwen2_vl on the 200 x 100 image
+    cands = [
+        cand("g", "g-policy", "dog(100,100),(600,600)"),  # a perfect Qwen2-VL answer, tags skipped
+        _ours("g", "g-gt", gt_text, "ground_truth"),
+        _ours("g", "g-h", "<|box_start|>(100,100),(350,600)<|box_end|>", "hallucination"),
+    ]
+    scored = {r["cand_id"]: r for r in run(ScoreConfig(family="qwen2_vl"), tasks, cands).tables["scored"].to_pylist()}
+    assert scored["g-policy"]["reward"] == pytest.approx(1.0) and scored["g-gt"]["reward"] == pytest.approx(1.0)
+    assert scored["g-h"]["reward"] == pytest.approx(0.5)
+    assert {json.loads(r["detail"])["format"] for r in scored.values()} == {"qwen2_vl"}
+    # [score] box_format overrides how the policy is read, never how our candidates are
+    forced = {r["cand_id"]: r for r in run(ScoreConfig(family="qwen2_vl", box_format="pixel"), tasks, cands).tables["scored"].to_pylist()}
+    assert forced["g-policy"]["reward"] < 0.1 and forced["g-gt"]["reward"] == pytest.approx(1.0)
+    assert json.loads(forced["g-gt"]["detail"])["format"] == "qwen2_vl"
+
+
+def test_box_format_family_follows_the_family():
+    assert ScoreConfig().reward_options().box_format == "auto"  # generic
+    assert ScoreConfig(family="internvl").reward_options().box_format == "internvl"
+    assert ScoreConfig(family="molmo").candidate_box_format() == "pixel"
