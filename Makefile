@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TINY_MODEL := runs/_models/tiny-vlm
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench clean gpu-constraints
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,9 +28,14 @@ run: $(STAMP) $(TINY_MODEL)/config.json
 	@echo "  train/artifacts/ trained model (model/), checkpoints, train_log.jsonl"
 	@echo "  quarantine/      rows set aside, with their reasons (present only when there are any)"
 
-## run the test suite
+## run the test suite (first: the GPU constraint set still resolves; skipped offline)
 test: $(STAMP)
+	$(BIN)/python tools/check_gpu_constraints.py
 	$(BIN)/python -m pytest -q
+
+## re-resolve constraints-gpu.txt from vLLM's own pins (needs the package index)
+gpu-constraints: $(STAMP)
+	$(BIN)/python tools/check_gpu_constraints.py --write
 
 ## run the benchmarks (by hand, not in CI); figures go to bench/RESULTS.md
 bench: $(STAMP)

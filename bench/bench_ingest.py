@@ -96,7 +96,7 @@ def run_stage(manifest: Path, out_dir: Path | None) -> tuple[int, int]:
     rows = 0
     for i, shard in enumerate(plan.shards):
         scratch = out_dir or Path(tempfile.gettempdir())
-        result = run_shard(ShardInputs({"records": shard}), ShardOutput("ingest", i, scratch, scratch), config)
+        result = run_shard(ShardInputs({"records": shard}), ShardOutput("ingest", i, scratch), config)
         if out_dir is not None:
             pq.write_table(result.tables["tasks"], out_dir / f"part-{i:05d}.parquet")
         rows += result.tables["tasks"].num_rows

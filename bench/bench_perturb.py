@@ -24,12 +24,12 @@ for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from PIL import Image
 
-from stages.perturb.distortions import DISTORTIONS, DistortionName, DistortionSpec, apply_distortion  # noqa: E402
-from stages.perturb.hallucinate import rule_hallucinate  # noqa: E402
-from stages.perturb.injectors import InjectContext, InjectorKind  # noqa: E402
+from stages.perturb.distortions import DISTORTIONS, DistortionName, DistortionSpec, apply_distortion
+from stages.perturb.hallucinate import rule_hallucinate
+from stages.perturb.injectors import InjectContext, InjectorKind
 
 SIZE = 512
 N_IMAGES = 8
@@ -82,7 +82,7 @@ def _direct_albumentations(name: DistortionName, params: dict):
         DistortionName.COARSE_DROPOUT: lambda: A.CoarseDropout(
             num_holes_range=p.num_holes_range, hole_height_range=p.hole_height_range,
             hole_width_range=p.hole_width_range, fill=p.fill, p=1.0,
-        ),  # fmt: skip
+        ),
     }[name]()
     return lambda img: Image.fromarray(transform(image=np.asarray(img))["image"])
 

@@ -22,9 +22,9 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.config import load_config  # noqa: E402
-from pipeline.runner import run_pipeline  # noqa: E402
-from stages.lib.models import build_tiny_vlm  # noqa: E402
+from pipeline.config import load_config
+from pipeline.runner import run_pipeline
+from stages.lib.models import build_tiny_vlm
 
 
 def _timed(cfg, run_dir: Path, use_ray: bool) -> tuple[float, dict[str, int]]:

@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data_schemas.images import encode_image_cell  # noqa: E402
-from data_schemas.tables import validate_table  # noqa: E402
-from stages.base import ShardInputs, ShardOutput  # noqa: E402
-from stages.rank import SPEC, RankConfig  # noqa: E402
+from data_schemas.images import encode_image_cell
+from data_schemas.tables import validate_table
+from stages.base import ShardInputs, ShardOutput
+from stages.rank import SPEC, RankConfig
 
 
 def _png(seed: int) -> bytes:
@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     tasks, scored = make_shard(args.tasks, args.n)
-    out = ShardOutput(stage="rank", index=0, run_dir=Path("."), scratch_dir=Path("."))
+    out = ShardOutput(stage="rank", index=0, scratch_dir=Path("."))
     inputs = ShardInputs({"tasks": tasks, "scored": scored})
 
     results = {}

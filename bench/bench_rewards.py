@@ -32,19 +32,19 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rapidfuzz import process  # noqa: E402
-from rapidfuzz.distance import Levenshtein  # noqa: E402
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
 
-from data_schemas.images import encode_image_cell  # noqa: E402
-from data_schemas.tables import validate_table  # noqa: E402
-from stages.base import ShardInputs, ShardOutput  # noqa: E402
-from stages.lib.rewards.boxes import parse_boxes  # noqa: E402
-from stages.lib.rewards.iou import iou_reward, prepare_iou, score_iou, score_iou_batch  # noqa: E402
-from stages.lib.rewards.result import gc_paused  # noqa: E402
-from stages.lib.rewards.ocr import ocr_reward, prepare_ocr, score_ocr, score_ocr_batch  # noqa: E402
-from stages.lib.rewards.vqa import prepare_vqa, score_vqa, score_vqa_batch, vqa_reward  # noqa: E402
-from stages.lib.rewards.vqa_normalize import ARTICLES, CONTRACTIONS, NUMBER_WORDS, PUNCTUATION  # noqa: E402
-from stages.score import ScoreConfig, run_shard  # noqa: E402
+from data_schemas.images import encode_image_cell
+from data_schemas.tables import validate_table
+from stages.base import ShardInputs, ShardOutput
+from stages.lib.boxes import parse_boxes
+from stages.lib.rewards.iou import iou_reward, prepare_iou, score_iou, score_iou_batch
+from stages.lib.rewards.result import gc_paused
+from stages.lib.rewards.ocr import ocr_reward, prepare_ocr, score_ocr, score_ocr_batch
+from stages.lib.rewards.vqa import prepare_vqa, score_vqa, score_vqa_batch, vqa_reward
+from stages.lib.rewards.vqa_normalize import ARTICLES, CONTRACTIONS, NUMBER_WORDS, PUNCTUATION
+from stages.score import ScoreConfig, run_shard
 
 W, H = 640, 480
 
@@ -273,7 +273,7 @@ def main() -> None:
 
     tasks, cands = stage_shard(n)
     inputs = ShardInputs(tables={"tasks": tasks, "candidates": cands})
-    out = ShardOutput("score", 0, Path("/tmp"), Path("/tmp"))
+    out = ShardOutput("score", 0, Path("/tmp"))
     config = ScoreConfig()
     r = rate(lambda: run_shard(inputs, out, config), cands.num_rows)
     print(f"  {'stage run_shard':<22} {'mixed, 1/4 caption':<24} {r:>12,.0f} /s  ({cands.num_rows:,} candidates, {tasks.num_rows:,} tasks)")

@@ -46,7 +46,7 @@ def _example(responses: list[str], rewards: list[float]):
         task_id="bench", prompt="Describe the shape and its colour.", image_cell=_image_cell(), responses=responses,
         rewards=rewards, origins=["policy"] * len(responses), ref_logps=[0.0] * len(responses),
         ref_n_tokens=None,
-    )  # fmt: skip
+    )
 
 
 def _timed_step(model, processor, optimizer, lists, config) -> tuple[float, float]:
@@ -79,7 +79,7 @@ def _compare(model, processor, optimizer, listwise, pairwise, perpo, dpo, repeat
         rates[name] = tokens / seconds
         steps = 1 if name == "listwise" else len(pairwise)
         print(f"{name:9s}: {steps} step(s) over {n} responses, {tokens:.0f} response tokens, "
-              f"best of {len(results)} {seconds * 1000:.1f} ms -> {rates[name]:.0f} tokens/s")  # fmt: skip
+              f"best of {len(results)} {seconds * 1000:.1f} ms -> {rates[name]:.0f} tokens/s")
     print(f"ratio listwise / pairwise tokens/s: {rates['listwise'] / rates['pairwise']:.2f}x (target >= 1.5x)")
 
 

@@ -4,11 +4,13 @@ Every writer calls :func:`validate_table` before a shard is committed.
 """
 
 from data_schemas.images import IMAGE_STRUCT, encode_image_cell, decode_image_cell
+from data_schemas.quarantine import QUARANTINE_REASONS, QuarantineReason, quarantine_reasons_markdown
 from data_schemas.tables import (
     SCHEMA_VERSION,
     TABLES,
     TASK_TYPES,
     ORIGINS,
+    Origin,
     QUARANTINE,
     empty_table,
     schema_for,
@@ -20,6 +22,10 @@ __all__ = [
     "TABLES",
     "TASK_TYPES",
     "ORIGINS",
+    "Origin",
+    "QuarantineReason",
+    "QUARANTINE_REASONS",
+    "quarantine_reasons_markdown",
     "QUARANTINE",
     "IMAGE_STRUCT",
     "encode_image_cell",

@@ -6,6 +6,7 @@ so a new version redoes the shards written under the old one.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Final, Literal, get_args
 
 import pyarrow as pa
@@ -39,11 +40,21 @@ __all__ = [
 SCHEMA_VERSION: Final[str] = "2"
 
 TaskType = Literal["grounding", "ocr", "vqa", "caption"]
-Origin = Literal["policy", "distorted_image", "hallucination", "ground_truth"]
 TASK_TYPES: Final[tuple[str, ...]] = get_args(TaskType)
+
+
+class Origin(StrEnum):
+    """Where a candidate response came from (the ``origin`` column of candidates and scored)."""
+
+    POLICY = "policy"  # sampled from the policy model (sample stage)
+    DISTORTED_IMAGE = "distorted_image"  # the policy's answer on a distorted copy of the image (perturb)
+    HALLUCINATION = "hallucination"  # the ground truth with injected errors (perturb)
+    GROUND_TRUTH = "ground_truth"  # the annotation itself (sample, include_ground_truth)
+
+
+ORIGINS: Final[tuple[str, ...]] = tuple(o.value for o in Origin)
 Split = Literal["train", "eval"]
 SPLITS: Final[tuple[str, ...]] = get_args(Split)  # a null split reads as "train"
-ORIGINS: Final[tuple[str, ...]] = get_args(Origin)
 
 _BOX = pa.list_(pa.float64())
 

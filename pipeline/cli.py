@@ -120,9 +120,8 @@ def make_tiny_model(
 def export(
     run_dir: Annotated[Path, typer.Option("--run-dir", help="Run folder to export.")],
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder to write (default: <run>/export).")] = None,
-    config: ConfigOpt = Path("pipeline.toml"),
 ) -> None:
-    """Write the Hub-ready dataset folder (dataset card, Parquet with embedded images)."""
+    """Write the Hub-ready dataset folder (dataset card, Parquet with embedded images), from the run's own config snapshot."""
     from stages.lib.errors import ConfigError
     from pipeline.outputs import export_run
     from pipeline.store import RunStore
@@ -206,10 +205,12 @@ def main() -> None:
     except Exception as exc:  # click usage errors and aborts
         import click
 
-        if isinstance(exc, click.exceptions.ClickException):
+        # typer 0.29 (the pinned one) vendors click as typer._click: its usage errors are not click's classes
+        usage_errors = (click.exceptions.ClickException, getattr(typer, "TyperException", click.exceptions.ClickException))
+        if isinstance(exc, usage_errors) and hasattr(exc, "show"):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, (click.exceptions.Abort, typer.Abort)):
             sys.exit(1)
         raise
 

@@ -68,7 +68,7 @@ class LocalExecutor:
                     result, seconds = execute_shard(spec, config, job.load_inputs(), job.output, resources)
                 except PipelineError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - any shard failure is retried, then reported
+                except Exception as exc:  # any shard failure is retried, then reported
                     failures[job.index] = exc
                     continue
                 failures.pop(job.index, None)
@@ -94,7 +94,7 @@ class _ShardActor:
         self.setup_error: BaseException | None = None
         try:
             self.resources = self.spec.setup(config) if self.spec.setup else None
-        except Exception as exc:  # noqa: BLE001 - re-raised by ready() so the driver sees the user's error
+        except Exception as exc:  # re-raised by ready() so the driver sees the user's error
             self.setup_error = exc
 
     def ready(self) -> bool:
@@ -207,7 +207,7 @@ class RayExecutor:
                 job, attempt = queue.popleft()
                 try:
                     in_flight[submit(job)] = (job, attempt)
-                except Exception as exc:  # noqa: BLE001 - its inputs could not be read: retried, then reported
+                except Exception as exc:  # its inputs could not be read: retried, then reported
                     failed(job, attempt, exc)
             if not in_flight:
                 continue
@@ -217,7 +217,7 @@ class RayExecutor:
             error: BaseException | None = None
             try:
                 result, seconds = ray.get(ref)
-            except Exception as exc:  # noqa: BLE001 - retried, then reported with its shard
+            except Exception as exc:  # retried, then reported with its shard
                 error = exc
             if release:
                 release(ref, error)

@@ -1,6 +1,7 @@
 """Export a run's ranked data as a Hugging Face Hub-ready dataset folder.
 
-Layout written (atomically: built in a hidden sibling folder, then renamed into place)::
+Layout written (atomically, with :func:`stages.lib.files.atomic_folder`: built in a hidden sibling
+folder, then renamed into place)::
 
     README.md                                   dataset card: YAML configs + features, how the data was made
     data/<config>/train-00000-of-0000N.parquet  one folder per config: listwise, pairs, groups
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,6 +39,7 @@ from data_schemas.features import hf_features, with_hf_metadata
 from data_schemas.images import IMAGE_STRUCT
 from data_schemas.tables import empty_table, validate_table
 from stages.lib.errors import ConfigError, PublishError, SchemaError
+from stages.lib.files import atomic_folder
 
 __all__ = [
     "CONFIGS",
@@ -49,6 +50,7 @@ __all__ = [
     "assistant_message",
     "yaml_features",
     "export_dataset",
+    "is_export_folder",
 ]
 
 MAX_SHARD_BYTES = 500 * 1024**2  # uncompressed, as `datasets` shards push_to_hub
@@ -327,7 +329,8 @@ def _card_body(rows: dict[str, int], info: CardInfo, plots: list[str]) -> str:
 # --- entry point
 
 
-def _looks_like_export(folder: Path) -> bool:
+def is_export_folder(folder: Path) -> bool:
+    """True if ``folder`` holds an export (a dataset card and a data folder)."""
     return (folder / "README.md").is_file() and (folder / "data").is_dir()
 
 
@@ -356,7 +359,7 @@ def export_dataset(
         if not plot.is_file():
             raise ConfigError(f"export card_info.plots: {plot} is not a file; run the report first or drop it")
     out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not _looks_like_export(out_dir))):
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not is_export_folder(out_dir))):
         raise ConfigError(f"export: {out_dir} exists and is not a previous export; choose an empty or new folder")
 
     tasks = _input(tables, "tasks")
@@ -369,11 +372,7 @@ def export_dataset(
             "export: nothing to export, the run has no listwise rows; see report/stats.json for what was filtered"
         )
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}")
-    old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.mkdir()
+    with atomic_folder(out_dir) as tmp:
         num_bytes = {
             config: _write_config(config, table, tasks, tmp / "data" / config, max_shard_bytes)
             for config, table in sources.items()
@@ -386,15 +385,4 @@ def export_dataset(
             plots.append(f"plots/{plot.name}")
         front = yaml.safe_dump(_card_yaml(rows, num_bytes, info), sort_keys=False, allow_unicode=True)
         (tmp / "README.md").write_text(f"---\n{front}---\n\n{_card_body(rows, info, plots)}", encoding="utf-8")
-        if out_dir.exists():
-            out_dir.rename(old)
-        try:
-            tmp.rename(out_dir)
-        except OSError:
-            if old.exists():
-                old.rename(out_dir)  # put the previous export back
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
     return out_dir

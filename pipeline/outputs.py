@@ -10,36 +10,33 @@ import pyarrow as pa
 
 from data_schemas import TASK_TYPES
 from pipeline.config import load_config
-from stages.lib.errors import ConfigError
-from pipeline.runner import enabled_chain
+from pipeline.export import CONFIGS, is_export_folder
+from pipeline.report import REPORT_TABLES
+from pipeline.runner import enabled_chain, last_writers
 from pipeline.store import RunStore
+from stages.lib.errors import ConfigError
 
-__all__ = ["collect_tables", "finalize_run", "export_run", "publish_run"]
+__all__ = ["collect_tables", "stage_metrics", "write_run_report", "finalize_run", "export_run", "publish_run"]
 
 TASK_COLUMNS_WITHOUT_IMAGES = ["task_id", "task_type", "prompt", "answer", "width", "height", "source"]
+EXPORT_TABLES: tuple[str, ...] = ("tasks", *CONFIGS)  # what the export reads: the ranked tables and their images
 
 
-def _latest_writers(cfg) -> dict[str, Any]:
-    """Map each table name to the last enabled stage that writes it."""
-    latest: dict[str, Any] = {}
-    for spec in enabled_chain(cfg):
-        for table in spec.writes:
-            latest[table] = spec
-    return latest
-
-
-def collect_tables(cfg, run_dir: Path, with_images: bool = False) -> dict[str, pa.Table]:
-    """Read the run's final tables (tasks, scored, listwise, pairs, groups, quarantine) from finished shards."""
+def collect_tables(cfg, run_dir: Path, names: tuple[str, ...], with_images: bool = False) -> dict[str, pa.Table]:
+    """Read the run's final version of each table in ``names`` (the last enabled stage writing it, finished
+    shards only); ``quarantine`` is every stage's merged quarantine. Tables no enabled stage writes are left out."""
     store = RunStore(run_dir)
-    writers = _latest_writers(cfg)
+    writers = last_writers(enabled_chain(cfg))
     tables: dict[str, pa.Table] = {}
-    for name in ("tasks", "scored", "listwise", "pairs", "groups"):
+    for name in names:
+        if name == "quarantine":
+            tables[name] = store.read_quarantine()
+            continue
         spec = writers.get(name)
         if spec is None:
             continue
         columns = None if (name != "tasks" or with_images) else TASK_COLUMNS_WITHOUT_IMAGES
         tables[name] = store.read_table(spec.name, name, spec.writes[0], columns=columns)
-    tables["quarantine"] = store.read_quarantine()
     return tables
 
 
@@ -85,16 +82,31 @@ def _card_info(cfg, stats: dict[str, Any], report_dir: Path) -> dict[str, Any]:
 
 
 def _snapshot_config(run_dir: Path):
-    snapshot = Path(run_dir) / "config.toml"
+    snapshot = RunStore(run_dir).config_path
     if not snapshot.is_file():
-        raise ConfigError(f"{run_dir} is not a run folder (no config.toml); pass the folder `perpo-pipeline run` wrote")
+        raise ConfigError(f"{run_dir} is not a run folder (no {snapshot.name}); pass the folder `perpo-pipeline run` wrote")
     return load_config(snapshot)
 
 
-def _ensure_ranked(cfg, run_dir: Path) -> None:
+def _unfinished_export_writer(cfg, run_dir: Path) -> str | None:
+    """The first stage the export reads from that has not finished (or is not enabled), else None."""
     store = RunStore(run_dir)
-    if not store.read_manifest("rank").complete:
-        raise ConfigError(f"{run_dir}: the rank stage has not finished; run `perpo-pipeline run` first")
+    chain = enabled_chain(cfg)
+    writers = last_writers(chain)
+    missing = [t for t in EXPORT_TABLES if t not in writers]
+    if missing:
+        return f"no enabled stage writes {missing[0]!r}"
+    needed = {writers[t].name for t in EXPORT_TABLES}
+    for spec in chain:  # in data-flow order: name the earliest unfinished one
+        if spec.name in needed and not store.read_manifest(spec.name).complete:
+            return f"the {spec.name} stage has not finished"
+    return None
+
+
+def _ensure_exportable(cfg, run_dir: Path) -> None:
+    unfinished = _unfinished_export_writer(cfg, run_dir)
+    if unfinished:
+        raise ConfigError(f"{run_dir}: {unfinished}; run `perpo-pipeline run` first")
 
 
 def write_run_report(cfg, run_dir: Path) -> dict[str, Any]:
@@ -102,7 +114,7 @@ def write_run_report(cfg, run_dir: Path) -> dict[str, Any]:
     from pipeline.report import write_report
 
     store = RunStore(run_dir)
-    stats = write_report(collect_tables(cfg, run_dir), stage_metrics(cfg, run_dir), store.report_dir)
+    stats = write_report(collect_tables(cfg, run_dir, REPORT_TABLES), stage_metrics(cfg, run_dir), store.report_dir)
     write_distortion_gallery(cfg, run_dir)
     return stats
 
@@ -114,9 +126,11 @@ def write_distortion_gallery(cfg, run_dir: Path) -> Path | None:
     from stages.perturb import make_gallery
 
     store = RunStore(run_dir)
-    manifest = store.read_manifest("ingest")
-    for index in sorted(manifest.shards):
-        tasks = store.read_shard("ingest", "tasks", index, "tasks", columns=["image"])
+    writer = last_writers(enabled_chain(cfg)).get("tasks")
+    if writer is None:
+        return None
+    for index in sorted(store.read_manifest(writer.name).shards):
+        tasks = store.read_shard(writer.name, "tasks", index, writer.writes[0], columns=["image"])
         if tasks.num_rows:
             try:
                 return make_gallery(tasks.slice(0, 8), cfg.perturb, store.report_dir / "distortions.png")
@@ -131,11 +145,11 @@ def export_run(run_dir: Path, out: Path | None = None, cfg=None) -> Path:
 
     run_dir = Path(run_dir)
     cfg = cfg or _snapshot_config(run_dir)
-    _ensure_ranked(cfg, run_dir)
+    _ensure_exportable(cfg, run_dir)
     store = RunStore(run_dir)
-    stats_file = store.report_dir / "stats.json"
+    stats_file = store.stats_path
     stats = json.loads(stats_file.read_text()) if stats_file.is_file() else write_run_report(cfg, run_dir)
-    tables = collect_tables(cfg, run_dir, with_images=True)
+    tables = collect_tables(cfg, run_dir, EXPORT_TABLES, with_images=True)
     return export_dataset(tables, Path(out) if out else store.export_dir, _card_info(cfg, stats, store.report_dir))
 
 
@@ -159,7 +173,7 @@ def publish_run(
         raise ConfigError("no Hub repo given: pass --repo-id ORG/NAME or set [export] repo_id")
     private = cfg.export.private if private is None else private
     store = RunStore(Path(run_dir))
-    folder = store.export_dir if (store.export_dir / "README.md").is_file() else export_run(Path(run_dir), cfg=cfg)
+    folder = store.export_dir if is_export_folder(store.export_dir) else export_run(Path(run_dir), cfg=cfg)
     report = publish_folder(folder, repo_id, private=private, revision=revision, dry_run=dry_run)
     lines = [report.summary()]
     if dry_run:
@@ -169,8 +183,7 @@ def publish_run(
 
 def finalize_run(cfg, run_dir: Path, ran: list[str]) -> None:
     """After `run`: write the report and the export when the rank stage is complete and the config asks for them."""
-    store = RunStore(run_dir)
-    if not store.read_manifest("rank").complete:
+    if _unfinished_export_writer(cfg, run_dir):
         return
     if cfg.run.report:
         write_run_report(cfg, run_dir)

@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from data_schemas.tables import SCHEMA_VERSION, empty_table
+from stages.lib.files import atomic_write
 
-__all__ = ["REWARD_PLOT", "LIST_SIZE_PLOT", "write_report", "compute_stats"]
+__all__ = ["STATS_FILE", "REWARD_PLOT", "LIST_SIZE_PLOT", "REPORT_TABLES", "write_report", "compute_stats"]
 
+STATS_FILE = "stats.json"
 REWARD_PLOT = "reward_hist.png"
 LIST_SIZE_PLOT = "list_sizes.png"
 _DROPPED_PREFIX = "dropped_"
-_REPORT_TABLES = ("tasks", "scored", "listwise", "pairs", "groups", "quarantine")
+REPORT_TABLES: tuple[str, ...] = ("tasks", "scored", "listwise", "pairs", "groups", "quarantine")  # what it reads
 
 
 def _table(tables: dict[str, pa.Table], name: str, columns: list[str]) -> pa.Table:
@@ -182,15 +183,6 @@ def _json_scalar(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else str(value)
 
 
-def _atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_report(
     tables: dict[str, pa.Table], stage_metrics: dict[str, dict[str, float]], out_dir: Path
 ) -> dict[str, Any]:
@@ -207,7 +199,7 @@ def write_report(
     stats["plots"] = [REWARD_PLOT, LIST_SIZE_PLOT]
     scored = _table(tables, "scored", ["task_id", "origin", "reward"])
     tasks = _table(tables, "tasks", ["task_id", "task_type"])
-    _atomic_write(out_dir / REWARD_PLOT, lambda p: _plot_rewards(scored, tasks, p))
-    _atomic_write(out_dir / LIST_SIZE_PLOT, lambda p: _plot_list_sizes(stats["lists"]["size_counts"], p))
-    _atomic_write(out_dir / "stats.json", lambda p: p.write_text(json.dumps(stats, indent=2, default=_json_scalar) + "\n"))
+    atomic_write(out_dir / REWARD_PLOT, lambda p: _plot_rewards(scored, tasks, p))
+    atomic_write(out_dir / LIST_SIZE_PLOT, lambda p: _plot_list_sizes(stats["lists"]["size_counts"], p))
+    atomic_write(out_dir / STATS_FILE, lambda p: p.write_text(json.dumps(stats, indent=2, default=_json_scalar) + "\n"))
     return stats

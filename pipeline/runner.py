@@ -23,7 +23,6 @@ from pipeline.executor import ShardJob
 from pipeline.fingerprint import shard_fingerprint, table_hash
 from pipeline.progress import StageProgress
 from pipeline.store import Manifest, RunStore
-from stages.lib.files import atomic_write_bytes, atomic_write_parquet
 from stages.base import ShardOutput, ShardResult, StageSpec
 from stages import registry
 
@@ -31,6 +30,7 @@ __all__ = [
     "StageSummary",
     "enabled_chain",
     "check_chain",
+    "last_writers",
     "producers",
     "fan_in_hashes",
     "scratch_key",
@@ -38,9 +38,6 @@ __all__ = [
     "run_pipeline",
     "resolve_run_dir",
 ]
-
-PLAN_QUARANTINE = "plan"
-
 
 @dataclass
 class StageSummary:
@@ -65,14 +62,21 @@ def enabled_chain(cfg: BaseModel) -> list[StageSpec]:
     return [spec for spec in registry.stage_specs() if getattr(cfg, spec.name).enabled]
 
 
-def producers(chain: list[StageSpec]) -> dict[str, dict[str, StageSpec]]:
-    """For each stage, map each table it reads to the nearest upstream stage in ``chain`` that writes it."""
+def last_writers(chain: list[StageSpec]) -> dict[str, StageSpec]:
+    """Map each table written in ``chain`` to the last stage of ``chain`` that writes it (whose output is final)."""
     latest: dict[str, StageSpec] = {}
-    out: dict[str, dict[str, StageSpec]] = {}
     for spec in chain:
-        out[spec.name] = {t: latest[t] for t in spec.reads if t in latest}
         for table in spec.writes:
             latest[table] = spec
+    return latest
+
+
+def producers(chain: list[StageSpec]) -> dict[str, dict[str, StageSpec]]:
+    """For each stage, map each table it reads to the nearest upstream stage in ``chain`` that writes it."""
+    out: dict[str, dict[str, StageSpec]] = {}
+    for i, spec in enumerate(chain):
+        upstream = last_writers(chain[:i])
+        out[spec.name] = {t: upstream[t] for t in spec.reads if t in upstream}
     return out
 
 
@@ -206,28 +210,18 @@ class _StageRun:
         if self.spec.plan is None:
             raise RuntimeError(f"stage {self.spec.name} reads no table but has no plan function")
         plan = self.spec.plan(self.section)
-        self._write_plan_quarantine(plan.quarantine)
+        self.store.write_plan_quarantine(self.spec.name, plan.quarantine)
         return [
             self._job(i, [table_hash(records)], lambda records=records: {"records": records})
             for i, records in enumerate(plan.shards)
         ]
-
-    def _write_plan_quarantine(self, rows: list[dict[str, Any]]) -> None:
-        path = self.store.quarantine_shard_path(self.spec.name, 0).with_name(f"{PLAN_QUARANTINE}.parquet")
-        if rows:
-            table = validate_table([{"stage": self.spec.name, "shard": -1, **r} for r in rows], "quarantine")
-            atomic_write_parquet(path, table)
-        else:
-            path.unlink(missing_ok=True)
 
     def _job(self, index: int, input_hashes: list[str], loader) -> ShardJob:
         fingerprint = shard_fingerprint(self.spec.name, self.section_data, input_hashes)
         output = ShardOutput(
             stage=self.spec.name,
             index=index,
-            run_dir=self.store.run_dir.resolve(),
             scratch_dir=self.store.scratch_dir(self.spec.name, index, fan_in=self.spec.fan_in).resolve(),
-            seed=index,
         )
         return ShardJob(
             index=index,
@@ -337,7 +331,7 @@ def run_pipeline(
     store = RunStore(run_dir)
     with store.lock():
         check_skipped_upstream(chain, selected, store)
-        atomic_write_bytes(run_dir / "config.toml", config_to_toml(cfg).encode())
+        store.write_config_snapshot(config_to_toml(cfg))
         return _run_chain(cfg, chain, store, selected, forced, use_ray, show)
 
 

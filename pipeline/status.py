@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from pipeline.store import RunStore
 from stages import registry
 
@@ -39,9 +37,7 @@ def run_status(run_dir: Path) -> list[StageStatus]:
             for table, count in rec.rows.items():
                 status.rows[table] = status.rows.get(table, 0) + count
             status.artifacts.extend(rec.artifacts)
-        qfile = store.quarantine_dir / f"{name}.parquet"
-        if qfile.is_file():
-            status.quarantined = pq.read_metadata(qfile).num_rows
+        status.quarantined = store.quarantined_rows(name)
         out.append(status)
     return out
 
@@ -58,7 +54,7 @@ def format_status(run_dir: Path, statuses: list[StageStatus]) -> str:
     store = RunStore(run_dir)
     for label, path in (
         ("quarantine", store.quarantine_dir),
-        ("report", store.report_dir / "stats.json"),
+        ("report", store.stats_path),
         ("export", store.export_dir),
     ):
         if path.exists():

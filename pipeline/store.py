@@ -7,11 +7,15 @@ Layout of ``runs/<run>/``::
     <stage>/<table>/part-NNNNN.parquet   further tables of the stage (rank: pairs, groups)
     <stage>/_quarantine/part-NNNNN.parquet   rows the shard set aside, merged after the stage into
     quarantine/<stage>.parquet
+    <stage>/_quarantine/plan.parquet         rows a source stage set aside while planning its shards
     <stage>/_scratch/NNNNN/          side artifacts of a shard (kept distorted images)
     <stage>/artifacts/               side artifacts of a fan-in stage (train: model/, checkpoints/, train_log.jsonl)
     <stage>/_manifest.json           which shards are done, with what fingerprint, rows and metrics
     report/                          stats.json and plots
     export/                          the Hub-ready dataset folder
+    .lock                            held by the process writing the run
+
+This module is the only code that knows these names: everything else asks :class:`RunStore` for a path.
 
 A shard counts as done only when the manifest lists it with the expected fingerprint and its files
 exist with the sizes recorded at commit (a truncated file is redone); a shard about to be redone is
@@ -42,6 +46,7 @@ __all__ = ["ShardRecord", "Manifest", "RunStore"]
 MANIFEST = "_manifest.json"
 QUARANTINE_DIR = "_quarantine"
 SCRATCH_DIR = "_scratch"
+PLAN_QUARANTINE = "plan.parquet"
 
 
 @dataclass
@@ -138,17 +143,63 @@ class RunStore:
         if not marker.is_file():
             atomic_write_bytes(marker, fingerprint.encode())
 
+    def plan_quarantine_path(self, stage: str) -> Path:
+        """Rows a source stage set aside while planning (before any shard ran): ``<stage>/_quarantine/plan.parquet``."""
+        return self.stage_dir(stage) / QUARANTINE_DIR / PLAN_QUARANTINE
+
     @property
     def quarantine_dir(self) -> Path:
+        """The merged quarantine tables of the run, one per stage."""
         return self.run_dir / "quarantine"
+
+    def quarantine_path(self, stage: str) -> Path:
+        """The stage's merged quarantine table: ``quarantine/<stage>.parquet``."""
+        return self.quarantine_dir / f"{stage}.parquet"
 
     @property
     def report_dir(self) -> Path:
+        """The report folder: ``stats.json`` and the plots."""
         return self.run_dir / "report"
 
     @property
+    def stats_path(self) -> Path:
+        """The report's ``stats.json``."""
+        from pipeline.report import STATS_FILE
+
+        return self.report_dir / STATS_FILE
+
+    @property
     def export_dir(self) -> Path:
+        """The default Hub-ready export folder."""
         return self.run_dir / "export"
+
+    @property
+    def config_path(self) -> Path:
+        """The resolved config snapshot of the last `run` (``config.toml``)."""
+        return self.run_dir / "config.toml"
+
+    @property
+    def lock_path(self) -> Path:
+        """The file :meth:`lock` holds."""
+        return self.run_dir / ".lock"
+
+    def write_config_snapshot(self, toml_text: str) -> None:
+        """Replace ``config.toml`` atomically with ``toml_text``."""
+        atomic_write_bytes(self.config_path, toml_text.encode())
+
+    def write_plan_quarantine(self, stage: str, rows: list[dict]) -> None:
+        """Write the quarantine ``rows`` a source stage set aside while planning (shard -1); none removes the file."""
+        path = self.plan_quarantine_path(stage)
+        if rows:
+            table = validate_table([{"stage": stage, "shard": -1, **r} for r in rows], "quarantine")
+            atomic_write_parquet(path, table)
+        else:
+            path.unlink(missing_ok=True)
+
+    def quarantined_rows(self, stage: str) -> int:
+        """Rows in the stage's merged quarantine table (0 when it has none)."""
+        path = self.quarantine_path(stage)
+        return pq.read_metadata(path).num_rows if path.is_file() else 0
 
     def remove_stale_temporaries(self, stage: str) -> int:
         """Delete temporary files a killed writer left in the stage folder; return how many."""
@@ -166,7 +217,7 @@ class RunStore:
         from stages.lib.errors import ConfigError
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.run_dir / ".lock", "w") as fh:
+        with open(self.lock_path, "w") as fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -277,7 +328,7 @@ class RunStore:
     def reset_stage(self, stage: str) -> None:
         """Delete everything a stage wrote (used by --force)."""
         shutil.rmtree(self.stage_dir(stage), ignore_errors=True)
-        (self.quarantine_dir / f"{stage}.parquet").unlink(missing_ok=True)
+        self.quarantine_path(stage).unlink(missing_ok=True)
 
     # -- reading -------------------------------------------------------------------------------
     def table_files(self, stage: str, table: str, main_table: str) -> list[Path]:
@@ -309,14 +360,14 @@ class RunStore:
     def merge_quarantine(self, stage: str) -> int:
         """Merge the stage's per-shard quarantine files into ``quarantine/<stage>.parquet``; return the row count."""
         manifest = self.read_manifest(stage)
-        plan = self.stage_dir(stage) / QUARANTINE_DIR / "plan.parquet"
+        plan = self.plan_quarantine_path(stage)
         parts = [plan] if plan.is_file() else []
         parts += [
             self.quarantine_shard_path(stage, i)
             for i in sorted(manifest.shards)
             if self.quarantine_shard_path(stage, i).is_file()
         ]
-        target = self.quarantine_dir / f"{stage}.parquet"
+        target = self.quarantine_path(stage)
         if not parts:
             target.unlink(missing_ok=True)
             return 0

@@ -16,6 +16,8 @@ from typing import Any, Callable, Generic, TypeVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from data_schemas.quarantine import QuarantineReason
+
 __all__ = [
     "StageConfig",
     "ShardInputs",
@@ -56,7 +58,7 @@ class ShardInputs:
 
 @dataclass(frozen=True)
 class ShardOutput:
-    """Where a shard stands: its stage, index, the run folder and a scratch folder it may write into.
+    """Where a shard stands: its stage, its index, and a scratch folder it may write into.
 
     ``scratch_dir`` is for side artifacts (kept images, checkpoints); it is per-shard and survives
     the shard only if the stage returns paths inside it in :attr:`ShardResult.artifacts`.
@@ -64,9 +66,7 @@ class ShardOutput:
 
     stage: str
     index: int
-    run_dir: Path
     scratch_dir: Path
-    seed: int = 0
 
 
 @dataclass
@@ -115,8 +115,13 @@ class StageSpec(Generic[C]):
     resume_neutral: frozenset[str] = frozenset()
 
 
-def quarantine_row(row_ref: str, reason: str, message: str = "", record: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Build one quarantine entry; the runner adds the stage and shard. ``record`` is JSON-encoded (bytes elided)."""
+def quarantine_row(
+    row_ref: str, reason: QuarantineReason, message: str = "", record: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Build one quarantine entry; the runner adds the stage and shard. ``record`` is JSON-encoded (bytes elided).
+
+    ``reason`` comes from :class:`~data_schemas.quarantine.QuarantineReason` (README lists them all).
+    """
 
     def _clean(value: Any) -> Any:
         if isinstance(value, (bytes, bytearray)):
@@ -129,7 +134,7 @@ def quarantine_row(row_ref: str, reason: str, message: str = "", record: dict[st
 
     return {
         "row_ref": str(row_ref),
-        "reason": reason,
+        "reason": str(reason),
         "message": message,
         "record": json.dumps(_clean(record), default=str) if record is not None else None,
     }

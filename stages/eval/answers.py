@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import pyarrow as pa
 
+from data_schemas.quarantine import QuarantineReason
 from stages.base import quarantine_row
 from stages.lib.rewards import REWARDS, GroundTruth, GroundTruthError, RewardKind, RewardResult
 from stages.lib.rewards.ocr import prepare_ocr, score_ocr
@@ -76,7 +77,7 @@ def _truths(tasks: pa.Table, score: ScoreConfig) -> tuple[dict[str, tuple[Reward
             out[row["task_id"]] = (kind, REWARDS[kind].prepare(GroundTruth.from_row(row), options))
         except GroundTruthError as exc:
             record = {k: row.get(k) for k in ("task_id", "task_type", "prompt", "source")}
-            quarantine.append(quarantine_row(row["task_id"], "bad_ground_truth", str(exc), record))
+            quarantine.append(quarantine_row(row["task_id"], QuarantineReason.BAD_GROUND_TRUTH, str(exc), record))
     return out, quarantine
 
 

@@ -9,10 +9,9 @@ fingerprints each records table, then calls :func:`run_shard` per shard with
 from __future__ import annotations
 
 from stages.ingest.adapters import ADAPTERS, get_adapter
-from stages.ingest.config import BoxFormat, CorpusFormat, IngestConfig
+from stages.ingest.config import CorpusFormat, IngestConfig
 from stages.ingest.demo_corpus import write_demo_corpus
 from stages.ingest.plan import IngestPlan, plan_shards
-from stages.ingest.reasons import Reason
 from stages.ingest.records import RECORDS_SCHEMA
 from stages.ingest.stage import SPEC, run_shard
 
@@ -20,9 +19,7 @@ __all__ = [
     "SPEC",
     "IngestConfig",
     "CorpusFormat",
-    "BoxFormat",
     "IngestPlan",
-    "Reason",
     "RECORDS_SCHEMA",
     "ADAPTERS",
     "get_adapter",

@@ -5,12 +5,13 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from data_schemas.tables import TaskType
 from stages.base import StageConfig
+from stages.lib.boxes import BoxLayout
 
-__all__ = ["CorpusFormat", "BoxFormat", "IngestConfig"]
+__all__ = ["CorpusFormat", "IngestConfig"]
 
 
 class CorpusFormat(StrEnum):
@@ -20,13 +21,6 @@ class CorpusFormat(StrEnum):
     COCO = "coco"
     JSONL = "jsonl"
     PARQUET = "parquet"
-
-
-class BoxFormat(StrEnum):
-    """How boxes are written in a JSONL manifest or Parquet column (pixels either way)."""
-
-    XYXY = "xyxy"
-    XYWH = "xywh"
 
 
 def _check_placeholder(template: str, name: str, field: str) -> str:
@@ -100,9 +94,11 @@ class IngestConfig(StageConfig):
         description="jsonl/parquet: task type of rows that have none (e.g. vqa for a Hub VQA dataset); "
         "unset: such rows are quarantined as unknown_task_type.",
     )
-    box_format: BoxFormat = Field(
-        default=BoxFormat.XYXY,
-        description="jsonl/parquet: how boxes are written, xyxy ([x1, y1, x2, y2]) or xywh, in pixels.",
+    box_layout: BoxLayout = Field(
+        default=BoxLayout.XYXY,
+        validation_alias=AliasChoices("box_layout", "box_format"),
+        description="jsonl/parquet: which four pixel numbers a ground-truth box holds, xyxy ([x1, y1, x2, y2]) "
+        "or xywh ([x, y, width, height]). (The key was called box_format before; that name still reads.)",
     )
 
     # --- held-out split -----------------------------------------------------------------------

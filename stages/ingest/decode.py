@@ -23,9 +23,10 @@ from pathlib import Path, PurePosixPath
 
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from stages.ingest.reasons import Reason, Rejected
+from data_schemas.quarantine import QuarantineReason
+from stages.ingest.rejected import Rejected
 
-__all__ = ["StoredImage", "read_image_file", "normalize_image", "orient_box", "ACCEPTED_FORMATS"]
+__all__ = ["StoredImage", "read_image_file", "normalize_image", "ACCEPTED_FORMATS"]
 
 # Decoders we let PIL try; anything else is "not an image" (PIL also knows exotic formats we do not want).
 # JPEG includes MPO (multi-picture camera JPEGs), which PIL opens through the JPEG plugin.
@@ -58,11 +59,11 @@ def read_image_file(path: Path) -> bytes:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise Rejected(Reason.MISSING_IMAGE, f"image file not found: {path}") from None
+        raise Rejected(QuarantineReason.MISSING_IMAGE, f"image file not found: {path}") from None
     except OSError as exc:  # a directory, no permission, I/O error
-        raise Rejected(Reason.MISSING_IMAGE, f"cannot read image file {path}: {exc.strerror or exc}") from None
+        raise Rejected(QuarantineReason.MISSING_IMAGE, f"cannot read image file {path}: {exc.strerror or exc}") from None
     if not data:
-        raise Rejected(Reason.EMPTY_IMAGE, f"image file is empty (0 bytes): {path}")
+        raise Rejected(QuarantineReason.EMPTY_IMAGE, f"image file is empty (0 bytes): {path}")
     return data
 
 
@@ -130,27 +131,27 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         return Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except UnidentifiedImageError:
         message = f"not a recognized image ({len(data)} bytes; accepted: {', '.join(ACCEPTED_FORMATS)})"
-        raise Rejected(Reason.NOT_AN_IMAGE, message) from None
+        raise Rejected(QuarantineReason.NOT_AN_IMAGE, message) from None
     except Image.DecompressionBombError as exc:
-        raise Rejected(Reason.IMAGE_TOO_LARGE, f"{exc} (limit: [ingest] max_pixels = {max_pixels})") from None
+        raise Rejected(QuarantineReason.IMAGE_TOO_LARGE, f"{exc} (limit: [ingest] max_pixels = {max_pixels})") from None
     except Exception as exc:  # untrusted bytes: a plugin may raise anything on a damaged header
-        raise Rejected(Reason.CORRUPT_IMAGE, f"cannot read image header: {type(exc).__name__}: {exc}") from None
+        raise Rejected(QuarantineReason.CORRUPT_IMAGE, f"cannot read image header: {type(exc).__name__}: {exc}") from None
 
 
 def _load(img: Image.Image, max_pixels: int) -> None:
     """Check the header's size against the cap, then decode every pixel."""
     width, height = img.size
     if width < 1 or height < 1:
-        raise Rejected(Reason.CORRUPT_IMAGE, f"image header declares size {width}x{height}")
+        raise Rejected(QuarantineReason.CORRUPT_IMAGE, f"image header declares size {width}x{height}")
     if width * height > max_pixels:
         message = f"image is {width}x{height} = {width * height} pixels, over [ingest] max_pixels = {max_pixels}"
-        raise Rejected(Reason.IMAGE_TOO_LARGE, message)
+        raise Rejected(QuarantineReason.IMAGE_TOO_LARGE, message)
     try:
         img.load()
     except Image.DecompressionBombError as exc:
-        raise Rejected(Reason.IMAGE_TOO_LARGE, str(exc)) from None
+        raise Rejected(QuarantineReason.IMAGE_TOO_LARGE, str(exc)) from None
     except Exception as exc:  # truncated JPEG (OSError), broken PNG chunk (SyntaxError), plugin bugs
-        raise Rejected(Reason.CORRUPT_IMAGE, f"image fails to decode: {type(exc).__name__}: {exc}") from None
+        raise Rejected(QuarantineReason.CORRUPT_IMAGE, f"image fails to decode: {type(exc).__name__}: {exc}") from None
 
 
 def normalize_image(data: bytes, *, max_pixels: int, jpeg_quality: int = 95, name: str | None = None) -> StoredImage:
@@ -161,7 +162,7 @@ def normalize_image(data: bytes, *, max_pixels: int, jpeg_quality: int = 95, nam
     damaged data). Never raises anything else for bad bytes.
     """
     if not data:
-        raise Rejected(Reason.EMPTY_IMAGE, "image has 0 bytes")
+        raise Rejected(QuarantineReason.EMPTY_IMAGE, "image has 0 bytes")
     with _strict_decoding(max_pixels), _open(data, max_pixels) as img:
         _load(img, max_pixels)
         source_format = img.format or "UNKNOWN"
@@ -185,25 +186,3 @@ def normalize_image(data: bytes, *, max_pixels: int, jpeg_quality: int = 95, nam
             stored_format=stored_format,
             reencoded=reencoded,
         )
-
-
-def orient_box(box: list[float], orientation: int, raw_size: tuple[int, int]) -> list[float]:
-    """Map an xyxy box drawn on the raw pixels of a ``raw_size`` image to the upright image that
-    ``ImageOps.exif_transpose`` makes for EXIF ``orientation`` (1 returns the box unchanged)."""
-    w, h = raw_size
-    x1, y1, x2, y2 = box
-
-    def point(x: float, y: float) -> tuple[float, float]:
-        return {
-            1: (x, y),
-            2: (w - x, y),  # FLIP_LEFT_RIGHT
-            3: (w - x, h - y),  # ROTATE_180
-            4: (x, h - y),  # FLIP_TOP_BOTTOM
-            5: (y, x),  # TRANSPOSE
-            6: (h - y, x),  # ROTATE_270 (clockwise quarter turn)
-            7: (h - y, w - x),  # TRANSVERSE
-            8: (y, w - x),  # ROTATE_90 (counter-clockwise quarter turn)
-        }[orientation]
-
-    (ax, ay), (bx, by) = point(x1, y1), point(x2, y2)
-    return [min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)]

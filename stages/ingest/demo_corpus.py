@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
 import string
 from collections.abc import Iterator
@@ -21,7 +20,9 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from stages.lib.errors import ConfigError, CorpusError
-from stages.ingest.tasks import TaskSpec, boxes_text, check_task
+from stages.lib.files import atomic_write_bytes, atomic_write_text
+from stages.ingest.tasks import TaskSpec, check_task
+from stages.lib.boxes import pixel_boxes_text
 
 __all__ = [
     "MANIFEST_NAME",
@@ -56,7 +57,7 @@ _OCR_PROMPTS = (
 _WORDS = (
     "apple", "river", "cloud", "piano", "delta", "maple", "orbit", "pixel", "tiger", "lemon",
     "north", "candle", "forest", "silver", "rocket", "harbor", "velvet", "window", "garden", "summit",
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def _grounding(rng: random.Random) -> tuple[TaskSpec, tuple[Shape, ...]]:
     else:
         prompt = f"Give the bounding box of the {colour} {kind}."
     meta = {"variant": "all" if many else "single"}
-    return TaskSpec("grounding", prompt, answer=boxes_text(boxes), boxes=boxes, meta=meta), shapes
+    return TaskSpec("grounding", prompt, answer=pixel_boxes_text(boxes), boxes=boxes, meta=meta), shapes
 
 
 def _vqa(rng: random.Random) -> tuple[TaskSpec, tuple[Shape, ...]]:
@@ -233,12 +234,6 @@ def render_demo_image(seed: int, index: int) -> bytes:
     return render_demo_item(demo_item(seed, index))
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def write_demo_corpus(out_dir: str | Path, n_tasks: int = 48, seed: int = 0) -> Path:
     """Write the demo corpus to ``out_dir`` as ``manifest.jsonl`` + ``images/*.png`` and return the manifest path.
 
@@ -254,12 +249,12 @@ def write_demo_corpus(out_dir: str | Path, n_tasks: int = 48, seed: int = 0) -> 
     (out / "images").mkdir(parents=True, exist_ok=True)
     lines = []
     for item in demo_items(n_tasks, seed):
-        _write_atomic(out / item.name, render_demo_item(item))
+        atomic_write_bytes(out / item.name, render_demo_item(item))
         t = item.task
         line = {"image": item.name, "task_type": t.task_type, "prompt": t.prompt, "answer": t.answer}
         line.update({k: v for k, v in (("boxes", t.boxes), ("answers", t.answers), ("choices", t.choices)) if v})
         line["meta"] = t.meta
         lines.append(json.dumps(line, ensure_ascii=False))
     manifest = out / MANIFEST_NAME
-    _write_atomic(manifest, ("\n".join(lines) + "\n").encode())
+    atomic_write_text(manifest, "\n".join(lines) + "\n")
     return manifest

@@ -16,9 +16,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from data_schemas.quarantine import QuarantineReason
 from stages.ingest.demo_corpus import render_demo_image
 from stages.ingest.decode import read_image_file
-from stages.ingest.reasons import Reason, Rejected
+from stages.ingest.rejected import Rejected
 from stages.ingest.records import ImageKind
 
 __all__ = ["ImageFetcher"]
@@ -56,7 +57,7 @@ class ImageFetcher:
         try:
             reader = self._readers[ImageKind(ref.get("kind"))]
         except ValueError:
-            raise Rejected(Reason.MALFORMED_RECORD, f"unknown image ref kind {ref.get('kind')!r}") from None
+            raise Rejected(QuarantineReason.MALFORMED_RECORD, f"unknown image ref kind {ref.get('kind')!r}") from None
         return reader(ref), ref.get("name")
 
     def _read_file(self, ref: Mapping[str, Any]) -> bytes:
@@ -72,18 +73,18 @@ class ImageFetcher:
             try:
                 self._file = pq.ParquetFile(path)
             except (OSError, pa.ArrowInvalid) as exc:
-                raise Rejected(Reason.MISSING_IMAGE, f"cannot open Parquet file {path}: {exc}") from None
+                raise Rejected(QuarantineReason.MISSING_IMAGE, f"cannot open Parquet file {path}: {exc}") from None
             self._file_path = path
             sizes = [self._file.metadata.row_group(i).num_rows for i in range(self._file.metadata.num_row_groups)]
             self._starts = [0, *itertools.accumulate(sizes)][:-1]
         group = bisect.bisect_right(self._starts, row) - 1
         if group < 0 or row >= self._file.metadata.num_rows:
-            raise Rejected(Reason.MISSING_IMAGE, f"{path} has no row {row} (it changed since planning)")
+            raise Rejected(QuarantineReason.MISSING_IMAGE, f"{path} has no row {row} (it changed since planning)")
         if self._group != (group, column):
             self._column = self._file.read_row_group(group, columns=[column]).column(0)
             self._group = (group, column)
         cell = self._column[row - self._starts[group]].as_py()
         data = cell.get("bytes") if isinstance(cell, dict) else cell
         if not data:
-            raise Rejected(Reason.MISSING_IMAGE, f"{path} row {row} has no image bytes")
+            raise Rejected(QuarantineReason.MISSING_IMAGE, f"{path} row {row} has no image bytes")
         return data

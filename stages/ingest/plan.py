@@ -18,10 +18,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from data_schemas.quarantine import QuarantineReason
 from stages.base import quarantine_row
 from stages.ingest.adapters import get_adapter
 from stages.ingest.config import IngestConfig
-from stages.ingest.reasons import Reason
 from stages.ingest.records import RECORDS_SCHEMA, Planned, encode_record
 from stages.ingest.tasks import dedupe_prompt
 
@@ -72,7 +72,7 @@ def plan_shards(config: IngestConfig) -> IngestPlan:
         key = _duplicate_key(item)
         if key in first_seen:
             message = f"same image, task type and prompt as {first_seen[key]} (the first is kept)"
-            plan.quarantine.append(quarantine_row(item.source, Reason.DUPLICATE, message, item.record()))
+            plan.quarantine.append(quarantine_row(item.source, QuarantineReason.DUPLICATE, message, item.record()))
             continue
         first_seen[key] = item.source
         pending.append((encode_record(item), item.source))

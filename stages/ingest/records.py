@@ -16,7 +16,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from stages.ingest.reasons import Reason, Rejected
+from data_schemas.quarantine import QuarantineReason
+from stages.ingest.rejected import Rejected
 from stages.ingest.tasks import TaskSpec
 
 __all__ = ["ImageKind", "Planned", "RECORDS_SCHEMA", "encode_record", "decode_record", "file_ref"]
@@ -63,7 +64,7 @@ def decode_record(text: str) -> tuple[dict[str, Any], TaskSpec]:
         data = json.loads(text)
         return dict(data["image"]), TaskSpec.from_record(data["task"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise Rejected(Reason.MALFORMED_RECORD, f"unreadable plan record: {type(exc).__name__}: {exc}") from None
+        raise Rejected(QuarantineReason.MALFORMED_RECORD, f"unreadable plan record: {type(exc).__name__}: {exc}") from None
 
 
 def file_ref(path: Path, name: str | None) -> dict[str, Any]:
@@ -72,13 +73,13 @@ def file_ref(path: Path, name: str | None) -> dict[str, Any]:
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise Rejected(Reason.MISSING_IMAGE, f"image file not found: {path}") from None
+        raise Rejected(QuarantineReason.MISSING_IMAGE, f"image file not found: {path}") from None
     except OSError as exc:
-        raise Rejected(Reason.MISSING_IMAGE, f"cannot stat image file {path}: {exc.strerror or exc}") from None
+        raise Rejected(QuarantineReason.MISSING_IMAGE, f"cannot stat image file {path}: {exc.strerror or exc}") from None
     if not stat.S_ISREG(st.st_mode):
-        raise Rejected(Reason.MISSING_IMAGE, f"image path is not a regular file: {path}")
+        raise Rejected(QuarantineReason.MISSING_IMAGE, f"image path is not a regular file: {path}")
     if st.st_size == 0:
-        raise Rejected(Reason.EMPTY_IMAGE, f"image file is empty (0 bytes): {path}")
+        raise Rejected(QuarantineReason.EMPTY_IMAGE, f"image file is empty (0 bytes): {path}")
     return {
         "kind": ImageKind.FILE.value,
         "path": str(path),

@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Final
 
-from stages.ingest.reasons import Reason, Rejected
+from data_schemas.quarantine import QuarantineReason
+from stages.ingest.rejected import Rejected
 
 __all__ = ["TRAIN", "EVAL", "SPLIT_ALIASES", "parse_split", "hash_fraction", "assign_split"]
 
@@ -41,7 +42,7 @@ def parse_split(value: Any) -> str | None:
         return None
     if not isinstance(value, str) or value.strip().casefold() not in SPLIT_ALIASES:
         raise Rejected(
-            Reason.MALFORMED_RECORD,
+            QuarantineReason.MALFORMED_RECORD,
             f"split {value!r:.40} is not one of {', '.join(sorted(SPLIT_ALIASES))}",
         )
     return SPLIT_ALIASES[value.strip().casefold()]

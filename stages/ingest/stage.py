@@ -8,12 +8,13 @@ from typing import Any
 import pyarrow as pa
 
 from data_schemas.tables import empty_table, validate_table
+from data_schemas.quarantine import QuarantineReason
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageSpec, quarantine_row
 from stages.ingest.config import IngestConfig
 from stages.ingest.plan import plan_shards
 from stages.ingest.fetch import ImageFetcher
 from stages.ingest.decode import normalize_image
-from stages.ingest.reasons import Reason, Rejected
+from stages.ingest.rejected import Rejected
 from stages.ingest.records import decode_record
 from stages.ingest.split import EVAL, assign_split
 from stages.ingest.tasks import fit_to_image, task_row
@@ -39,8 +40,9 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: IngestConfig) ->
 
     Each record's image is read, fully decoded, size-capped, made upright RGB and stored (see
     :mod:`stages.ingest.decode`); boxes are checked against the real size. A record that fails becomes a
-    quarantine row with a :class:`Reason`; a second record with the same ``task_id`` in the shard is a
-    ``duplicate``. Images are handled one at a time: memory is one shard's output plus one image.
+    quarantine row with its :class:`~data_schemas.quarantine.QuarantineReason`; a second record with the
+    same ``task_id`` in the shard is a ``duplicate``. Images are handled one at a time: memory is one
+    shard's output plus one image.
     """
     records = inputs.table("records")
     tables: dict[str, list[pa.Table]] = {"tasks": [], "eval_tasks": []}
@@ -62,7 +64,7 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: IngestConfig) ->
             first = first_seen.get(row["task_id"])
             if first is not None:
                 message = f"task_id {row['task_id']} (same image bytes, task type and prompt) already made by {first}"
-                quarantine.append(quarantine_row(source, Reason.DUPLICATE, message, _record_for_quarantine(text)))
+                quarantine.append(quarantine_row(source, QuarantineReason.DUPLICATE, message, _record_for_quarantine(text)))
                 continue
             first_seen[row["task_id"]] = source
             reencoded += image.reencoded

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import string
 from collections import Counter
@@ -18,27 +17,24 @@ from typing import Any
 
 from data_schemas.images import encode_image_cell
 from data_schemas.tables import TASK_TYPES
-from stages.ingest.config import BoxFormat
-from stages.ingest.decode import StoredImage, orient_box
-from stages.ingest.reasons import Reason, Rejected
+from data_schemas.quarantine import QuarantineReason
+from stages.ingest.decode import StoredImage
+from stages.ingest.rejected import Rejected
+from stages.lib.boxes import BOX_DECIMALS, BadBox, BoxLayout, boxes_from_annotation, check_pixel_box, orient_box, pixel_boxes_text
 from stages.ingest.split import parse_split
 
 __all__ = [
     "TaskSpec",
     "parse_task",
-    "parse_boxes",
+    "annotation_boxes",
     "check_task",
     "fit_to_image",
     "task_id",
-    "boxes_text",
-    "BOX_DECIMALS",
     "dedupe_prompt",
     "task_row",
 ]
 
 _LETTER = re.compile(r"\(?([A-Za-z])[.):]?")
-BOX_DECIMALS = 2
-"""Ingested boxes are rounded to 1/100 pixel, the precision their ground-truth text is written with."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +69,7 @@ def _text(value: Any, name: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise Rejected(Reason.MALFORMED_RECORD, f"{name} must be text, got {type(value).__name__}: {value!r:.80}")
+        raise Rejected(QuarantineReason.MALFORMED_RECORD, f"{name} must be text, got {type(value).__name__}: {value!r:.80}")
     text = str(value).strip()
     return text or None
 
@@ -82,30 +78,19 @@ def _text_list(value: Any, name: str) -> list[str] | None:
     if value is None:
         return None
     if not isinstance(value, (list, tuple)):
-        raise Rejected(Reason.MALFORMED_RECORD, f"{name} must be a list, got {type(value).__name__}: {value!r:.80}")
+        raise Rejected(QuarantineReason.MALFORMED_RECORD, f"{name} must be a list, got {type(value).__name__}: {value!r:.80}")
     # VQAv2-style answer objects {"answer": ..., "answer_confidence": ...} are accepted as their text.
     items = [_text(v.get("answer") if isinstance(v, Mapping) else v, name) for v in value]
     return items
 
 
-def parse_boxes(value: Any, box_format: BoxFormat) -> list[list[float]] | None:
-    """Return ``value`` (one flat box or a list of boxes, ``box_format`` pixels) as xyxy float boxes, or raise
+def annotation_boxes(value: Any, layout: BoxLayout) -> list[list[float]] | None:
+    """Return ``value`` (one flat box or a list of boxes, ``layout`` pixels) as xyxy float boxes, or raise
     ``Rejected(bad_box)`` for anything that is not 4 numbers per box. Bounds are checked later."""
-    if value is None:
-        return None
-    if not isinstance(value, (list, tuple)):
-        raise Rejected(Reason.BAD_BOX, f"boxes must be a list of [x1, y1, x2, y2], got {value!r:.80}")
-    if len(value) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        value = [value]  # a single flat box
-    boxes = []
-    for box in value:
-        if not isinstance(box, (list, tuple)) or len(box) != 4 or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in box
-        ):
-            raise Rejected(Reason.BAD_BOX, f"a box must be 4 numbers, got {box!r:.80}")
-        x1, y1, a, b = (float(v) for v in box)
-        boxes.append([x1, y1, x1 + a, y1 + b] if box_format == BoxFormat.XYWH else [x1, y1, a, b])
-    return boxes
+    try:
+        return boxes_from_annotation(value, layout)
+    except BadBox as exc:
+        raise Rejected(QuarantineReason.BAD_BOX, str(exc)) from None
 
 
 def _meta(value: Any) -> dict[str, Any]:
@@ -115,29 +100,29 @@ def _meta(value: Any) -> dict[str, Any]:
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
-            raise Rejected(Reason.MALFORMED_RECORD, f"meta is not valid JSON: {exc}") from None
+            raise Rejected(QuarantineReason.MALFORMED_RECORD, f"meta is not valid JSON: {exc}") from None
     if not isinstance(value, Mapping):
-        raise Rejected(Reason.MALFORMED_RECORD, f"meta must be a JSON object, got {type(value).__name__}")
+        raise Rejected(QuarantineReason.MALFORMED_RECORD, f"meta must be a JSON object, got {type(value).__name__}")
     return dict(value)
 
 
 def parse_task(
-    fields: Mapping[str, Any], *, default_task_type: str | None = None, box_format: BoxFormat = BoxFormat.XYXY
+    fields: Mapping[str, Any], *, default_task_type: str | None = None, box_layout: BoxLayout = BoxLayout.XYXY
 ) -> TaskSpec:
     """Build a checked :class:`TaskSpec` from loosely typed fields (a JSONL line, a Parquet row) keyed by the
     canonical names task_type, prompt, answer, boxes, answers, choices, meta. Raises :class:`Rejected`."""
     task_type = fields.get("task_type")
     if task_type is None or task_type == "":
         if default_task_type is None:
-            raise Rejected(Reason.UNKNOWN_TASK_TYPE, "row has no task_type and [ingest] default_task_type is unset")
+            raise Rejected(QuarantineReason.UNKNOWN_TASK_TYPE, "row has no task_type and [ingest] default_task_type is unset")
         task_type = default_task_type
     if not isinstance(task_type, str) or task_type not in TASK_TYPES:
-        raise Rejected(Reason.UNKNOWN_TASK_TYPE, f"unknown task_type {task_type!r}; known: {', '.join(TASK_TYPES)}")
+        raise Rejected(QuarantineReason.UNKNOWN_TASK_TYPE, f"unknown task_type {task_type!r}; known: {', '.join(TASK_TYPES)}")
     spec = TaskSpec(
         task_type=task_type,
         prompt=_text(fields.get("prompt"), "prompt") or "",
         answer=_text(fields.get("answer"), "answer"),
-        boxes=parse_boxes(fields.get("boxes"), box_format) or None,
+        boxes=annotation_boxes(fields.get("boxes"), box_layout) or None,
         answers=_text_list(fields.get("answers"), "answers") or None,
         choices=_text_list(fields.get("choices"), "choices") or None,
         meta=_meta(fields.get("meta")),
@@ -147,17 +132,10 @@ def parse_task(
 
 
 def _check_box(box: list[float], size: tuple[int, int] | None, tolerance: float) -> list[float]:
-    x1, y1, x2, y2 = box
-    if not all(math.isfinite(v) for v in box):
-        raise Rejected(Reason.BAD_BOX, f"box {box} has a non-finite coordinate")
-    if x2 <= x1 or y2 <= y1:
-        raise Rejected(Reason.BAD_BOX, f"box {box} is empty or inverted (needs x1 < x2 and y1 < y2)")
-    if size is None:
-        return list(box)
-    w, h = size
-    if x1 < -tolerance or y1 < -tolerance or x2 > w + tolerance or y2 > h + tolerance:
-        raise Rejected(Reason.BAD_BOX, f"box {box} lies outside the {w}x{h} image (tolerance {tolerance} px)")
-    return [max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2)]
+    try:
+        return check_pixel_box(box, size, tolerance)
+    except BadBox as exc:
+        raise Rejected(QuarantineReason.BAD_BOX, str(exc)) from None
 
 
 def _choice_letter(answer: str, choices: list[str]) -> str:
@@ -169,16 +147,16 @@ def _choice_letter(answer: str, choices: list[str]) -> str:
     if answer.casefold() in folded:
         return letters[folded.index(answer.casefold())]
     raise Rejected(
-        Reason.BAD_CHOICES, f"answer {answer!r} is neither a letter {letters[0]}-{letters[-1]} nor one of the choices"
+        QuarantineReason.BAD_CHOICES, f"answer {answer!r} is neither a letter {letters[0]}-{letters[-1]} nor one of the choices"
     )
 
 
 def _check_choices(spec: TaskSpec) -> TaskSpec:
     choices = spec.choices
     if spec.task_type != "vqa":
-        raise Rejected(Reason.BAD_CHOICES, f"choices are only used by vqa tasks, not {spec.task_type}")
+        raise Rejected(QuarantineReason.BAD_CHOICES, f"choices are only used by vqa tasks, not {spec.task_type}")
     if len(choices) < 2 or len(choices) > 26 or any(c is None for c in choices):
-        raise Rejected(Reason.BAD_CHOICES, f"choices must be 2-26 non-empty texts, got {choices!r:.120}")
+        raise Rejected(QuarantineReason.BAD_CHOICES, f"choices must be 2-26 non-empty texts, got {choices!r:.120}")
     letter = _choice_letter(spec.answer, choices)
     return replace(spec, answer=letter, answers=[letter])
 
@@ -192,24 +170,24 @@ def check_task(spec: TaskSpec, size: tuple[int, int] | None = None, tolerance: f
     """
     if spec.task_type not in TASK_TYPES:
         known = ", ".join(TASK_TYPES)
-        raise Rejected(Reason.UNKNOWN_TASK_TYPE, f"unknown task_type {spec.task_type!r}; known: {known}")
+        raise Rejected(QuarantineReason.UNKNOWN_TASK_TYPE, f"unknown task_type {spec.task_type!r}; known: {known}")
     if not spec.prompt or not spec.prompt.strip():
-        raise Rejected(Reason.EMPTY_PROMPT, "prompt is empty")
+        raise Rejected(QuarantineReason.EMPTY_PROMPT, "prompt is empty")
     boxes = [_check_box(b, size, tolerance) for b in spec.boxes] if spec.boxes else None
     answers = [a for a in spec.answers if a] if spec.answers else None
     answer = spec.answer
     if spec.task_type == "grounding":
         if not boxes:
-            raise Rejected(Reason.EMPTY_ANSWER, "grounding task has no boxes")
+            raise Rejected(QuarantineReason.EMPTY_ANSWER, "grounding task has no boxes")
     elif spec.task_type == "ocr":
         answer = answer or (answers[0] if answers else None)
         if not answer:
-            raise Rejected(Reason.EMPTY_ANSWER, "ocr task has no answer text")
+            raise Rejected(QuarantineReason.EMPTY_ANSWER, "ocr task has no answer text")
     else:
         if not answer and answers:
             answer = Counter(answers).most_common(1)[0][0]
         if not answer:
-            raise Rejected(Reason.EMPTY_ANSWER, f"{spec.task_type} task has neither answer nor answers")
+            raise Rejected(QuarantineReason.EMPTY_ANSWER, f"{spec.task_type} task has neither answer nor answers")
     if answer and not answers and spec.task_type != "grounding":
         answers = [answer]
     spec = replace(spec, prompt=spec.prompt.strip(), boxes=boxes, answer=answer, answers=answers)
@@ -231,7 +209,7 @@ def fit_to_image(spec: TaskSpec, image: StoredImage, tolerance: float) -> TaskSp
         declared = tuple(spec.declared_size)
         if declared != upright and declared != image.raw_size:
             raise Rejected(
-                Reason.SIZE_MISMATCH,
+                QuarantineReason.SIZE_MISMATCH,
                 f"annotation declares a {declared[0]}x{declared[1]} image, the file is {upright[0]}x{upright[1]}",
             )
         if image.orientation != 1 and declared == image.raw_size and declared != upright:
@@ -242,22 +220,8 @@ def fit_to_image(spec: TaskSpec, image: StoredImage, tolerance: float) -> TaskSp
         boxes = [[round(v, BOX_DECIMALS) for v in box] for box in boxes]
     spec = check_task(replace(spec, boxes=boxes, meta=meta), size=upright, tolerance=tolerance)
     if spec.task_type == "grounding":
-        spec = replace(spec, answer=boxes_text(spec.boxes))
+        spec = replace(spec, answer=pixel_boxes_text(spec.boxes))
     return spec
-
-
-def _coordinate(value: float) -> str:
-    text = f"{round(value, BOX_DECIMALS):.{BOX_DECIMALS}f}".rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
-
-
-def boxes_text(boxes: list[list[float]]) -> str:
-    """Ground-truth text of a grounding task: ``[x1, y1, x2, y2]`` per box in pixels, comma-separated.
-
-    Whole-pixel coordinates are written as integers, others with up to :data:`BOX_DECIMALS`
-    decimals, so the text parses back to the (ingest-rounded) boxes and scores IoU 1.0 against them.
-    """
-    return ", ".join("[" + ", ".join(_coordinate(v) for v in box) + "]" for box in boxes)
 
 
 def task_id(image_sha256: str, task_type: str, prompt: str) -> str:

@@ -8,7 +8,7 @@ from stages.perturb.config import DistortionConfig, HallucinationConfig, Halluci
 from stages.perturb.distortions import DISTORTIONS, DistortionName, DistortionSpec, apply_distortion
 from stages.perturb.gallery import make_gallery, write_gallery
 from stages.perturb.injectors import INJECTORS, InjectorKind
-from stages.perturb.rows import distorted_cand_id, hallucination_cand_id
+from stages.perturb.rows import hallucination_cand_id
 from stages.perturb.stage import SPEC, run_shard, setup
 
 __all__ = [
@@ -26,7 +26,6 @@ __all__ = [
     "run_shard",
     "setup",
     "hallucination_cand_id",
-    "distorted_cand_id",
     "write_gallery",
     "make_gallery",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from stages.perturb.boxes import box_skeleton, parse_box_text
+from stages.lib.boxes import box_skeleton, parse_box_text
 from stages.perturb.vocab import NUMBER_WORDS, YES_NO
 
 __all__ = ["MIN_SIMILARITY", "normalize", "differs", "vqa_answer_kind", "keeps_format", "is_valid_hallucination"]

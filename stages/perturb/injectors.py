@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Callable
 
-from stages.perturb.boxes import coordinate_bounds, parse_box_text, place_in_band
+from stages.lib.boxes import parse_box_text
+from stages.perturb.box_band import place_in_band, written_bounds
 from stages.perturb.vocab import (
     CO_OCCURRENCE,
     COLORS,
@@ -188,9 +189,9 @@ def inject_yes_no(text: str, rng: random.Random, ctx: InjectContext) -> Injectio
 def inject_box(text: str, rng: random.Random, ctx: InjectContext) -> Injection | None:
     """Move or rescale every box so its IoU with the original lies in ``ctx.iou_band``, keeping the notation."""
     parsed = parse_box_text(text)
-    if parsed is None:
+    if parsed is None or not (ctx.width and ctx.height):
         return None
-    bounds = coordinate_bounds(parsed.values, ctx.width, ctx.height)
+    bounds = written_bounds(parsed, ctx.width, ctx.height)
     placed = place_in_band(parsed, ctx.iou_band, rng, bounds)
     if placed is None:
         return None
@@ -204,7 +205,6 @@ def inject_box(text: str, rng: random.Random, ctx: InjectContext) -> Injection |
 
 
 _CONFUSABLE_KEYS = sorted(OCR_CONFUSABLES, key=len, reverse=True)
-_CONFUSABLE_RE = re.compile("|".join(re.escape(k) for k in _CONFUSABLE_KEYS))
 
 
 def inject_ocr(text: str, rng: random.Random, ctx: InjectContext) -> Injection | None:

@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from typing import Any
 
+from data_schemas.tables import Origin
 from stages.lib.errors import ConfigError
 from stages.base import ShardOutput, ShardResult
 from stages.perturb.config import HallucinationConfig, HallucinationMode, PerturbConfig
@@ -19,27 +20,12 @@ from stages.sample.config import SamplingSettings
 from stages.sample.rows import SampleItem, cand_id, ground_truth_text, sample_rows
 from stages.sample.sampler import Sampler
 
-__all__ = [
-    "ORIGIN_HALLUCINATION",
-    "ORIGIN_DISTORTED",
-    "hallucination_cand_id",
-    "distorted_cand_id",
-    "hallucination_rows",
-    "distorted_rows",
-]
-
-ORIGIN_HALLUCINATION = "hallucination"
-ORIGIN_DISTORTED = "distorted_image"
+__all__ = ["hallucination_cand_id", "hallucination_rows", "distorted_rows"]
 
 
 def hallucination_cand_id(task_id: str, k: int) -> str:
     """cand_id of the ``k``-th hallucinated answer of a task: ``{task_id}:hallucination:{k}``."""
-    return cand_id(task_id, ORIGIN_HALLUCINATION, k)
-
-
-def distorted_cand_id(task_id: str, label: str, i: int) -> str:
-    """cand_id of the ``i``-th answer on the image distorted by ``label``: ``{task_id}:distorted_image:{label}:{i}``."""
-    return cand_id(task_id, ORIGIN_DISTORTED, i, label)
+    return cand_id(task_id, Origin.HALLUCINATION, k)
 
 
 def _ctx(task: dict[str, Any], cfg: HallucinationConfig) -> InjectContext:
@@ -52,7 +38,7 @@ def _ctx(task: dict[str, Any], cfg: HallucinationConfig) -> InjectContext:
     )
 
 
-def _row(task_id: str, cid: str, origin: str, text: str, **extra: Any) -> dict[str, Any]:
+def _row(task_id: str, cid: str, origin: Origin, text: str, **extra: Any) -> dict[str, Any]:
     row = {
         "task_id": task_id,
         "cand_id": cid,
@@ -73,9 +59,9 @@ def _row(task_id: str, cid: str, origin: str, text: str, **extra: Any) -> dict[s
 
 def _rule_record(h: Hallucination, cfg: HallucinationConfig, mode: str, **extra: Any) -> dict[str, Any]:
     params = {"kinds": [str(k) for k in cfg.kinds], "iou_band": list(cfg.iou_band), "max_kinds": cfg.max_kinds,
-              "max_edits": cfg.max_edits}  # fmt: skip
-    record = {"name": ORIGIN_HALLUCINATION, "mode": mode, "kinds": list(h.kinds), "changes": list(h.changes),
-              "seed": h.seed, "params": params}  # fmt: skip
+              "max_edits": cfg.max_edits}
+    record = {"name": Origin.HALLUCINATION, "mode": mode, "kinds": list(h.kinds), "changes": list(h.changes),
+              "seed": h.seed, "params": params}
     record.update(extra)
     return record
 
@@ -101,8 +87,8 @@ def _rule_rows(eligible: list[dict[str, Any]], cfg: HallucinationConfig, metrics
         metrics["hallucination_rule"] += len(made)
         for k, h in enumerate(made):
             distortion = json.dumps(_rule_record(h, cfg, "rule"), sort_keys=True)
-            rows.append(_row(tid, hallucination_cand_id(tid, k), ORIGIN_HALLUCINATION, h.text, finish_reason="injected",
-                             sample_index=k, seed=h.seed, distortion=distortion))  # fmt: skip
+            rows.append(_row(tid, hallucination_cand_id(tid, k), Origin.HALLUCINATION, h.text, finish_reason="injected",
+                             sample_index=k, seed=h.seed, distortion=distortion))
     return rows
 
 
@@ -126,12 +112,12 @@ def _llm_rows(
     outcomes = llm_hallucinate(
         jobs, sampler, kinds=cfg.kinds, retries=cfg.llm_retries, temperature=config.temperature, top_p=config.top_p,
         max_tokens=cfg.llm_max_tokens, with_image=cfg.llm_with_image, max_kinds=cfg.max_kinds,
-    )  # fmt: skip
+    )
     sampling = json.dumps(
         {"backend": sampler.backend, "max_tokens": cfg.llm_max_tokens, "n": 1, "temperature": config.temperature,
          "top_p": config.top_p},
         sort_keys=True,
-    )  # fmt: skip
+    )
     rows = []
     next_k: Counter = Counter()  # renumber per task so indices stay dense when a job produced nothing
     for job, out in zip(jobs, outcomes):
@@ -142,16 +128,16 @@ def _llm_rows(
         next_k[job.group] += 1
         common = {"llm_attempts": out.attempts, "llm_rejections": out.rejections, "prompt": template_for(job.ctx.task_type)}
         if out.fallback is None:
-            record = {"name": ORIGIN_HALLUCINATION, "mode": "llm", "seed": job.seed, **common}
+            record = {"name": Origin.HALLUCINATION, "mode": "llm", "seed": job.seed, **common}
             extra = {"model": sampler.model_name, "sampling": sampling, "seed": job.seed}
             metrics["hallucination_llm"] += 1
         else:
             record = _rule_record(out.fallback, cfg, "rule_fallback", llm_seed=job.seed, **common)
             extra = {"seed": out.fallback.seed}
             metrics["hallucination_rule_fallback"] += 1
-        rows.append(_row(job.group, hallucination_cand_id(job.group, k), ORIGIN_HALLUCINATION, out.text,
+        rows.append(_row(job.group, hallucination_cand_id(job.group, k), Origin.HALLUCINATION, out.text,
                          finish_reason="injected", sample_index=k, distortion=json.dumps(record, sort_keys=True),
-                         **extra))  # fmt: skip
+                         **extra))
     return rows
 
 
@@ -200,7 +186,7 @@ def distorted_rows(
     batch: list[SampleItem] = []
 
     def flush() -> None:
-        made, rejected = sample_rows(sampler, batch, settings, origin=ORIGIN_DISTORTED)
+        made, rejected = sample_rows(sampler, batch, settings, origin=Origin.DISTORTED_IMAGE)
         rows.extend(made)
         result.quarantine.extend(rejected)
         metrics["distorted_sample_errors"] += len(rejected)

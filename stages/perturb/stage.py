@@ -13,11 +13,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from data_schemas import decode_image_cell, validate_table
+from data_schemas import Origin, QuarantineReason, decode_image_cell, validate_table
 from stages.lib.errors import ConfigError
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageSpec, quarantine_row
 from stages.perturb.config import HallucinationMode, PerturbConfig
-from stages.perturb.rows import ORIGIN_HALLUCINATION, distorted_rows, hallucination_rows
+from stages.perturb.rows import distorted_rows, hallucination_rows
 from stages.sample.backends import make_sampler
 from stages.sample.sampler import Sampler
 
@@ -42,7 +42,7 @@ def _decode_images(tasks: list[dict[str, Any]], result: ShardResult, metrics: Co
             metrics["image_decode_errors"] += 1
             message = f"{type(exc).__name__}: {exc}"
             record = {"task_id": task["task_id"], "task_type": task.get("task_type"), "source": task.get("source")}
-            result.quarantine.append(quarantine_row(task["task_id"], "image_decode_failed", message, record))
+            result.quarantine.append(quarantine_row(task["task_id"], QuarantineReason.CORRUPT_IMAGE, message, record))
     return images
 
 
@@ -75,7 +75,7 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: PerturbConfig) -
     existing = set(passthrough.column("cand_id").to_pylist())
     kept = [r for r in new_rows if r["cand_id"] not in existing]
     metrics["cand_id_collisions"] = len(new_rows) - len(kept)
-    metrics["hallucination_rows"] = sum(r["origin"] == ORIGIN_HALLUCINATION for r in kept)
+    metrics["hallucination_rows"] = sum(r["origin"] == Origin.HALLUCINATION for r in kept)
     table = pa.concat_tables([passthrough, validate_table(kept, "candidates")])
     result.tables["candidates"] = table
     result.metrics = {k: float(v) for k, v in metrics.items()}

@@ -125,13 +125,13 @@ IRREGULAR_PLURALS: Final[dict[str, str]] = {
 COLORS: Final[tuple[str, ...]] = (
     "red", "orange", "yellow", "green", "blue", "purple", "pink", "brown",
     "black", "white", "gray", "grey", "silver", "gold",
-)  # fmt: skip
+)
 
 NUMBER_WORDS: Final[tuple[str, ...]] = (
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
     "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
     "nineteen", "twenty",
-)  # fmt: skip
+)
 
 # each word maps to its spatial opposite (both directions listed)
 SPATIAL_SWAPS: Final[dict[str, str]] = {

@@ -48,7 +48,7 @@ NORMALIZERS: dict[DedupeMode, Callable[[str], str] | None] = {
     DedupeMode.CASEFOLD_WHITESPACE: lambda text: " ".join(text.casefold().split()),
 }
 
-DEFAULT_ORIGIN_ORDER: tuple[str, ...] = ("ground_truth", "policy", "distorted_image", "hallucination")
+DEFAULT_ORIGIN_ORDER: tuple[Origin, ...] = (Origin.GROUND_TRUTH, Origin.POLICY, Origin.DISTORTED_IMAGE, Origin.HALLUCINATION)
 
 
 class RankConfig(StageConfig):
@@ -100,10 +100,10 @@ class RankConfig(StageConfig):
 
     @field_validator("origin_order")
     @classmethod
-    def _origin_order_is_permutation(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+    def _origin_order_is_permutation(cls, value: tuple[Origin, ...]) -> tuple[Origin, ...]:
         if sorted(value) != sorted(ORIGINS):
             raise ValueError(
-                f"origin_order={list(value)} must list each origin exactly once; "
+                f"origin_order={[str(v) for v in value]} must list each origin exactly once; "
                 f"expected an ordering of {list(ORIGINS)}"
             )
         return value

@@ -13,6 +13,7 @@ import math
 from collections import defaultdict
 from typing import Any
 
+from data_schemas.quarantine import QuarantineReason
 from data_schemas.tables import ORIGINS, validate_table
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageSpec, quarantine_row
 from stages.rank.config import NORMALIZERS, DropReason, RankConfig
@@ -25,14 +26,14 @@ TASK_COLUMNS = ("task_id", "task_type", "prompt")  # never the image: ranking do
 SCORED_COLUMNS = ("task_id", "cand_id", "origin", "text", "reward", "logprob_sum", "n_tokens")
 
 
-def _bad_scored_row(row: dict[str, Any], task_ids: set[str]) -> tuple[str, str] | None:
+def _bad_scored_row(row: dict[str, Any], task_ids: set[str]) -> tuple[QuarantineReason, str] | None:
     """Return (reason, message) if a scored row cannot be ranked, else ``None``."""
     if row["task_id"] not in task_ids:
-        return "unknown_task", f"task_id {row['task_id']!r} is not in this shard's tasks"
+        return QuarantineReason.UNKNOWN_TASK, f"task_id {row['task_id']!r} is not in this shard's tasks"
     if row["origin"] not in ORIGINS:
-        return "unknown_origin", f"origin {row['origin']!r} is not one of {list(ORIGINS)}"
+        return QuarantineReason.UNKNOWN_ORIGIN, f"origin {row['origin']!r} is not one of {list(ORIGINS)}"
     if row["reward"] is not None and not math.isfinite(row["reward"]):
-        return "invalid_reward", f"reward {row['reward']!r} is not a finite number"
+        return QuarantineReason.INVALID_REWARD, f"reward {row['reward']!r} is not a finite number"
     return None
 
 
@@ -60,7 +61,7 @@ def _drop_null_rewards_in_scored_list(
     for c in cands:
         if c.reward is None:
             quarantine.append(
-                quarantine_row(c.cand_id, "missing_reward", "reward is null while other candidates of its task have one")
+                quarantine_row(c.cand_id, QuarantineReason.MISSING_REWARD, "reward is null while other candidates of its task have one")
             )
     return rewarded
 
@@ -96,7 +97,7 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: RankConfig) -> S
     seen: set[str] = set()
     for task in tasks:
         if task["task_id"] in seen:
-            quarantine.append(quarantine_row(task["task_id"], "duplicate_task", "task_id appears twice in the shard"))
+            quarantine.append(quarantine_row(task["task_id"], QuarantineReason.DUPLICATE_TASK, "task_id appears twice in the shard"))
             continue
         seen.add(task["task_id"])
         metrics["tasks_in"] += 1

@@ -3,7 +3,6 @@
 from stages.reference.config import ReferenceConfig
 from stages.reference.stage import (
     SCORERS,
-    SCORING_FAILED,
     SETUPS,
     SPEC,
     ReferenceModel,
@@ -17,7 +16,6 @@ from stages.reference.stage import (
 __all__ = [
     "SPEC",
     "SCORERS",
-    "SCORING_FAILED",
     "SETUPS",
     "ReferenceConfig",
     "Score",

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Final
 
+from data_schemas.quarantine import QuarantineReason
 from data_schemas.tables import validate_table
 from stages.lib.errors import ConfigError
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageSpec, quarantine_row
@@ -25,7 +26,6 @@ from stages.sample.config import Backend
 __all__ = [
     "SPEC",
     "SCORERS",
-    "SCORING_FAILED",
     "SETUPS",
     "Score",
     "ReferenceModel",
@@ -39,10 +39,6 @@ Triple = tuple[Any, str, str]
 """One scored response: ``(image or None, prompt, response)``."""
 Score = tuple[float, int] | ScoringError
 """A triple's ``(summed log-prob, n_tokens)``, or why the engine refused it."""
-
-SCORING_FAILED: Final[str] = "scoring_failed"
-"""Quarantine reason of a list with a response the engine refused (vllm: image rejected, too long)."""
-
 
 @dataclass
 class ReferenceModel:
@@ -70,7 +66,7 @@ def _score_hf(resources: ReferenceModel, triples: list[Triple], config: Referenc
         sums, counts = response_logprobs(
             resources.model, resources.processor, images, prompts, responses,
             config.batch_size, config.append_eos, config.share_prompt,
-        )  # fmt: skip
+        )
     return [(s, int(n)) for s, n in zip(sums.double().cpu().tolist(), counts.cpu().tolist())]
 
 
@@ -133,7 +129,7 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: ReferenceConfig)
     n_responses = 0
     for ex, scored in zip(examples, score_lists(resources, examples, config)):
         if isinstance(scored, ScoringError):
-            quarantine.append(quarantine_row(ex.task_id, SCORING_FAILED, scored.message, ex.row))
+            quarantine.append(quarantine_row(ex.task_id, QuarantineReason.SCORING_FAILED, scored.message, ex.row))
             continue
         rows.append({**ex.row, "ref_logps": scored[0], "ref_n_tokens": scored[1]})
         n_responses += len(ex.responses)

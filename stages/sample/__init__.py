@@ -13,7 +13,7 @@ from stages.sample.chat import build_messages, render_prompt
 from stages.sample.config import DEFAULT_MODEL, Backend, SampleConfig, SamplingSettings
 from stages.sample.hf_backend import HFSampler, load_vlm
 from stages.sample.rows import SampleItem, cand_id, ground_truth_rows, items_from_tasks, sample_rows
-from stages.sample.sampler import RequestErrorReason, SampledText, SampleRequest, SampleResult, Sampler
+from stages.sample.sampler import SampledText, SampleRequest, SampleResult, Sampler
 from stages.sample.seeds import request_seed, sequence_seed
 from stages.sample.stage import SPEC, run_shard, setup
 from stages.sample.vllm_backend import VLLMSampler, build_vllm_inputs
@@ -32,7 +32,6 @@ __all__ = [
     "SampleRequest",
     "SampledText",
     "SampleResult",
-    "RequestErrorReason",
     "HFSampler",
     "VLLMSampler",
     "load_vlm",

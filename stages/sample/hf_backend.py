@@ -21,9 +21,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import ConfigError, ModelError, first_line
 from stages.sample.chat import render_prompt
-from stages.sample.sampler import RequestErrorReason, SampledText, SampleRequest, SampleResult
+from stages.sample.sampler import SampledText, SampleRequest, SampleResult
 from stages.sample.seeds import sequence_seed
 
 __all__ = ["HFSampler", "load_vlm", "check_model_source", "resolve_device", "resolve_dtype", "is_oom_error"]
@@ -135,30 +136,34 @@ def _seeded_sampling_processor(
             self.n_tokens = torch.zeros(len(seeds), dtype=torch.long)
             self.finished = torch.zeros(len(seeds), dtype=torch.bool)
 
-        def _draw(self, scores: torch.Tensor) -> torch.Tensor:
+        def _draw(self, logits: torch.Tensor, logprobs: torch.Tensor) -> torch.Tensor:
             if temperature == 0:
-                return scores.argmax(dim=-1)
-            probs = torch.softmax(scores / temperature, dim=-1)
+                return logits.argmax(dim=-1)
+            # float32 over the vocabulary, like generate's own sampling: float64 doubles the memory
+            # traffic of every pass and made sampling ~2x slower than generate at a 152k vocabulary.
+            probs = logprobs.exp() if temperature == 1 else torch.softmax(logits / temperature, dim=-1)
             if top_p < 1.0:
                 sorted_p, order = probs.sort(dim=-1, descending=True, stable=True)
                 drop_sorted = (sorted_p.cumsum(dim=-1) - sorted_p) >= top_p  # mass before it already covers top_p
                 probs = probs.masked_fill(torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted), 0.0)
             cdf = probs.cumsum(dim=-1)  # vocabulary order: no dependence on sort ties
             u = self.uniforms[:, min(self.step, max_steps - 1)]
-            target = u.to(cdf.device)[:, None] * cdf[:, -1:]
-            return torch.searchsorted(cdf, target, right=True).squeeze(1).clamp_(max=scores.shape[-1] - 1)
+            target = u.to(device=cdf.device, dtype=cdf.dtype)[:, None] * cdf[:, -1:]
+            return torch.searchsorted(cdf, target, right=True).squeeze(1).clamp_(max=logits.shape[-1] - 1)
 
         def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-            scores64 = scores.double()
-            chosen = self._draw(scores64)
-            step_logprob = torch.log_softmax(scores64, dim=-1).gather(1, chosen[:, None]).squeeze(1).cpu()
+            logits = scores.float()
+            logprobs = torch.log_softmax(logits, dim=-1)  # of the untempered distribution: what the model assigns
+            chosen = self._draw(logits, logprobs)
+            step_logprob = logprobs.gather(1, chosen[:, None]).squeeze(1).double().cpu()
             active = ~self.finished
             self.logprob_sum += torch.where(active, step_logprob, torch.zeros_like(step_logprob))
             self.n_tokens += active.long()
             self.finished |= torch.isin(chosen.cpu(), self.eos)
             self.step += 1
-            one_hot = torch.full_like(scores, -math.inf)  # generate's own draw can only pick our token
-            return one_hot.scatter_(1, chosen[:, None], 0.0)
+            # generate decodes greedily (see HFSampler._generate): a row whose only finite score is
+            # our token makes its argmax our draw. Written in place: no second vocabulary-sized tensor.
+            return scores.fill_(-math.inf).scatter_(1, chosen[:, None], 0.0)
 
     return SeededSampling()
 
@@ -218,8 +223,12 @@ class HFSampler:
     # -- one chunk: encode, generate, halve on OOM ------------------------------------------------
 
     def _encode(self, requests: list[SampleRequest]):
-        images = [r.image for r in requests if r.image is not None]
-        texts = [render_prompt(self.processor, r.prompt, with_image=r.image is not None) for r in requests]
+        """One processor batch with each request's row repeated ``n`` times (request-major), as generate's
+        ``num_return_sequences`` would expand it, but through the processor so every family's image
+        inputs expand correctly."""
+        rows = [r for r in requests for _ in range(r.n)]
+        images = [r.image for r in rows if r.image is not None]
+        texts = [render_prompt(self.processor, r.prompt, with_image=r.image is not None) for r in rows]
         batch = self.processor(text=texts, images=images or None, return_tensors="pt", padding=True)
         batch = batch.to(self.device)
         for key, value in batch.items():
@@ -232,7 +241,7 @@ class HFSampler:
             batch = self._encode(requests)
         except Exception as exc:  # the processor refused something in this chunk: find which request
             if len(requests) == 1:
-                return [SampleResult.failed(requests[0].request_id, RequestErrorReason.IMAGE_REJECTED, first_line(exc))]
+                return [SampleResult.failed(requests[0].request_id, QuarantineReason.IMAGE_REJECTED, first_line(exc))]
             return self._serve_isolated(requests)
         try:
             return self._generate(batch, requests)
@@ -241,7 +250,7 @@ class HFSampler:
                 raise
             self._free_memory()
             if len(requests) == 1:
-                return [SampleResult.failed(requests[0].request_id, RequestErrorReason.OOM, first_line(exc))]
+                return [SampleResult.failed(requests[0].request_id, QuarantineReason.OOM, first_line(exc))]
             mid = len(requests) // 2
             return self._serve(requests[:mid]) + self._serve(requests[mid:])
 
@@ -252,7 +261,7 @@ class HFSampler:
             try:
                 self._encode([r])
             except Exception as exc:
-                rejected[i] = SampleResult.failed(r.request_id, RequestErrorReason.IMAGE_REJECTED, first_line(exc))
+                rejected[i] = SampleResult.failed(r.request_id, QuarantineReason.IMAGE_REJECTED, first_line(exc))
         good = [r for i, r in enumerate(requests) if i not in rejected]
         served = iter(self._serve(good) if good else [])
         return [rejected[i] if i in rejected else next(served) for i in range(len(requests))]
@@ -274,14 +283,14 @@ class HFSampler:
         n = first.n
         seeds = [sequence_seed(r.seed, j) for r in requests for j in range(n)]
         sampler = _seeded_sampling_processor(seeds, first.temperature, first.top_p, self.eos_ids, first.max_tokens)
+        # Greedy decoding over rows that each request fills n times (see _encode): our processor makes
+        # the draw, and generate's own multinomial pass over the vocabulary (the costliest step at a
+        # real vocabulary size) never runs.
         config = GenerationConfig(
             max_new_tokens=first.max_tokens,
-            do_sample=True,  # needed for num_return_sequences; the one-hot scores make the draw ours
-            temperature=1.0,
-            top_k=0,
-            top_p=1.0,
+            do_sample=False,
+            num_beams=1,
             repetition_penalty=1.0,  # neutralise model defaults that would alter the raw logits
-            num_return_sequences=n,
             eos_token_id=self.eos_ids,
             pad_token_id=self.pad_id,
             **self.generate_kwargs,

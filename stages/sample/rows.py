@@ -3,8 +3,8 @@
 - :func:`items_from_tasks` decodes a tasks table into :class:`SampleItem` (prompt + PIL image).
 - :func:`sample_rows` asks a :class:`Sampler` for ``n`` responses per item and returns
   ``candidates`` rows plus quarantine rows for the requests the backend rejected. The perturb
-  stage calls it with ``origin="distorted_image"`` and items whose images it distorted (``key``
-  names the distortion, ``distortion`` is copied into the rows), or with ``origin="hallucination"``
+  stage calls it with ``origin=Origin.DISTORTED_IMAGE`` and items whose images it distorted (``key``
+  names the distortion, ``distortion`` is copied into the rows), or with ``origin=Origin.HALLUCINATION``
   and text-only items (``image=None``) to prompt an LLM.
 - :func:`ground_truth_rows` turns each task's annotation into one ``ground_truth`` candidate.
 
@@ -23,10 +23,12 @@ from typing import Any, Iterable
 import pyarrow as pa
 
 from data_schemas.images import decode_image_cell
+from data_schemas.quarantine import QuarantineReason
+from data_schemas.tables import Origin
 from stages.base import quarantine_row
-from stages.ingest.tasks import boxes_text
+from stages.lib.boxes import pixel_boxes_text
 from stages.sample.config import SamplingSettings
-from stages.sample.sampler import RequestErrorReason, Sampler, SampleRequest
+from stages.sample.sampler import Sampler, SampleRequest
 from stages.sample.seeds import request_seed
 
 __all__ = [
@@ -38,9 +40,6 @@ __all__ = [
     "format_boxes",
     "cand_id",
 ]
-
-IMAGE_UNDECODABLE = "image_undecodable"
-
 
 @dataclass(frozen=True)
 class SampleItem:
@@ -57,11 +56,11 @@ class SampleItem:
     distortion: str | None = None
 
 
-def _request_id(task_id: str, origin: str, key: str = "") -> str:
+def _request_id(task_id: str, origin: Origin, key: str = "") -> str:
     return f"{task_id}:{origin}:{key}" if key else f"{task_id}:{origin}"
 
 
-def cand_id(task_id: str, origin: str, index: int, key: str = "") -> str:
+def cand_id(task_id: str, origin: Origin, index: int, key: str = "") -> str:
     """Return the deterministic candidate id of response ``index`` for (task, origin, key)."""
     return f"{_request_id(task_id, origin, key)}:{index}"
 
@@ -82,7 +81,7 @@ def items_from_tasks(tasks: pa.Table | list[dict[str, Any]]) -> tuple[list[Sampl
             image = decode_image_cell(task["image"])
         except Exception as exc:  # PIL raises many types for a corrupt file; any of them means "bad image"
             quarantine.append(
-                quarantine_row(task["task_id"], IMAGE_UNDECODABLE, f"{type(exc).__name__}: {exc}", _record(task))
+                quarantine_row(task["task_id"], QuarantineReason.CORRUPT_IMAGE, f"{type(exc).__name__}: {exc}", _record(task))
             )
             continue
         items.append(SampleItem(task_id=task["task_id"], prompt=task["prompt"], image=image))
@@ -94,12 +93,12 @@ def sample_rows(
     items: Iterable[SampleItem],
     settings: SamplingSettings,
     *,
-    origin: str = "policy",
+    origin: Origin = Origin.POLICY,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Sample ``settings.n`` responses per item; return ``(candidate rows, quarantine rows)``.
 
     Rows follow the ``candidates`` schema, in item order then sample order. A request the backend
-    rejected yields one quarantine row (reason: the backend's :class:`RequestErrorReason`) and no
+    rejected yields one quarantine row (reason: the backend's ``error_reason``) and no
     candidates. Same items, settings and model -> same rows, whatever the batching.
     """
     items = list(items)
@@ -129,7 +128,7 @@ def sample_rows(
     rows, quarantine = [], []
     for item, request, result in zip(items, requests, sampler.sample(requests), strict=True):
         if result.error is not None:
-            reason = str(result.error_reason or RequestErrorReason.GENERATION_FAILED)
+            reason = result.error_reason or QuarantineReason.GENERATION_FAILED
             record = {"task_id": item.task_id, "prompt": item.prompt, "origin": origin, "key": item.key}
             quarantine.append(quarantine_row(item.task_id, reason, result.error, record))
             continue
@@ -154,9 +153,9 @@ def sample_rows(
 
 
 def format_boxes(boxes: list[list[float]]) -> str:
-    """Render xyxy pixel boxes as ingest writes a grounding answer (:func:`stages.ingest.tasks.boxes_text`):
+    """Render xyxy pixel boxes as ingest writes a grounding answer (:func:`stages.lib.boxes.pixel_boxes_text`):
     ``[x1, y1, x2, y2]``, several joined by ``", "``, so that the text scores IoU 1.0 against ``boxes``."""
-    return boxes_text(boxes)
+    return pixel_boxes_text(boxes)
 
 
 def ground_truth_text(task: dict[str, Any]) -> str | None:
@@ -180,8 +179,8 @@ def ground_truth_rows(tasks: pa.Table | list[dict[str, Any]]) -> list[dict[str, 
         rows.append(
             {
                 "task_id": task["task_id"],
-                "cand_id": cand_id(task["task_id"], "ground_truth", 0),
-                "origin": "ground_truth",
+                "cand_id": cand_id(task["task_id"], Origin.GROUND_TRUTH, 0),
+                "origin": Origin.GROUND_TRUTH,
                 "text": text,
                 "n_tokens": None,
                 "logprob_sum": None,

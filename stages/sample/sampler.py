@@ -7,18 +7,11 @@ and anything else that asks a VLM for text goes through :class:`Sampler`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["SampleRequest", "SampledText", "SampleResult", "Sampler", "RequestErrorReason"]
+from data_schemas.quarantine import QuarantineReason
 
-
-class RequestErrorReason(StrEnum):
-    """Why a backend could not serve one request; the stage uses it as the quarantine reason."""
-
-    IMAGE_REJECTED = "image_rejected"  # the processor refused the image or prompt
-    OOM = "oom"  # out of memory even with a batch of one request
-    GENERATION_FAILED = "generation_failed"  # the engine rejected the request for another reason
+__all__ = ["SampleRequest", "SampledText", "SampleResult", "Sampler"]
 
 
 @dataclass(frozen=True)
@@ -56,10 +49,10 @@ class SampleResult:
     request_id: str
     outputs: list[SampledText] = field(default_factory=list)
     error: str | None = None  # set when the backend rejected this request (e.g. the processor refused the image)
-    error_reason: RequestErrorReason | None = None  # set with ``error``
+    error_reason: QuarantineReason | None = None  # set with ``error``: the stage's quarantine reason
 
     @classmethod
-    def failed(cls, request_id: str, reason: RequestErrorReason, message: str) -> "SampleResult":
+    def failed(cls, request_id: str, reason: QuarantineReason, message: str) -> "SampleResult":
         """Return the result of a request the backend could not serve (no outputs, ``error`` and its reason)."""
         return cls(request_id=request_id, outputs=[], error=message, error_reason=reason)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 
+from data_schemas.tables import Origin
+
 __all__ = ["request_seed", "sequence_seed"]
 
 _SEED_MASK = (1 << 63) - 1  # fits the int64 ``seed`` column and torch.Generator.manual_seed
@@ -21,7 +23,7 @@ def _hash_seed(*parts: object) -> int:
     return int.from_bytes(digest[:8], "big") & _SEED_MASK
 
 
-def request_seed(base_seed: int, task_id: str, origin: str = "policy", key: str = "") -> int:
+def request_seed(base_seed: int, task_id: str, origin: Origin = Origin.POLICY, key: str = "") -> int:
     """Return the seed of the request for (``task_id``, ``origin``, ``key``) under the stage's ``base_seed``.
 
     ``key`` tells apart several requests of one task and origin (e.g. one per image distortion).

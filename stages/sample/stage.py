@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from data_schemas.tables import validate_table
+from data_schemas.tables import Origin, validate_table
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageSpec
 from stages.sample.backends import make_sampler
 from stages.sample.config import SampleConfig
@@ -25,14 +25,14 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: SampleConfig) ->
     Uses the sampler in ``inputs.resources`` (loads one when it is None, e.g. when called directly).
     Tasks whose image does not decode or that the backend rejects are quarantined with no
     candidates (not even the ground truth). Rows come in task order: policy responses, then the
-    ground-truth candidate when ``include_ground_truth``. Never depends on ``output.seed``: seeds
+    ground-truth candidate when ``include_ground_truth``. Never depends on the shard index: seeds
     come from ``config.seed`` and the task id only.
     """
     sampler = inputs.resources if inputs.resources is not None else setup(config)
     tasks = inputs.table("tasks")
     started = time.perf_counter()
     items, quarantine = items_from_tasks(tasks)
-    rows, rejected = sample_rows(sampler, items, config.settings(), origin="policy")
+    rows, rejected = sample_rows(sampler, items, config.settings(), origin=Origin.POLICY)
     quarantine += rejected
     sampled_tasks = {r["task_id"] for r in rows}
     gt = [r for r in ground_truth_rows(tasks) if r["task_id"] in sampled_tasks] if config.include_ground_truth else []

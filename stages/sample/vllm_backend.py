@@ -13,10 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import ModelError, first_line
 from stages.sample.chat import render_prompt
 from stages.sample.hf_backend import check_model_source
-from stages.sample.sampler import RequestErrorReason, SampledText, SampleRequest, SampleResult
+from stages.sample.sampler import SampledText, SampleRequest, SampleResult
 
 __all__ = ["VLLMSampler", "import_vllm", "build_vllm_inputs", "result_from_vllm_output", "VLLM_INSTALL_HINT"]
 
@@ -158,5 +159,5 @@ class VLLMSampler:
         try:
             return result_from_vllm_output(request.request_id, self._generate([prompt], [params])[0])
         except (ValueError, TypeError) as exc:
-            reason = RequestErrorReason.IMAGE_REJECTED if "multi_modal_data" in prompt else RequestErrorReason.GENERATION_FAILED
+            reason = QuarantineReason.IMAGE_REJECTED if "multi_modal_data" in prompt else QuarantineReason.GENERATION_FAILED
             return SampleResult.failed(request.request_id, reason, first_line(exc))

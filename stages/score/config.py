@@ -6,7 +6,8 @@ from pydantic import Field, field_validator
 
 from data_schemas.tables import TASK_TYPES
 from stages.base import StageConfig
-from stages.lib.rewards import DEFAULT_REWARD_BY_TASK, BoxFormat, RewardKind, RewardOptions, SoftAccuracy, reward_kind_for
+from stages.lib.boxes import BoxFormat
+from stages.lib.rewards import DEFAULT_REWARD_BY_TASK, RewardKind, RewardOptions, SoftAccuracy, reward_kind_for
 
 __all__ = ["ScoreConfig"]
 

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 
+from data_schemas.quarantine import QuarantineReason
 from data_schemas.tables import validate_table
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageSpec, quarantine_row
 from stages.lib.rewards import REWARDS, GroundTruth, GroundTruthError, RewardKind, RewardResult, encode_detail, gc_paused, score_batch
@@ -33,7 +34,7 @@ class _Task(NamedTuple):
 
     kind: RewardKind | None
     truth: Any = None
-    reason: str = ""
+    reason: QuarantineReason | None = None
     message: str = ""
 
 
@@ -48,7 +49,7 @@ def _prepare_tasks(tasks: pa.Table, config: ScoreConfig) -> dict[str, _Task]:
         try:
             kind = config.kind_for(task_type)
         except KeyError as exc:
-            out[tid] = _Task(None, reason="unknown_task_type", message=str(exc.args[0]))
+            out[tid] = _Task(None, reason=QuarantineReason.UNKNOWN_TASK_TYPE, message=str(exc.args[0]))
             continue
         if kind is RewardKind.NONE:
             out[tid] = _Task(kind, message=f"no discriminative reward for task type {task_type}")
@@ -56,7 +57,7 @@ def _prepare_tasks(tasks: pa.Table, config: ScoreConfig) -> dict[str, _Task]:
         try:
             out[tid] = _Task(kind, REWARDS[kind].prepare(GroundTruth.from_row(row), options))
         except GroundTruthError as exc:
-            out[tid] = _Task(None, reason="bad_ground_truth", message=f"task {tid} ({task_type}, reward {kind}): {exc}")
+            out[tid] = _Task(None, reason=QuarantineReason.BAD_GROUND_TRUTH, message=f"task {tid} ({task_type}, reward {kind}): {exc}")
     return out
 
 
@@ -92,7 +93,8 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: ScoreConfig) -> 
     for i, tid in enumerate(task_ids):
         task = tasks.get(tid)
         if task is None:
-            task = _Task(None, reason="unknown_task", message=f"candidate {cand_ids[i]} refers to task_id {tid!r}, which is not in this shard's tasks")
+            message = f"candidate {cand_ids[i]} refers to task_id {tid!r}, which is not in this shard's tasks"
+            task = _Task(None, reason=QuarantineReason.UNKNOWN_TASK, message=message)
         if task.kind is None:
             quarantine.append(quarantine_row(cand_ids[i], task.reason, task.message, candidates.slice(i, 1).to_pylist()[0]))
             keep[i] = False

@@ -18,7 +18,7 @@ RESUME_NEUTRAL_FIELDS = frozenset(
         "enabled", "max_steps", "epochs", "save_every", "keep_checkpoints", "log_every",
         "forward_batch_size", "share_prompt", "gradient_checkpointing", "num_gpus", "num_cpus", "device",
     }
-)  # fmt: skip
+)
 
 
 class TrainConfig(StageConfig):

@@ -9,6 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from data_schemas.images import decode_image_cell
+from data_schemas.quarantine import QuarantineReason
 from stages.base import quarantine_row
 
 __all__ = ["ListExample", "load_lists", "image_cells"]
@@ -60,7 +61,7 @@ def load_lists(tasks: pa.Table, listwise: pa.Table) -> tuple[list[ListExample], 
     for row in listwise.to_pylist():
         task_id = row["task_id"]
         if task_id not in cells:
-            quarantine.append(quarantine_row(task_id, "missing_task", "listwise row has no task in the tasks table", row))
+            quarantine.append(quarantine_row(task_id, QuarantineReason.UNKNOWN_TASK, "listwise row has no task in the tasks table", row))
             continue
         responses = list(row["responses"])
         n = len(responses)
@@ -75,14 +76,14 @@ def load_lists(tasks: pa.Table, listwise: pa.Table) -> tuple[list[ListExample], 
             lengths["ref_logps"] = len(ref)
         if any(v != n for v in lengths.values()):
             message = f"{n} responses but list lengths {lengths}"
-            quarantine.append(quarantine_row(task_id, "ragged_list", message, row))
+            quarantine.append(quarantine_row(task_id, QuarantineReason.RAGGED_LIST, message, row))
             continue
         cell = cells[task_id]
         if cell is not None:
             try:
                 decode_image_cell(cell)
-            except Exception as exc:  # noqa: BLE001 - any decoder failure means this row cannot be used
-                quarantine.append(quarantine_row(task_id, "bad_image", f"{type(exc).__name__}: {exc}", row))
+            except Exception as exc:  # any decoder failure means this row cannot be used
+                quarantine.append(quarantine_row(task_id, QuarantineReason.CORRUPT_IMAGE, f"{type(exc).__name__}: {exc}", row))
                 continue
         examples.append(
             ListExample(

@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         "--set", dest="overrides", action="append", default=[], help="Override a config value: section.key=value (repeatable)."
     )
     parser.add_argument("--out-dir", type=Path, help="Where to write model/, checkpoints/ and train_log.jsonl "
-                        "(default: <run-dir>/train/artifacts, the train stage's own folder).")  # fmt: skip
+                        "(default: <run-dir>/train/artifacts, the train stage's own folder).")
     return parser
 
 

@@ -192,7 +192,7 @@ def response_logprobs(
         idx = [i for i in rest if (images[i] is not None) == has_image]
         for start in range(0, len(idx), batch_size):
             chunk = idx[start : start + batch_size]
-            pick = lambda seq: [seq[i] for i in chunk]  # noqa: E731
+            pick = lambda seq: [seq[i] for i in chunk]
             s, n = _batched_logprobs(model, tokenize_triples(processor, pick(images), pick(prompts), pick(responses), append_eos))
             for j, i in enumerate(chunk):
                 sums[i], counts[i] = s[j], n[j]

@@ -354,7 +354,7 @@ def train_model(
             if info.is_main:
                 counters = {"step": step, "total": total, "data_digest": digest, "world_size": info.world_size}
                 save_checkpoint(out_dir / "checkpoints", step, model, optimizer, scheduler, counters,
-                                config.model_dump(mode="json"), config.keep_checkpoints, rank_rng)  # fmt: skip
+                                config.model_dump(mode="json"), config.keep_checkpoints, rank_rng)
             barrier(info)
         if on_step is not None:
             on_step(record)

@@ -208,7 +208,7 @@ def _povid(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
     loss = povid_loss(
         _take(pol, c), _take(pol, h), _take(pol, d), _take(ref, c), _take(ref, h), _take(ref, d),
         beta=p.beta_for(LossName.POVID), hallucinated_mask=has_h, distorted_mask=has_d,
-    )  # fmt: skip
+    )
     return loss, has_c & (has_h | has_d)
 
 

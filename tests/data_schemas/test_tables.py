@@ -2,31 +2,23 @@
 
 from __future__ import annotations
 
-import io
-
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from data_schemas import SCHEMA_VERSION, TABLES, encode_image_cell, schema_for, validate_table
+from data_schemas import SCHEMA_VERSION, TABLES, schema_for, validate_table
 from data_schemas.features import hf_features
 from stages.lib.errors import SchemaError
+from tests.factories import png_bytes, task_row
 
-
-def _png(color=(200, 10, 10)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 6), color).save(buf, format="PNG")
-    return buf.getvalue()
+_OPTIONAL = ("boxes", "answers", "choices", "source", "meta")
 
 
 def _task(**over) -> dict:
-    row = {
-        "task_id": "t1", "task_type": "ocr", "image": encode_image_cell(_png(), "t1.png"), "image_sha256": "x",
-        "width": 8, "height": 6, "prompt": "Read it.", "answer": "HI",
-    }
-    row.update(over)
-    return row
+    """A tasks row without its optional columns (validation must fill them)."""
+    row = task_row("t1", "ocr", "Read it.", image=png_bytes(size=(8, 6)), width=8, height=6, answer="HI")
+    return {k: v for k, v in row.items() if k not in _OPTIONAL} | over
 
 
 def test_every_table_has_a_schema_and_a_version():
@@ -81,3 +73,10 @@ def test_datasets_decodes_the_tasks_image_column(tmp_path):
     assert isinstance(ds.features["image"], datasets.Image)
     image = ds[0]["image"]
     assert isinstance(image, Image.Image) and image.size == (8, 6)
+
+
+def test_origins_are_the_origin_enum():
+    from data_schemas.tables import ORIGINS, Origin
+
+    assert ORIGINS == ("policy", "distorted_image", "hallucination", "ground_truth")
+    assert ORIGINS == tuple(Origin)

@@ -106,4 +106,4 @@ def model_run(inputs, output, cfg: ModelConfig) -> ShardResult:
 MODEL_SPEC = StageSpec(
     name="upper", config_cls=ModelConfig, reads=("pairs",), writes=("pairs",), run_shard=model_run,
     setup=model_setup, uses_model=True,
-)  # fmt: skip
+)

@@ -59,6 +59,12 @@ def test_export_of_unranked_run_is_an_error(tmp_path):
     assert_one_line_error(cli("export", "--run-dir", str(tmp_path)), "not a run folder")
 
 
+def test_export_takes_no_config_it_would_ignore(tmp_path):
+    """export reads the run's own config snapshot; a --config it would not use is refused, not ignored."""
+    result = cli("export", "--run-dir", str(tmp_path), "--config", "pipeline.toml")
+    assert result.returncode == 2 and "No such option: --config" in result.stderr, result.stderr
+
+
 def test_make_demo_then_ingest_it_and_status(tmp_path):
     result = cli("make-demo", "--out", str(tmp_path / "demo"), "--n-tasks", "6", "--seed", "3")
     assert result.returncode == 0, result.stderr

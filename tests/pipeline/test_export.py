@@ -55,7 +55,7 @@ def _run_tables() -> dict[str, pa.Table]:
         ],
         "scored",
     )
-    out = ShardOutput(stage="rank", index=0, run_dir=Path("/unused"), scratch_dir=Path("/unused"))
+    out = ShardOutput(stage="rank", index=0, scratch_dir=Path("/unused"))
     result = RANK.run_shard(ShardInputs({"tasks": tasks, "scored": scored}), out, RankConfig(pairs_mode="best_vs_each"))
     return {"tasks": tasks, **result.tables}
 

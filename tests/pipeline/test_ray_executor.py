@@ -51,7 +51,7 @@ def test_ray_input_that_cannot_be_read_is_a_shard_failure(fake_registry, ray_ses
         return {"pairs": good}
 
     jobs = [
-        ShardJob(i, "fp", lambda i=i: loader(i), ShardOutput("upper", i, tmp_path, tmp_path / f"s{i}")) for i in range(3)
+        ShardJob(i, "fp", lambda i=i: loader(i), ShardOutput("upper", i, tmp_path / f"s{i}")) for i in range(3)
     ]
     done = []
     with pytest.raises(StageFailedError, match=r"shard 1 failed after 2 attempt\(s\): OSError: Parquet magic bytes"):
@@ -65,7 +65,7 @@ def _model_jobs(tmp_path, n):
 
     table = pa.table({"task_id": ["t0"], "prompt": ["a"], "chosen": ["c"], "rejected": ["r"]})
     return [
-        ShardJob(i, "fp", lambda: {"pairs": table}, ShardOutput("upper", i, tmp_path, tmp_path / f"s{i}"))
+        ShardJob(i, "fp", lambda: {"pairs": table}, ShardOutput("upper", i, tmp_path / f"s{i}"))
         for i in range(n)
     ]
 

@@ -22,13 +22,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import CorpusError
 from stages.base import quarantine_row
 from stages.ingest.adapters.common import PlanItem, existing_path, image_name, resolve_image_path
-from stages.ingest.config import BoxFormat, IngestConfig
-from stages.ingest.reasons import Reason, Rejected
+from stages.ingest.config import IngestConfig
+from stages.ingest.rejected import Rejected
 from stages.ingest.records import Planned, file_ref
-from stages.ingest.tasks import TaskSpec, check_task, parse_boxes
+from stages.ingest.tasks import TaskSpec, annotation_boxes, check_task
+from stages.lib.boxes import BoxLayout
 
 __all__ = ["plan_coco"]
 
@@ -64,10 +66,10 @@ class _Images:
         """Return ``(entry, file ref, declared size)`` or raise :class:`Rejected`."""
         entry = self._entries.get(image_id)
         if entry is None:
-            raise Rejected(Reason.MALFORMED_RECORD, f"image_id {image_id!r} is not in 'images'")
+            raise Rejected(QuarantineReason.MALFORMED_RECORD, f"image_id {image_id!r} is not in 'images'")
         name = entry.get("file_name")
         if not isinstance(name, str) or not name:
-            raise Rejected(Reason.MALFORMED_RECORD, f"image {image_id!r} has no file_name")
+            raise Rejected(QuarantineReason.MALFORMED_RECORD, f"image {image_id!r} has no file_name")
         if image_id not in self._refs:
             try:
                 self._refs[image_id] = file_ref(resolve_image_path(name, self._root), image_name(name))
@@ -103,11 +105,11 @@ def _detection(data: Mapping, images: _Images, config: IngestConfig, path: Path)
         try:
             name = categories.get(category_id)
             if not isinstance(name, str) or not name.strip():
-                raise Rejected(Reason.MALFORMED_RECORD, f"category_id {category_id!r} is not in 'categories'")
+                raise Rejected(QuarantineReason.MALFORMED_RECORD, f"category_id {category_id!r} is not in 'categories'")
             boxes = []
             for ann in anns:
                 try:
-                    boxes += parse_boxes([ann.get("bbox")], BoxFormat.XYWH) or []
+                    boxes += annotation_boxes([ann.get("bbox")], BoxLayout.XYWH) or []
                 except Rejected as rej:
                     raise Rejected(rej.reason, f"annotation {ann.get('id')!r}: {rej.message}") from None
             meta = {"coco": {**record, "n_crowd": crowd.get((image_id, category_id), 0)}}
@@ -122,9 +124,9 @@ def _ref_box(ref: Mapping, annotations: Mapping[Any, dict]) -> list[list[float]]
     if bbox is None:
         ann = annotations.get(ref.get("ann_id"))
         if ann is None:
-            raise Rejected(Reason.MALFORMED_RECORD, f"ann_id {ref.get('ann_id')!r} is not in 'annotations'")
+            raise Rejected(QuarantineReason.MALFORMED_RECORD, f"ann_id {ref.get('ann_id')!r} is not in 'annotations'")
         bbox = ann.get("bbox")
-    return parse_boxes([bbox], BoxFormat.XYWH) or []
+    return annotation_boxes([bbox], BoxLayout.XYWH) or []
 
 
 def _referring(
@@ -138,7 +140,7 @@ def _referring(
         sentences = ref.get("sentences")
         record = {k: ref.get(k) for k in ("ref_id", "image_id", "ann_id", "split")}
         if not isinstance(sentences, list) or not sentences:
-            yield quarantine_row(f"{where}:ref={ref_id}", Reason.EMPTY_PROMPT, "ref has no sentences", record)
+            yield quarantine_row(f"{where}:ref={ref_id}", QuarantineReason.EMPTY_PROMPT, "ref has no sentences", record)
             continue
         for i, sentence in enumerate(sentences):
             sent = sentence if isinstance(sentence, dict) else {"sent": sentence}
@@ -147,7 +149,7 @@ def _referring(
             try:
                 text = sent.get("sent") or sent.get("raw")
                 if not isinstance(text, str) or not text.strip():
-                    raise Rejected(Reason.EMPTY_PROMPT, f"sentence {sent_id!r} of ref {ref_id!r} is empty")
+                    raise Rejected(QuarantineReason.EMPTY_PROMPT, f"sentence {sent_id!r} of ref {ref_id!r} is empty")
                 meta = {"refcoco": {**record, "sent_id": sent_id, "expression": text.strip()}}
                 prompt = config.referring_prompt.format(expression=text.strip())
                 task = TaskSpec("grounding", prompt, boxes=_ref_box(ref, annotations), meta=meta)

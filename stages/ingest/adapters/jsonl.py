@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import CorpusError
 from stages.base import quarantine_row
 from stages.ingest.adapters.common import PlanItem, existing_path, image_name, mapped_fields, resolve_image_path
 from stages.ingest.config import IngestConfig
-from stages.ingest.reasons import Reason, Rejected
+from stages.ingest.rejected import Rejected
 from stages.ingest.records import Planned, file_ref
 from stages.ingest.tasks import parse_task
 
@@ -25,11 +26,11 @@ def _parse_line(raw: bytes) -> dict:
     try:
         obj = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise Rejected(Reason.MALFORMED_RECORD, f"line is not UTF-8: {exc}") from None
+        raise Rejected(QuarantineReason.MALFORMED_RECORD, f"line is not UTF-8: {exc}") from None
     except json.JSONDecodeError as exc:
-        raise Rejected(Reason.MALFORMED_RECORD, f"line is not valid JSON: {exc}") from None
+        raise Rejected(QuarantineReason.MALFORMED_RECORD, f"line is not valid JSON: {exc}") from None
     if not isinstance(obj, dict):
-        raise Rejected(Reason.MALFORMED_RECORD, f"line must be a JSON object, got {type(obj).__name__}")
+        raise Rejected(QuarantineReason.MALFORMED_RECORD, f"line must be a JSON object, got {type(obj).__name__}")
     return obj
 
 
@@ -48,12 +49,12 @@ def plan_jsonl(config: IngestConfig) -> Iterator[PlanItem]:
             try:
                 obj = _parse_line(raw)
                 task = parse_task(
-                    mapped_fields(obj, config), default_task_type=config.default_task_type, box_format=config.box_format
+                    mapped_fields(obj, config), default_task_type=config.default_task_type, box_layout=config.box_layout
                 )
                 image = obj.get(config.image_column)
                 if not isinstance(image, str) or not image.strip():
                     message = f"field {config.image_column!r} must be an image path, got {image!r:.80}"
-                    raise Rejected(Reason.MALFORMED_RECORD, message)
+                    raise Rejected(QuarantineReason.MALFORMED_RECORD, message)
                 path = resolve_image_path(image, root)
                 ref = file_ref(path, image_name(image))
             except Rejected as rej:

@@ -20,11 +20,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import CorpusError
 from stages.base import quarantine_row
 from stages.ingest.adapters.common import PlanItem, existing_path, image_name, mapped_fields, resolve_image_path
 from stages.ingest.config import IngestConfig
-from stages.ingest.reasons import Reason, Rejected
+from stages.ingest.rejected import Rejected
 from stages.ingest.records import ImageKind, Planned, file_ref
 from stages.ingest.tasks import parse_task
 
@@ -89,9 +90,9 @@ def _image_ref(cell: Any, kind: str, file: Path, row: int, config: IngestConfig)
         path = resolve_image_path(name, config.image_root or file.parent)
         return file_ref(path, image_name(name)), f"file:{path}"
     if data is None:
-        raise Rejected(Reason.MISSING_IMAGE, f"row {row} has no image (neither bytes nor path)")
+        raise Rejected(QuarantineReason.MISSING_IMAGE, f"row {row} has no image (neither bytes nor path)")
     if not data:
-        raise Rejected(Reason.EMPTY_IMAGE, f"row {row} has an empty (0-byte) image")
+        raise Rejected(QuarantineReason.EMPTY_IMAGE, f"row {row} has an empty (0-byte) image")
     digest = hashlib.sha256(data).hexdigest()
     ref = {
         "kind": ImageKind.PARQUET.value,
@@ -121,7 +122,7 @@ def _plan_row(values: dict[str, Any], kind: str, file: Path, row: int, config: I
     source = f"{file}:row={row}"
     try:
         task = parse_task(
-            mapped_fields(values, config), default_task_type=config.default_task_type, box_format=config.box_format
+            mapped_fields(values, config), default_task_type=config.default_task_type, box_layout=config.box_layout
         )
         ref, key = _image_ref(values.get(config.image_column), kind, file, row, config)
     except Rejected as rej:

@@ -2,11 +2,10 @@
 
 Pure functions of (model output, ground truth); they never raise on model output (unparseable
 text gives reward 0 and ``parse_ok`` false) and raise :class:`GroundTruthError` only when the
-ground truth itself is unusable.
+ground truth itself is unusable. Box parsing and IoU live in :mod:`stages.lib.boxes`.
 """
 
-from stages.lib.rewards.boxes import BOX_FORMATS, BoxFormat, BoxParse, parse_boxes, parse_boxes_detailed
-from stages.lib.rewards.iou import box_iou, iou_matrix, iou_reward
+from stages.lib.rewards.iou import iou_reward
 from stages.lib.rewards.ocr import normalize_ocr_text, ocr_reward
 from stages.lib.rewards.registry import (
     DEFAULT_REWARD_BY_TASK,
@@ -19,19 +18,11 @@ from stages.lib.rewards.registry import (
     reward_kind_for,
     score_batch,
 )
-from stages.lib.rewards.boxes_batch import parse_boxes_batch
 from stages.lib.rewards.result import GroundTruthError, RewardResult, encode_detail, gc_paused
 from stages.lib.rewards.vqa import SOFT_ACCURACY_MODES, SoftAccuracy, extract_choice, vqa_reward
 from stages.lib.rewards.vqa_normalize import normalize_vqa_answer
 
 __all__ = [
-    "BOX_FORMATS",
-    "BoxFormat",
-    "BoxParse",
-    "parse_boxes",
-    "parse_boxes_detailed",
-    "box_iou",
-    "iou_matrix",
     "iou_reward",
     "normalize_ocr_text",
     "ocr_reward",
@@ -53,5 +44,4 @@ __all__ = [
     "RewardResult",
     "encode_detail",
     "gc_paused",
-    "parse_boxes_batch",
 ]

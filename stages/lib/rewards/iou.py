@@ -19,11 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from stages.lib.rewards.boxes import BoxParse, parse_boxes_detailed
-from stages.lib.rewards.boxes_batch import parse_boxes_batch
+from stages.lib.boxes import BoxParse, box_iou, iou_matrix, paired_ious, parse_boxes_batch, parse_boxes_detailed
 from stages.lib.rewards.result import GroundTruthError, RewardResult, gc_paused
 
-__all__ = ["IouTruth", "box_iou", "iou_matrix", "prepare_iou", "score_iou", "score_iou_batch", "iou_reward"]
+__all__ = ["IouTruth", "prepare_iou", "score_iou", "score_iou_batch", "iou_reward"]
 
 # Caps on what a detail lists, so an output spelling thousands of boxes stays a small JSON cell.
 _MAX_BOXES_IN_DETAIL = 32
@@ -37,30 +36,6 @@ class IouTruth:
     boxes: tuple[tuple[float, float, float, float], ...]
     width: float
     height: float
-
-
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two xyxy boxes (0 when they do not overlap or both are empty)."""
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0.0 or ih <= 0.0:
-        return 0.0
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0.0 else 0.0
-
-
-def iou_matrix(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of ``pred`` (P, 4) and ``gt`` (G, 4) xyxy boxes, as a (P, G) array in [0, 1]."""
-    p = pred[:, None, :]
-    g = gt[None, :, :]
-    iw = np.clip(np.minimum(p[..., 2], g[..., 2]) - np.maximum(p[..., 0], g[..., 0]), 0.0, None)
-    ih = np.clip(np.minimum(p[..., 3], g[..., 3]) - np.maximum(p[..., 1], g[..., 1]), 0.0, None)
-    inter = iw * ih
-    area_p = (p[..., 2] - p[..., 0]) * (p[..., 3] - p[..., 1])
-    area_g = (g[..., 2] - g[..., 0]) * (g[..., 3] - g[..., 1])
-    union = area_p + area_g - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0.0)
 
 
 def prepare_iou(gt_boxes: Sequence[Sequence[float]] | None, width: float, height: float) -> IouTruth:
@@ -114,18 +89,9 @@ def score_iou(text: str, truth: IouTruth, box_format: str = "auto") -> RewardRes
     return _match(parse_boxes_detailed(text or "", truth.width, truth.height, box_format), truth)
 
 
-def _one_to_one_ious(pred: np.ndarray, gt: np.ndarray) -> list[float]:
-    """Row-wise IoU of two (N, 4) arrays."""
-    iw = np.clip(np.minimum(pred[:, 2], gt[:, 2]) - np.maximum(pred[:, 0], gt[:, 0]), 0.0, None)
-    ih = np.clip(np.minimum(pred[:, 3], gt[:, 3]) - np.maximum(pred[:, 1], gt[:, 1]), 0.0, None)
-    inter = iw * ih
-    union = (pred[:, 2] - pred[:, 0]) * (pred[:, 3] - pred[:, 1]) + (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1]) - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0.0).tolist()
-
-
 def score_iou_batch(texts: Sequence[str], truths: Sequence[IouTruth], box_format: str = "auto") -> list[RewardResult]:
     """Score many outputs, equal row by row to :func:`score_iou`: the boxes are parsed by
-    :func:`~stages.lib.rewards.boxes_batch.parse_boxes_batch`, the common one-box-vs-one-box rows get
+    :func:`~stages.lib.boxes.batch.parse_boxes_batch`, the common one-box-vs-one-box rows get
     their IoU in one numpy pass, the others go through Hungarian matching row by row."""
     with gc_paused():
         texts = [t or "" for t in texts]
@@ -135,7 +101,7 @@ def score_iou_batch(texts: Sequence[str], truths: Sequence[IouTruth], box_format
         if simple:
             pred = np.array([parses[i].boxes[0] for i in simple], dtype=np.float64)
             gt = np.array([truths[i].boxes[0] for i in simple], dtype=np.float64)
-            for i, iou in zip(simple, _one_to_one_ious(pred, gt)):
+            for i, iou in zip(simple, paired_ious(pred, gt)):
                 out[i] = _result(parses[i], truths[i], iou, [iou], [[0, 0]])
         return [r if r is not None else _match(parses[i], truths[i]) for i, r in enumerate(out)]
 

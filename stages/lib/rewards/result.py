@@ -10,12 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from stages.lib.snippet import snippet
+
 __all__ = ["RewardResult", "GroundTruthError", "snippet", "encode_detail", "gc_paused"]
-
-# Detail strings quoting model output are cut to this many characters so a 10k-character
-# answer never bloats the scored table.
-SNIPPET_CHARS = 80
-
 
 @dataclass(frozen=True, slots=True)
 class RewardResult:
@@ -36,11 +33,6 @@ class GroundTruthError(ValueError):
     """The task's ground truth cannot be scored against (no boxes, empty text, answer not among
     the choices). Raised when a reward is prepared, never because of model output; the score
     stage quarantines the task's candidates with reason ``bad_ground_truth``."""
-
-
-def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
-    """Return ``text`` cut to ``limit`` characters (with an ellipsis) for use in a detail dict."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _finite(value: Any) -> Any:

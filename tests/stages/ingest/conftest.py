@@ -71,7 +71,7 @@ def run_ingest(tmp_path: Path) -> Callable[[IngestConfig], IngestRun]:
         plan = plan_shards(config)
         tables, quarantine = [], list(plan.quarantine)
         for i, shard in enumerate(plan.shards):
-            out = ShardOutput(stage="ingest", index=i, run_dir=tmp_path / "run", scratch_dir=tmp_path / "scratch")
+            out = ShardOutput(stage="ingest", index=i, scratch_dir=tmp_path / "scratch")
             result = run_shard(ShardInputs({"records": shard}), out, config)
             tables.append(result.tables["tasks"])
             quarantine += result.quarantine

@@ -69,7 +69,7 @@ def _refs() -> list[dict]:
         {"ref_id": 11, "image_id": 2, "ann_id": 5, "split": "train", "sentences": [{"sent": "big cat", "sent_id": 102}]},
         {"ref_id": 12, "image_id": 1, "ann_id": 2, "split": "val", "sentences": [{"sent": "The  left cat", "sent_id": 103}]},
         {"ref_id": 13, "image_id": 1, "ann_id": 777, "split": "val", "sentences": [{"sent": "ghost", "sent_id": 104}]},
-    ]  # fmt: skip
+    ]
 
 
 def _parquet(path: Path, rows: list[dict], image_type: pa.DataType = IMAGE_STRUCT, row_group_size: int = 2) -> Path:
@@ -92,7 +92,7 @@ def _vqa_rows(n: int, offset: int = 0) -> list[dict]:
         {"img": {"bytes": _png(color=(i * 20 % 255, 10, 10)), "path": f"img{i}.png"}, "question": f"What is {i}?",
          "answer": str(i), "answers": [str(i), str(i)], "choices": None}
         for i in range(offset, offset + n)
-    ]  # fmt: skip
+    ]
 
 
 def _parquet_config(tmp_path: Path, **extra) -> IngestConfig:
@@ -199,7 +199,7 @@ def test_coco_referring_expressions_one_task_per_sentence(tmp_path, run_ingest):
     assert all(r["boxes"] == [[1.0, 2.0, 11.0, 10.0]] for r in rows)
     assert json.loads(rows[0]["meta"])["refcoco"] == {
         "ref_id": 10, "image_id": 1, "ann_id": 1, "split": "val", "sent_id": 100, "expression": "the left cat"
-    }  # fmt: skip
+    }
     assert run.reasons() == {f"{refs}:ref=12,sent=103": "duplicate", f"{refs}:ref=13,sent=104": "malformed_record"}
 
 
@@ -256,8 +256,8 @@ def test_jsonl_column_mapping_image_root_and_xywh(tmp_path, run_ingest):
     manifest.write_text(json.dumps({"file": "q.png", "kind": "grounding", "text": "Box it.", "bbox": [2, 3, 4, 5]}) + "\n")
     config = IngestConfig(
         format="jsonl", path=manifest, image_root=tmp_path / "imgs", image_column="file", task_type_column="kind",
-        prompt_column="text", boxes_column="bbox", box_format="xywh",
-    )  # fmt: skip
+        prompt_column="text", boxes_column="bbox", box_layout="xywh",
+    )
     (row,) = run_ingest(config).tasks.to_pylist()
     assert row["prompt"] == "Box it." and row["boxes"] == [[2.0, 3.0, 6.0, 8.0]]
 

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from data_schemas.tables import validate_table
-from stages.ingest import IngestConfig, Reason
+from data_schemas.quarantine import QuarantineReason
+from stages.ingest import IngestConfig
 
 
 def _noisy_jpeg() -> bytes:
@@ -24,25 +25,25 @@ VQA = {"task_type": "vqa", "answer": "yes"}
 # line -> expected reason (None: becomes a task)
 CASES: list[tuple[object, str | None]] = [
     ({"image": "good.png", "prompt": "Is it red?", **VQA}, None),
-    ({"image": "nope.png", "prompt": "Q1", **VQA}, Reason.MISSING_IMAGE),
-    ({"image": "folder", "prompt": "Q2", **VQA}, Reason.MISSING_IMAGE),
-    ({"image": "empty.png", "prompt": "Q3", **VQA}, Reason.EMPTY_IMAGE),
-    ({"image": "truncated.jpg", "prompt": "Q4", **VQA}, Reason.CORRUPT_IMAGE),
-    ({"image": "text.png", "prompt": "Q5", **VQA}, Reason.NOT_AN_IMAGE),
-    ({"image": "big.png", "prompt": "Q6", **VQA}, Reason.IMAGE_TOO_LARGE),
-    ({"image": "good.png", "task_type": "grounding", "prompt": "Q7", "boxes": [[0, 0, 100, 10]]}, Reason.BAD_BOX),
-    ({"image": "good.png", "task_type": "grounding", "prompt": "Q8", "boxes": [[20, 0, 10, 10]]}, Reason.BAD_BOX),
-    ('{"image": "good.png", "task_type": "grounding", "prompt": "Q9", "boxes": [[NaN, 0, 10, 10]]}', Reason.BAD_BOX),
-    ({"image": "good.png", "prompt": "", **VQA}, Reason.EMPTY_PROMPT),
-    ({"image": "good.png", "task_type": "ocr", "prompt": "Q11", "answer": ""}, Reason.EMPTY_ANSWER),
-    ({"image": "good.png", "task_type": "detection", "prompt": "Q12", "answer": "x"}, Reason.UNKNOWN_TASK_TYPE),
-    ('{"image": "good.png", "prompt": "Q13", ', Reason.MALFORMED_RECORD),
-    ("[1, 2, 3]", Reason.MALFORMED_RECORD),
-    ({"prompt": "Q15", **VQA}, Reason.MALFORMED_RECORD),  # no image field
-    ({"image": "good.png", "task_type": "vqa", "prompt": "Pick.", "answer": "Z", "choices": ["a", "b"]}, Reason.BAD_CHOICES),
-    ({"image": "good.png", "prompt": "  is IT red? ", **VQA}, Reason.DUPLICATE),  # same image + prompt as line 1
+    ({"image": "nope.png", "prompt": "Q1", **VQA}, QuarantineReason.MISSING_IMAGE),
+    ({"image": "folder", "prompt": "Q2", **VQA}, QuarantineReason.MISSING_IMAGE),
+    ({"image": "empty.png", "prompt": "Q3", **VQA}, QuarantineReason.EMPTY_IMAGE),
+    ({"image": "truncated.jpg", "prompt": "Q4", **VQA}, QuarantineReason.CORRUPT_IMAGE),
+    ({"image": "text.png", "prompt": "Q5", **VQA}, QuarantineReason.NOT_AN_IMAGE),
+    ({"image": "big.png", "prompt": "Q6", **VQA}, QuarantineReason.IMAGE_TOO_LARGE),
+    ({"image": "good.png", "task_type": "grounding", "prompt": "Q7", "boxes": [[0, 0, 100, 10]]}, QuarantineReason.BAD_BOX),
+    ({"image": "good.png", "task_type": "grounding", "prompt": "Q8", "boxes": [[20, 0, 10, 10]]}, QuarantineReason.BAD_BOX),
+    ('{"image": "good.png", "task_type": "grounding", "prompt": "Q9", "boxes": [[NaN, 0, 10, 10]]}', QuarantineReason.BAD_BOX),
+    ({"image": "good.png", "prompt": "", **VQA}, QuarantineReason.EMPTY_PROMPT),
+    ({"image": "good.png", "task_type": "ocr", "prompt": "Q11", "answer": ""}, QuarantineReason.EMPTY_ANSWER),
+    ({"image": "good.png", "task_type": "detection", "prompt": "Q12", "answer": "x"}, QuarantineReason.UNKNOWN_TASK_TYPE),
+    ('{"image": "good.png", "prompt": "Q13", ', QuarantineReason.MALFORMED_RECORD),
+    ("[1, 2, 3]", QuarantineReason.MALFORMED_RECORD),
+    ({"prompt": "Q15", **VQA}, QuarantineReason.MALFORMED_RECORD),  # no image field
+    ({"image": "good.png", "task_type": "vqa", "prompt": "Pick.", "answer": "Z", "choices": ["a", "b"]}, QuarantineReason.BAD_CHOICES),
+    ({"image": "good.png", "prompt": "  is IT red? ", **VQA}, QuarantineReason.DUPLICATE),  # same image + prompt as line 1
     ({"image": "same1.png", "prompt": "Same bytes?", **VQA}, None),
-    ({"image": "same2.png", "prompt": "Same bytes?", **VQA}, Reason.DUPLICATE),  # other name, identical bytes
+    ({"image": "same2.png", "prompt": "Same bytes?", **VQA}, QuarantineReason.DUPLICATE),  # other name, identical bytes
     ({"image": "good.png", "prompt": "Still going?", **VQA}, None),
 ]
 
@@ -76,7 +77,7 @@ def test_nothing_is_dropped_silently(bad_corpus, run_ingest):
 
 def test_quarantine_rows_explain_themselves_and_fit_the_schema(bad_corpus, run_ingest):
     run = run_ingest(bad_corpus)
-    assert set(Reason) >= {q["reason"] for q in run.quarantine}
+    assert set(QuarantineReason) >= {q["reason"] for q in run.quarantine}
     for q in run.quarantine:
         assert q["message"], q
         assert json.loads(q["record"]) is not None
@@ -97,7 +98,7 @@ def test_image_deleted_after_planning_is_quarantined_in_the_shard(bad_corpus, tm
 
     plan = plan_shards(bad_corpus)
     (tmp_path / "good.png").unlink()
-    result = run_shard(ShardInputs({"records": plan.shards[0]}), ShardOutput("ingest", 0, tmp_path, tmp_path), bad_corpus)
+    result = run_shard(ShardInputs({"records": plan.shards[0]}), ShardOutput("ingest", 0, tmp_path), bad_corpus)
     missing = [q["row_ref"].rsplit(":", 1)[1] for q in result.quarantine if q["reason"] == "missing_image"]
     assert missing == ["1", "8", "21"]  # every planned row on good.png
     assert result.tables["tasks"].column("prompt").to_pylist() == ["Same bytes?"]

@@ -51,3 +51,10 @@ def test_out_of_range_numbers_are_rejected(field, value):
 def test_unknown_keys_are_errors():
     with pytest.raises(ValidationError, match="image_dir"):
         IngestConfig(image_dir="x")
+
+
+def test_box_layout_reads_under_its_old_name_too():
+    assert IngestConfig.model_validate({"box_layout": "xywh"}).box_layout == "xywh"
+    assert IngestConfig.model_validate({"box_format": "xywh"}).box_layout == "xywh"  # the key's name before
+    with pytest.raises(ValidationError, match="'xyxy' or 'xywh'"):
+        IngestConfig.model_validate({"box_layout": "cxcywh"})

@@ -6,11 +6,13 @@ import io
 import struct
 import zlib
 
+from data_schemas.quarantine import QuarantineReason
 import pytest
 from PIL import Image, ImageDraw
 
-from stages.ingest.decode import normalize_image, orient_box, read_image_file
-from stages.ingest.reasons import Reason, Rejected
+from stages.ingest.decode import normalize_image, read_image_file
+from stages.lib.boxes import orient_box
+from stages.ingest.rejected import Rejected
 
 CAP = 10_000_000
 
@@ -93,14 +95,14 @@ def test_jpeg_with_exif_rotation_is_rotated(image_bytes):
 def test_zero_bytes_are_empty_image():
     with pytest.raises(Rejected) as err:
         normalize_image(b"", max_pixels=CAP)
-    assert err.value.reason == Reason.EMPTY_IMAGE
+    assert err.value.reason == QuarantineReason.EMPTY_IMAGE
 
 
 @pytest.mark.parametrize("data", [b"hello, this is text", b"%PDF-1.4\n" + b"0" * 100, bytes(range(256))])
 def test_bytes_that_are_not_an_image(data):
     with pytest.raises(Rejected, match="not a recognized image") as err:
         normalize_image(data, max_pixels=CAP)
-    assert err.value.reason == Reason.NOT_AN_IMAGE
+    assert err.value.reason == QuarantineReason.NOT_AN_IMAGE
 
 
 @pytest.mark.parametrize("keep", [0.6, 0.05])  # cut in the scan data; cut in the header
@@ -111,13 +113,13 @@ def test_truncated_jpeg_is_corrupt(keep):
     data = buf.getvalue()
     with pytest.raises(Rejected, match="fails to decode|cannot read image header") as err:
         normalize_image(data[: int(len(data) * keep)], max_pixels=CAP)
-    assert err.value.reason == Reason.CORRUPT_IMAGE
+    assert err.value.reason == QuarantineReason.CORRUPT_IMAGE
 
 
 def test_image_over_the_pixel_cap(image_bytes):
     with pytest.raises(Rejected, match="max_pixels = 1000") as err:
         normalize_image(image_bytes(size=(40, 30)), max_pixels=1000)
-    assert err.value.reason == Reason.IMAGE_TOO_LARGE
+    assert err.value.reason == QuarantineReason.IMAGE_TOO_LARGE
 
 
 def _png_with_declared_size(width: int, height: int) -> bytes:
@@ -131,7 +133,7 @@ def _png_with_declared_size(width: int, height: int) -> bytes:
 def test_size_is_checked_from_the_header_before_decoding(side):
     with pytest.raises(Rejected) as err:
         normalize_image(_png_with_declared_size(side, side), max_pixels=1_000_000)
-    assert err.value.reason == Reason.IMAGE_TOO_LARGE
+    assert err.value.reason == QuarantineReason.IMAGE_TOO_LARGE
 
 
 def test_pil_globals_are_restored(image_bytes):
@@ -145,8 +147,8 @@ def test_pil_globals_are_restored(image_bytes):
 def test_read_image_file_missing_and_empty(tmp_path):
     with pytest.raises(Rejected) as err:
         read_image_file(tmp_path / "nope.png")
-    assert err.value.reason == Reason.MISSING_IMAGE
+    assert err.value.reason == QuarantineReason.MISSING_IMAGE
     (tmp_path / "empty.png").write_bytes(b"")
     with pytest.raises(Rejected) as err:
         read_image_file(tmp_path / "empty.png")
-    assert err.value.reason == Reason.EMPTY_IMAGE
+    assert err.value.reason == QuarantineReason.EMPTY_IMAGE

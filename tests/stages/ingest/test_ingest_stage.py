@@ -50,7 +50,7 @@ def test_a_changed_image_changes_only_its_shards_records(tmp_path, image_bytes, 
 def test_run_shard_output_is_a_valid_tasks_table_with_metrics(tmp_path):
     config = IngestConfig(n_tasks=6)
     (shard,) = plan_shards(config).shards
-    result = run_shard(ShardInputs({"records": shard}), ShardOutput("ingest", 0, tmp_path, tmp_path), config)
+    result = run_shard(ShardInputs({"records": shard}), ShardOutput("ingest", 0, tmp_path), config)
     tasks = result.tables["tasks"]
     assert set(result.tables) == {"tasks"} and validate_table(tasks, "tasks").equals(tasks)
     assert result.metrics["records"] == result.metrics["tasks"] == 6 and result.metrics["quarantined"] == 0
@@ -68,7 +68,7 @@ def test_a_shard_with_no_good_rows_returns_an_empty_valid_table(tmp_path, write_
         max_pixels=100,
     )
     (shard,) = plan_shards(config).shards
-    result = run_shard(ShardInputs({"records": shard}), ShardOutput("ingest", 0, tmp_path, tmp_path), config)
+    result = run_shard(ShardInputs({"records": shard}), ShardOutput("ingest", 0, tmp_path), config)
     assert result.tables["tasks"].num_rows == 0 and validate_table(result.tables["tasks"], "tasks") is not None
     assert [q["reason"] for q in result.quarantine] == ["image_too_large"]
 
@@ -89,5 +89,5 @@ def test_image_cells_are_the_datasets_image_struct_and_decode(run_ingest):
 
 def test_records_table_not_made_by_the_planner_is_quarantined_not_raised(tmp_path):
     records = pa.Table.from_pylist([{"record": "{not json", "source": "x:1"}], schema=RECORDS_SCHEMA)
-    result = run_shard(ShardInputs({"records": records}), ShardOutput("ingest", 0, tmp_path, tmp_path), IngestConfig())
+    result = run_shard(ShardInputs({"records": records}), ShardOutput("ingest", 0, tmp_path), IngestConfig())
     assert [q["reason"] for q in result.quarantine] == ["malformed_record"]

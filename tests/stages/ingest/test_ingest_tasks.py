@@ -8,10 +8,11 @@ import math
 import pytest
 
 from data_schemas.tables import TASK_TYPES
-from stages.ingest.config import BoxFormat
+from data_schemas.quarantine import QuarantineReason
 from stages.ingest.decode import StoredImage
-from stages.ingest.reasons import Reason, Rejected
-from stages.ingest.tasks import TaskSpec, boxes_text, check_task, dedupe_prompt, fit_to_image, parse_boxes, parse_task, task_id
+from stages.ingest.rejected import Rejected
+from stages.ingest.tasks import TaskSpec, annotation_boxes, check_task, dedupe_prompt, fit_to_image, parse_task, task_id
+from stages.lib.boxes import BoxLayout, pixel_boxes_text
 
 VALID = {
     "grounding": {"prompt": "Find the cat.", "boxes": [[1, 2, 10, 12]]},
@@ -40,26 +41,26 @@ def test_answer_defaults_to_the_most_common_annotator_answer():
 @pytest.mark.parametrize(
     ("fields", "reason", "match"),
     [
-        ({"task_type": "segmentation", "prompt": "x", "answer": "y"}, Reason.UNKNOWN_TASK_TYPE, "unknown task_type 'segmentation'"),
-        ({"prompt": "x", "answer": "y"}, Reason.UNKNOWN_TASK_TYPE, "default_task_type is unset"),
-        ({"task_type": "vqa", "prompt": "   ", "answer": "y"}, Reason.EMPTY_PROMPT, "prompt is empty"),
-        ({"task_type": "vqa", "answer": "y"}, Reason.EMPTY_PROMPT, "prompt is empty"),
-        ({"task_type": "vqa", "prompt": "x", "answer": " "}, Reason.EMPTY_ANSWER, "neither answer nor answers"),
-        ({"task_type": "ocr", "prompt": "x"}, Reason.EMPTY_ANSWER, "no answer text"),
-        ({"task_type": "grounding", "prompt": "x", "boxes": []}, Reason.EMPTY_ANSWER, "no boxes"),
-        ({"task_type": "grounding", "prompt": "x", "boxes": [[5, 5, 2, 9]]}, Reason.BAD_BOX, "inverted"),
-        ({"task_type": "grounding", "prompt": "x", "boxes": [[5, 5, 5, 9]]}, Reason.BAD_BOX, "empty"),
-        ({"task_type": "grounding", "prompt": "x", "boxes": [[1, math.nan, 4, 9]]}, Reason.BAD_BOX, "non-finite"),
-        ({"task_type": "grounding", "prompt": "x", "boxes": [[1, 2, 3]]}, Reason.BAD_BOX, "4 numbers"),
-        ({"task_type": "grounding", "prompt": "x", "boxes": [[1, 2, "3", 4]]}, Reason.BAD_BOX, "4 numbers"),
-        ({"task_type": "grounding", "prompt": "x", "boxes": "1,2,3,4"}, Reason.BAD_BOX, "list"),
-        ({"task_type": "vqa", "prompt": ["x"], "answer": "y"}, Reason.MALFORMED_RECORD, "prompt must be text"),
-        ({"task_type": "vqa", "prompt": "x", "answer": "y", "meta": "{oops"}, Reason.MALFORMED_RECORD, "meta is not valid JSON"),
-        ({"task_type": "vqa", "prompt": "x", "answer": "y", "meta": [1]}, Reason.MALFORMED_RECORD, "JSON object"),
-        ({"task_type": "vqa", "prompt": "x", "answer": "E", "choices": ["a", "b"]}, Reason.BAD_CHOICES, "neither a letter A-B"),
-        ({"task_type": "vqa", "prompt": "x", "answer": "A", "choices": ["a"]}, Reason.BAD_CHOICES, "2-26"),
-        ({"task_type": "vqa", "prompt": "x", "answer": "A", "choices": ["a", ""]}, Reason.BAD_CHOICES, "2-26"),
-        ({"task_type": "ocr", "prompt": "x", "answer": "A", "choices": ["a", "b"]}, Reason.BAD_CHOICES, "only used by vqa"),
+        ({"task_type": "segmentation", "prompt": "x", "answer": "y"}, QuarantineReason.UNKNOWN_TASK_TYPE, "unknown task_type 'segmentation'"),
+        ({"prompt": "x", "answer": "y"}, QuarantineReason.UNKNOWN_TASK_TYPE, "default_task_type is unset"),
+        ({"task_type": "vqa", "prompt": "   ", "answer": "y"}, QuarantineReason.EMPTY_PROMPT, "prompt is empty"),
+        ({"task_type": "vqa", "answer": "y"}, QuarantineReason.EMPTY_PROMPT, "prompt is empty"),
+        ({"task_type": "vqa", "prompt": "x", "answer": " "}, QuarantineReason.EMPTY_ANSWER, "neither answer nor answers"),
+        ({"task_type": "ocr", "prompt": "x"}, QuarantineReason.EMPTY_ANSWER, "no answer text"),
+        ({"task_type": "grounding", "prompt": "x", "boxes": []}, QuarantineReason.EMPTY_ANSWER, "no boxes"),
+        ({"task_type": "grounding", "prompt": "x", "boxes": [[5, 5, 2, 9]]}, QuarantineReason.BAD_BOX, "inverted"),
+        ({"task_type": "grounding", "prompt": "x", "boxes": [[5, 5, 5, 9]]}, QuarantineReason.BAD_BOX, "empty"),
+        ({"task_type": "grounding", "prompt": "x", "boxes": [[1, math.nan, 4, 9]]}, QuarantineReason.BAD_BOX, "non-finite"),
+        ({"task_type": "grounding", "prompt": "x", "boxes": [[1, 2, 3]]}, QuarantineReason.BAD_BOX, "4 numbers"),
+        ({"task_type": "grounding", "prompt": "x", "boxes": [[1, 2, "3", 4]]}, QuarantineReason.BAD_BOX, "4 numbers"),
+        ({"task_type": "grounding", "prompt": "x", "boxes": "1,2,3,4"}, QuarantineReason.BAD_BOX, "list"),
+        ({"task_type": "vqa", "prompt": ["x"], "answer": "y"}, QuarantineReason.MALFORMED_RECORD, "prompt must be text"),
+        ({"task_type": "vqa", "prompt": "x", "answer": "y", "meta": "{oops"}, QuarantineReason.MALFORMED_RECORD, "meta is not valid JSON"),
+        ({"task_type": "vqa", "prompt": "x", "answer": "y", "meta": [1]}, QuarantineReason.MALFORMED_RECORD, "JSON object"),
+        ({"task_type": "vqa", "prompt": "x", "answer": "E", "choices": ["a", "b"]}, QuarantineReason.BAD_CHOICES, "neither a letter A-B"),
+        ({"task_type": "vqa", "prompt": "x", "answer": "A", "choices": ["a"]}, QuarantineReason.BAD_CHOICES, "2-26"),
+        ({"task_type": "vqa", "prompt": "x", "answer": "A", "choices": ["a", ""]}, QuarantineReason.BAD_CHOICES, "2-26"),
+        ({"task_type": "ocr", "prompt": "x", "answer": "A", "choices": ["a", "b"]}, QuarantineReason.BAD_CHOICES, "only used by vqa"),
     ],
 )
 def test_bad_fields_are_rejected_with_their_reason(fields, reason, match):
@@ -79,7 +80,7 @@ def test_multiple_choice_answers_become_letters(answer, letter):
 
 
 def test_xywh_boxes_and_a_single_flat_box():
-    spec = parse_task({"task_type": "grounding", "prompt": "x", "boxes": [10, 20, 5, 6]}, box_format=BoxFormat.XYWH)
+    spec = parse_task({"task_type": "grounding", "prompt": "x", "boxes": [10, 20, 5, 6]}, box_layout=BoxLayout.XYWH)
     assert spec.boxes == [[10.0, 20.0, 15.0, 26.0]]
 
 
@@ -88,7 +89,7 @@ def test_boxes_are_clipped_within_tolerance_and_rejected_beyond():
     assert check_task(spec, size=(40, 30), tolerance=1.0).boxes == [[0.0, 0.0, 40.0, 30.0]]
     with pytest.raises(Rejected, match="outside the 40x30 image") as err:
         check_task(TaskSpec("grounding", "x", boxes=[[0, 0, 45, 30]]), size=(40, 30), tolerance=1.0)
-    assert err.value.reason == Reason.BAD_BOX
+    assert err.value.reason == QuarantineReason.BAD_BOX
 
 
 def _stored(width=40, height=30, raw=None, orientation=1) -> StoredImage:
@@ -97,14 +98,14 @@ def _stored(width=40, height=30, raw=None, orientation=1) -> StoredImage:
 
 def test_fit_to_image_writes_grounding_answer_from_boxes():
     spec = fit_to_image(TaskSpec("grounding", "x", boxes=[[1.4, 2, 10, 12], [20, 5, 30.6, 9]]), _stored(), 1.0)
-    assert spec.answer == "[1.4, 2, 10, 12], [20, 5, 30.6, 9]" == boxes_text(spec.boxes)
+    assert spec.answer == "[1.4, 2, 10, 12], [20, 5, 30.6, 9]" == pixel_boxes_text(spec.boxes)
 
 
 def test_ground_truth_text_of_fractional_boxes_scores_iou_one():
     """COCO boxes are fractional pixels (xywh, summed in floats): the answer text must score 1.0 against the stored boxes."""
     from stages.lib.rewards import iou_reward
 
-    boxes = parse_boxes([[10.4, 20.4, 5.3, 5.0], [100.25, 50.75, 80.254, 69.75]], BoxFormat.XYWH)
+    boxes = annotation_boxes([[10.4, 20.4, 5.3, 5.0], [100.25, 50.75, 80.254, 69.75]], BoxLayout.XYWH)
     spec = fit_to_image(TaskSpec("grounding", "x", boxes=boxes), _stored(640, 480), 1.0)
     assert spec.answer == "[10.4, 20.4, 15.7, 25.4], [100.25, 50.75, 180.5, 120.5]"
     result = iou_reward(spec.answer, spec.boxes, 640, 480, box_format="pixel")
@@ -126,7 +127,7 @@ def test_declared_size_matching_neither_orientation_is_a_size_mismatch():
     spec = TaskSpec("grounding", "x", boxes=[[1, 1, 5, 5]], declared_size=(640, 480))
     with pytest.raises(Rejected, match="declares a 640x480 image") as err:
         fit_to_image(spec, _stored(), 1.0)
-    assert err.value.reason == Reason.SIZE_MISMATCH
+    assert err.value.reason == QuarantineReason.SIZE_MISMATCH
 
 
 def test_task_id_is_a_stable_content_hash():

@@ -9,8 +9,9 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
-from data_schemas import encode_image_cell, validate_table
+from data_schemas import validate_table
 from stages.sample.sampler import SampledText, SampleRequest, SampleResult
+from tests.factories import task_row
 
 
 def png_bytes(width: int = 48, height: int = 40, seed: int = 0) -> bytes:
@@ -23,39 +24,23 @@ def png_bytes(width: int = 48, height: int = 40, seed: int = 0) -> bytes:
     return buf.getvalue()
 
 
-def task_row(task_id: str, task_type: str, prompt: str, answer: str | None, image: bytes | None = None, **extra) -> dict:
-    """One ``tasks`` row with a PNG image (``image`` bytes, or a fresh random one)."""
-    data = image if image is not None else png_bytes(seed=int(hashlib.md5(task_id.encode()).hexdigest()[:6], 16))
-    row = {
-        "task_id": task_id,
-        "task_type": task_type,
-        "image": encode_image_cell(data, f"{task_id}.png"),
-        "image_sha256": hashlib.sha256(data).hexdigest(),
-        "width": 48,
-        "height": 40,
-        "prompt": prompt,
-        "answer": answer,
-        "boxes": None,
-        "answers": None,
-        "choices": None,
-        "source": "test",
-        "meta": "{}",
-    }
-    row.update(extra)
-    return row
+def noisy_task(task_id: str, task_type: str, prompt: str, answer: str | None, **fields) -> dict:
+    """A ``tasks`` row (:func:`tests.factories.task_row`) whose image is random noise seeded by the task id."""
+    image = png_bytes(seed=int(hashlib.md5(task_id.encode()).hexdigest()[:6], 16))
+    return task_row(task_id, task_type, prompt, image=image, answer=answer, **fields)
 
 
 def standard_tasks() -> pa.Table:
     """Four task types plus one task with an empty answer, validated against the tasks schema."""
     rows = [
-        task_row("t-ground", "grounding", "Locate the red circle as [x1, y1, x2, y2].", "[4, 6, 30, 28]",
+        noisy_task("t-ground", "grounding", "Locate the red circle as [x1, y1, x2, y2].", "[4, 6, 30, 28]",
                  boxes=[[4.0, 6.0, 30.0, 28.0]]),
-        task_row("t-ocr", "ocr", "Read the text in the image.", "INVOICE 10583"),
-        task_row("t-vqa", "vqa", "How many dogs are there?", "2", answers=["2", "2", "two"]),
-        task_row("t-cap", "caption", "Describe the image in one sentence.",
+        noisy_task("t-ocr", "ocr", "Read the text in the image.", "INVOICE 10583"),
+        noisy_task("t-vqa", "vqa", "How many dogs are there?", "2", answers=["2", "2", "two"]),
+        noisy_task("t-cap", "caption", "Describe the image in one sentence.",
                  "A white dog sits on the left of a red bench near two bicycles."),
-        task_row("t-empty", "caption", "Describe the image.", ""),
-    ]  # fmt: skip
+        noisy_task("t-empty", "caption", "Describe the image.", ""),
+    ]
     return validate_table(rows, "tasks")
 
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from stages.perturb.boxes import box_skeleton, parse_box_text
+from stages.lib.boxes import box_skeleton, parse_box_text
 from stages.perturb.formats import is_valid_hallucination
 from stages.perturb.injectors import INJECTORS, InjectContext, InjectorKind, kinds_for_task
 from stages.perturb.vocab import (

@@ -24,7 +24,7 @@ ALL = list(InjectorKind)
 
 def _job(key: str, answer: str, task_type: str = "caption", group: str = "t1") -> LlmJob:
     return LlmJob(key=key, group=group, question="Describe the image.", answer=answer,
-                  ctx=InjectContext(task_type=task_type, width=64, height=64), seed=5)  # fmt: skip
+                  ctx=InjectContext(task_type=task_type, width=64, height=64), seed=5)
 
 
 def test_templates_exist_and_fill_for_every_task_type():

@@ -9,18 +9,19 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from perturb_helpers import ScriptedSampler, policy_candidates, standard_tasks, task_row
+from perturb_helpers import ScriptedSampler, policy_candidates, standard_tasks
 from pydantic import ValidationError
 
 from data_schemas import decode_image_cell, validate_table
 from stages.lib.errors import ConfigError
 from stages.base import ShardInputs, ShardOutput
 from stages.perturb import SPEC, DistortionSpec, PerturbConfig, apply_distortion, make_gallery, run_shard, setup
+from tests.factories import task_row
 from stages.perturb.formats import is_valid_hallucination
 
 
 def _output(tmp_path: Path) -> ShardOutput:
-    return ShardOutput(stage="perturb", index=0, run_dir=tmp_path, scratch_dir=tmp_path / "_scratch" / "00000")
+    return ShardOutput(stage="perturb", index=0, scratch_dir=tmp_path / "_scratch" / "00000")
 
 
 def _run(config: PerturbConfig, tasks: pa.Table, cands: pa.Table, sampler, tmp_path: Path):
@@ -97,12 +98,12 @@ def test_distorted_rows_reproduce_the_image_the_model_saw(tmp_path):
 
 def test_bad_image_and_rejected_request_are_quarantined(tmp_path):
     rows = standard_tasks().to_pylist()[:2]
-    rows.append(task_row("t-bad", "vqa", "What colour?", "red", image=b"not an image"))
+    rows.append(task_row("t-bad", "vqa", "What colour?", image=b"not an image", answer="red"))
     tasks = validate_table(rows, "tasks")
     sampler = ScriptedSampler(fail_ids={"t-ocr:distorted_image:diffusion"})
     result = _run(_config(), tasks, policy_candidates(tasks, 1), sampler, tmp_path)
     reasons = sorted(q["reason"] for q in result.quarantine)
-    assert reasons == ["generation_failed", "image_decode_failed"]
+    assert reasons == ["corrupt_image", "generation_failed"]
     out = result.tables["candidates"].to_pylist()
     assert any(r["task_id"] == "t-bad" and r["origin"] == "hallucination" for r in out)  # text rows still made
     assert not any(r["task_id"] == "t-bad" and r["origin"] == "distorted_image" for r in out)

@@ -9,7 +9,6 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
-from data_schemas.images import encode_image_cell
 from data_schemas.tables import ORIGINS, validate_table
 from stages.base import ShardInputs, ShardOutput
 from stages.rank import (
@@ -30,6 +29,7 @@ from stages.rank import (
     rank_candidates,
 )
 from stages.rank.config import DEFAULT_ORIGIN_ORDER
+from tests.factories import task_row
 
 
 def cand(cid: str, reward: float | None, origin: str = "policy", text: str | None = None, logprob: float | None = None) -> Candidate:
@@ -266,14 +266,7 @@ def test_config_fields_have_descriptions():
 
 def _tasks(rows: list[tuple[str, str]]) -> pa.Table:
     return validate_table(
-        [
-            {
-                "task_id": tid, "task_type": ttype, "image": encode_image_cell(b"not decoded"), "image_sha256": "0" * 64,
-                "width": 8, "height": 8, "prompt": f"prompt {tid}", "answer": None, "boxes": None, "answers": None,
-                "choices": None, "source": None, "meta": None,
-            }
-            for tid, ttype in rows
-        ],
+        [task_row(tid, ttype, f"prompt {tid}", image=b"not decoded", width=8, height=8) for tid, ttype in rows],
         "tasks",
     )
 
@@ -290,7 +283,7 @@ def _scored(rows: list[tuple[str, str, str, str, float | None]]) -> pa.Table:
 
 
 def _run(tasks: pa.Table, scored: pa.Table, **config):
-    out = ShardOutput(stage="rank", index=0, run_dir=Path("/nonexistent"), scratch_dir=Path("/nonexistent"))
+    out = ShardOutput(stage="rank", index=0, scratch_dir=Path("/nonexistent"))
     return SPEC.run_shard(ShardInputs({"tasks": tasks, "scored": scored}), out, RankConfig(**config))
 
 

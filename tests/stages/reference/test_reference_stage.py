@@ -2,43 +2,26 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
-
 import pyarrow as pa
 import pytest
 import torch
 from pydantic import ValidationError
 
-from data_schemas.images import decode_image_cell, encode_image_cell
+from data_schemas.images import decode_image_cell
 from data_schemas.tables import validate_table
 from stages.lib.errors import ConfigError
 from stages.base import ShardInputs, ShardOutput
 from stages.reference import SCORERS, SETUPS, SPEC, ReferenceConfig, run_shard, setup
 from stages.sample.config import Backend
 from stages.train.logprobs import response_logprobs
-
-
-def _png(colour) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 64), colour).save(buf, format="PNG")
-    return buf.getvalue()
+from tests.factories import png_bytes, task_row
 
 
 def _tables() -> tuple[pa.Table, pa.Table]:
     tasks, lists = [], []
     for tid, colour, responses in [("a", (255, 0, 0), ["red", "blue", "a red square"]), ("b", (0, 0, 255), ["blue", "green"])]:
-        data = _png(colour)
-        tasks.append(
-            {
-                "task_id": tid, "task_type": "vqa", "image": encode_image_cell(data, f"{tid}.png"),
-                "image_sha256": hashlib.sha256(data).hexdigest(), "width": 64, "height": 64,
-                "prompt": "What colour is the shape?", "answer": responses[0], "boxes": None, "answers": None,
-                "choices": None, "source": "test", "meta": "{}",
-            }
-        )  # fmt: skip
+        image = png_bytes(colour, (64, 64))
+        tasks.append(task_row(tid, "vqa", "What colour is the shape?", image=image, width=64, height=64, answer=responses[0]))
         lists.append(
             {
                 "task_id": tid, "task_type": "vqa", "prompt": "What colour is the shape?", "responses": responses,
@@ -46,7 +29,7 @@ def _tables() -> tuple[pa.Table, pa.Table]:
                 "origins": ["policy"] * len(responses), "cand_ids": [f"{tid}{i}" for i in range(len(responses))],
                 "logprob_sums": None, "n_tokens": None, "ref_logps": None, "ref_n_tokens": None,
             }
-        )  # fmt: skip
+        )
     lists.append({**lists[0], "task_id": "missing"})
     return validate_table(tasks, "tasks"), validate_table(lists, "listwise")
 
@@ -59,12 +42,12 @@ def config(tiny_model_dir) -> ReferenceConfig:
 def test_fills_reference_logprobs_for_every_response(config, tmp_path):
     tasks, listwise = _tables()
     resources = setup(config)
-    result = run_shard(ShardInputs({"tasks": tasks, "listwise": listwise}, resources), ShardOutput("reference", 0, tmp_path, tmp_path), config)
+    result = run_shard(ShardInputs({"tasks": tasks, "listwise": listwise}, resources), ShardOutput("reference", 0, tmp_path), config)
     out = result.tables["listwise"].to_pylist()
     assert [r["task_id"] for r in out] == ["a", "b"]
     assert result.metrics == {"lists": 2.0, "responses": 5.0}
     (bad,) = result.quarantine
-    assert bad["row_ref"] == "missing" and bad["reason"] == "missing_task"
+    assert bad["row_ref"] == "missing" and bad["reason"] == "unknown_task"
     images = {r["task_id"]: decode_image_cell(r["image"]) for r in tasks.to_pylist()}
     for row in out:
         assert row["rewards"] == listwise.to_pylist()[0 if row["task_id"] == "a" else 1]["rewards"]  # other columns kept
@@ -76,7 +59,7 @@ def test_fills_reference_logprobs_for_every_response(config, tmp_path):
 
 def test_run_shard_loads_the_model_when_no_setup_ran(config, tmp_path):
     tasks, listwise = _tables()
-    result = run_shard(ShardInputs({"tasks": tasks, "listwise": listwise.slice(1, 1)}), ShardOutput("reference", 0, tmp_path, tmp_path), config)
+    result = run_shard(ShardInputs({"tasks": tasks, "listwise": listwise.slice(1, 1)}), ShardOutput("reference", 0, tmp_path), config)
     assert len(result.tables["listwise"].column("ref_logps")[0]) == 2
 
 

@@ -17,7 +17,7 @@ from test_reference_stage import _tables
 
 from stages.lib.errors import ModelError
 from stages.base import ShardInputs, ShardOutput
-from stages.reference import SCORING_FAILED, ReferenceConfig, run_shard, setup
+from stages.reference import ReferenceConfig, run_shard, setup
 from stages.reference.vllm_scorer import (
     SCORING_PARAMS,
     ScoringError,
@@ -194,10 +194,10 @@ def test_run_shard_with_vllm_backend_matches_hf_counts_and_quarantines_refusals(
     config = ReferenceConfig(backend="vllm", model=str(tiny_model_dir))
     square = processor.tokenizer("a red square", add_special_tokens=False)["input_ids"][-1]
     resources = _engine(processor, refuse=[square])  # the engine refuses "a red square" of list "a"
-    result = run_shard(ShardInputs({"tasks": tasks, "listwise": listwise}, resources), ShardOutput("reference", 0, tmp_path, tmp_path), config)
+    result = run_shard(ShardInputs({"tasks": tasks, "listwise": listwise}, resources), ShardOutput("reference", 0, tmp_path), config)
     (row,) = result.tables["listwise"].to_pylist()
     assert row["task_id"] == "b" and result.metrics == {"lists": 1.0, "responses": 2.0}
-    assert [(q["row_ref"], q["reason"]) for q in result.quarantine] == [("missing", "missing_task"), ("a", SCORING_FAILED)]
+    assert [(q["row_ref"], q["reason"]) for q in result.quarantine] == [("missing", "unknown_task"), ("a", "scoring_failed")]
     hf = ReferenceConfig(model=str(tiny_model_dir), device="cpu")
     hf_model = setup(hf)
     image = Image.new("RGB", (64, 64), (0, 0, 255))
@@ -224,7 +224,7 @@ def test_vllm_reference_logprobs_match_hf_on_gpu(tiny_model_dir, tmp_path):
         pytest.skip("vLLM needs a CUDA GPU")
     tasks, listwise = _tables()
     inputs = {"tasks": tasks, "listwise": listwise}
-    out = ShardOutput("reference", 0, tmp_path, tmp_path)
+    out = ShardOutput("reference", 0, tmp_path)
     cpu = ReferenceConfig(model=str(tiny_model_dir), device="cpu", dtype="float32")
     gpu = ReferenceConfig(backend="vllm", model=str(tiny_model_dir), max_model_len=512, gpu_memory_utilization=0.2)
     expected = run_shard(ShardInputs(inputs, setup(cpu)), out, cpu).tables["listwise"].to_pylist()

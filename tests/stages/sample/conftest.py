@@ -3,11 +3,12 @@ tests/conftest.py), one torch thread, a small tasks table."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 from pathlib import Path
 
 import pytest
+
+from tests.factories import task_row
 
 
 @pytest.fixture(scope="session")
@@ -28,37 +29,15 @@ def png_bytes(color: tuple[int, int, int], size: tuple[int, int] = (48, 40)) -> 
     return buf.getvalue()
 
 
-def task_row(task_id: str, task_type: str, data: bytes, prompt: str, **fields) -> dict:
-    from data_schemas.images import encode_image_cell
-
-    row = {
-        "task_id": task_id,
-        "task_type": task_type,
-        "image": encode_image_cell(data, f"{task_id}.png"),
-        "image_sha256": hashlib.sha256(data).hexdigest(),
-        "width": 48,
-        "height": 40,
-        "prompt": prompt,
-        "answer": None,
-        "boxes": None,
-        "answers": None,
-        "choices": None,
-        "source": f"test:{task_id}",
-        "meta": "{}",
-    }
-    row.update(fields)
-    return row
-
-
 @pytest.fixture
 def tasks_table():
     """Three valid tasks (grounding with boxes only, VQA with answers, OCR with answer text)."""
     from data_schemas.tables import validate_table
 
     rows = [
-        task_row("t-ground", "grounding", png_bytes((255, 0, 0)), "Locate the red box as [x1, y1, x2, y2].",
+        task_row("t-ground", "grounding", "Locate the red box as [x1, y1, x2, y2].", image=png_bytes((255, 0, 0)),
                  boxes=[[4.0, 6.0, 24.0, 20.0]]),
-        task_row("t-vqa", "vqa", png_bytes((0, 0, 255)), "What colour is the box?", answers=["blue", "blue", "navy"]),
-        task_row("t-ocr", "ocr", png_bytes((0, 128, 0)), "Read the text.", answer="HELLO 42"),
+        task_row("t-vqa", "vqa", "What colour is the box?", image=png_bytes((0, 0, 255)), answers=["blue", "blue", "navy"]),
+        task_row("t-ocr", "ocr", "Read the text.", image=png_bytes((0, 128, 0)), answer="HELLO 42"),
     ]
     return validate_table(rows, "tasks")

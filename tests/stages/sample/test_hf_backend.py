@@ -4,10 +4,11 @@ import pytest
 import torch
 from PIL import Image
 
+from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import ModelError
 from stages.sample.chat import render_prompt
 from stages.sample.hf_backend import HFSampler, is_oom_error
-from stages.sample.sampler import RequestErrorReason, SampleRequest, Sampler
+from stages.sample.sampler import SampleRequest, Sampler
 
 
 def _image(color, size=(64, 48)):
@@ -149,7 +150,7 @@ def test_rejected_image_is_an_error_not_an_exception(sampler):
     requests = _requests(k=3, n=2)
     requests[1] = replace(requests[1], image=Image.new("RGB", (0, 5)))
     results = sampler.sample(requests)
-    assert results[1].error_reason == RequestErrorReason.IMAGE_REJECTED and results[1].outputs == []
+    assert results[1].error_reason == QuarantineReason.IMAGE_REJECTED and results[1].outputs == []
     assert "ZeroDivisionError" in results[1].error
     good = sampler.sample([requests[0], requests[2]])
     assert _texts([results[0], results[2]]) == _texts(good)
@@ -170,7 +171,7 @@ def test_oom_halves_the_batch_and_keeps_the_samples(sampler, monkeypatch):
 
     monkeypatch.setattr(sampler.model, "generate", flaky)
     results = sampler.sample(requests)
-    assert calls == [4, 2, 2]
+    assert calls == [8, 4, 4]  # rows = requests x n: 4 requests, then 2 and 2
     assert _texts(results) == expected
 
 
@@ -180,7 +181,7 @@ def test_oom_at_one_request_marks_the_requests(sampler, monkeypatch):
 
     monkeypatch.setattr(sampler.model, "generate", always)
     results = sampler.sample(_requests(k=3, n=2))
-    assert [r.error_reason for r in results] == [RequestErrorReason.OOM] * 3
+    assert [r.error_reason for r in results] == [QuarantineReason.OOM] * 3
     assert all(r.outputs == [] for r in results)
 
 

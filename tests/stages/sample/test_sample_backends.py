@@ -14,7 +14,7 @@ def test_make_sampler(backend, tiny_model_dir):
     config = SampleConfig(backend=backend, model=str(tiny_model_dir))
     if backend == Backend.VLLM:
         try:
-            import vllm  # noqa: F401
+            import vllm
         except ImportError:
             with pytest.raises(ImportError, match="perpo-pipeline\\[vllm\\]"):
                 make_sampler(config)

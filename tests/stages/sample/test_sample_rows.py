@@ -3,6 +3,7 @@ import json
 import pytest
 from PIL import Image
 
+from data_schemas.quarantine import QuarantineReason
 from data_schemas.tables import validate_table
 from stages.sample.config import SamplingSettings
 from stages.sample.rows import (
@@ -14,7 +15,7 @@ from stages.sample.rows import (
     items_from_tasks,
     sample_rows,
 )
-from stages.sample.sampler import RequestErrorReason, SampledText, SampleResult
+from stages.sample.sampler import SampledText, SampleResult
 from stages.sample.seeds import request_seed
 
 
@@ -32,7 +33,7 @@ class FakeSampler:
         results = []
         for r in requests:
             if "reject" in r.prompt:
-                results.append(SampleResult.failed(r.request_id, RequestErrorReason.IMAGE_REJECTED, "bad image"))
+                results.append(SampleResult.failed(r.request_id, QuarantineReason.IMAGE_REJECTED, "bad image"))
             else:
                 outs = [SampledText(f"{r.prompt}#{i}", 3, -1.5, "length" if i else "stop") for i in range(r.n)]
                 results.append(SampleResult(r.request_id, outs))
@@ -46,7 +47,7 @@ def test_items_from_tasks_decodes_images_and_quarantines_broken_ones(tasks_table
     assert [i.task_id for i in items] == ["t-ground", "t-ocr"]
     assert items[0].image.mode == "RGB" and items[0].image.size == (48, 40)
     assert len(quarantine) == 1 and quarantine[0]["row_ref"] == "t-vqa"
-    assert quarantine[0]["reason"] == "image_undecodable"
+    assert quarantine[0]["reason"] == "corrupt_image"
     assert "bytes" not in json.loads(quarantine[0]["record"])
 
 

@@ -10,7 +10,7 @@ from stages.sample.stage import run_shard
 
 def _run(tasks, sampler, tmp_path, **config):
     cfg = SampleConfig(model="unused-when-resources-given", max_tokens=6, **config)
-    output = ShardOutput(stage="sample", index=0, run_dir=tmp_path, scratch_dir=tmp_path / "scratch", seed=99)
+    output = ShardOutput(stage="sample", index=0, scratch_dir=tmp_path / "scratch")
     return run_shard(ShardInputs(tables={"tasks": tasks}, resources=sampler), output, cfg)
 
 
@@ -40,7 +40,7 @@ def test_metrics_add_up_over_shards(tasks_table, tiny_sampler, tmp_path):
     """The runner sums metrics over shards, so every metric of two shards must add up to the one-shard value."""
     whole = _run(tasks_table, tiny_sampler, tmp_path, n=2).metrics
     parts = [_run(tasks_table.slice(0, 1), tiny_sampler, tmp_path, n=2).metrics,
-             _run(tasks_table.slice(1), tiny_sampler, tmp_path, n=2).metrics]  # fmt: skip
+             _run(tasks_table.slice(1), tiny_sampler, tmp_path, n=2).metrics]
     assert set(whole) == set(parts[0]) == set(parts[1])
     for key in set(whole) - {"sample_seconds"}:  # wall time adds up but is not reproducible
         assert parts[0][key] + parts[1][key] == pytest.approx(whole[key]), key
@@ -78,7 +78,7 @@ def test_bad_tasks_are_quarantined_without_candidates(tasks_table, tiny_sampler,
     Image.new("RGB", (1, 1)).save(buf, format="PNG")
     rows[1]["image"] = {"bytes": buf.getvalue(), "path": "tiny.png"}
     result = _run(validate_table(rows, "tasks"), tiny_sampler, tmp_path, n=2)
-    assert [(q["row_ref"], q["reason"]) for q in result.quarantine] == [("t-ground", "image_undecodable")]
+    assert [(q["row_ref"], q["reason"]) for q in result.quarantine] == [("t-ground", "corrupt_image")]
     assert {r["task_id"] for r in result.tables["candidates"].to_pylist()} == {"t-vqa", "t-ocr"}
 
 

@@ -8,30 +8,15 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from data_schemas.images import encode_image_cell
 from data_schemas.tables import SCORED, validate_table
 from stages.base import ShardInputs, ShardOutput
 from stages.lib.rewards import RewardKind
 from stages.score import SPEC, ScoreConfig, run_shard
+from tests.factories import task_row
 
 
 def task(task_id: str, task_type: str, **gt) -> dict:
-    row = {
-        "task_id": task_id,
-        "task_type": task_type,
-        "image": encode_image_cell(b"not an image: the stage must never decode it"),
-        "image_sha256": "0" * 64,
-        "width": 200,
-        "height": 100,
-        "prompt": "?",
-        "answer": None,
-        "boxes": None,
-        "answers": None,
-        "choices": None,
-        "source": "test",
-        "meta": "{}",
-    }
-    return row | gt
+    return task_row(task_id, task_type, image=b"not an image: the stage must never decode it", width=200, height=100, **gt)
 
 
 def cand(task_id: str, cand_id: str, text: str) -> dict:
@@ -65,7 +50,7 @@ CANDS = [
 
 def run(config: ScoreConfig | None = None, tasks=TASKS, cands=CANDS, tmp_path: Path = Path("/nonexistent")):
     inputs = ShardInputs(tables={"tasks": validate_table(tasks, "tasks"), "candidates": validate_table(cands, "candidates")})
-    output = ShardOutput(stage="score", index=0, run_dir=tmp_path, scratch_dir=tmp_path / "scratch")
+    output = ShardOutput(stage="score", index=0, scratch_dir=tmp_path / "scratch")
     return run_shard(inputs, output, config or ScoreConfig())
 
 
@@ -173,7 +158,7 @@ def test_empty_shard():
 def test_tasks_table_may_carry_only_the_ground_truth_columns():
     tasks = validate_table(TASKS, "tasks").drop_columns(["image", "prompt", "meta"])
     inputs = ShardInputs(tables={"tasks": tasks, "candidates": validate_table(CANDS, "candidates")})
-    result = run_shard(inputs, ShardOutput("score", 0, Path("/x"), Path("/x/s")), ScoreConfig())
+    result = run_shard(inputs, ShardOutput("score", 0, Path("/x/s")), ScoreConfig())
     assert result.tables["scored"].num_rows == 9
 
 

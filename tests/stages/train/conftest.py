@@ -16,7 +16,7 @@ def train_tables(tiny_model_dir, tmp_path_factory):
     tasks = make_tasks()
     inputs = ShardInputs(tables={"tasks": tasks, "listwise": make_listwise()}, resources=setup(config))
     scratch = tmp_path_factory.mktemp("reference")
-    result = run_shard(inputs, ShardOutput("reference", 0, scratch, scratch), config)
+    result = run_shard(inputs, ShardOutput("reference", 0, scratch), config)
     return tasks, result.tables["listwise"]
 
 

@@ -43,7 +43,7 @@ def test_only_response_tokens_count(loaded, images):
         batch = tokenize_triples(processor, [images[0]], [PROMPTS[1]], [RESPONSES[1]])
         labels = batch["input_ids"].masked_fill(~batch["response_mask"], -100)
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                    pixel_values=batch["pixel_values"], labels=labels)  # fmt: skip
+                    pixel_values=batch["pixel_values"], labels=labels)
     n_response = len(processor.tokenizer(RESPONSES[1], add_special_tokens=False)["input_ids"]) + 1  # + EOS
     assert counts.item() == n_response == int(batch["response_mask"].sum())
     torch.testing.assert_close(sums, -out.loss.reshape(1) * n_response, rtol=1e-5, atol=1e-4)

@@ -123,7 +123,7 @@ def test_groups_shrink_until_every_chosen_beats_every_rejected(name):
     """As the rank stage's groups: [1, 0, 0, 0, 0, 0] with k = 2 compares [1] with [0], never a 0 in the chosen group."""
     b = _batch(seed=7)
     b.rewards = torch.tensor([[1.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.9, 0.6, 0.6, 0.6, 0.6, 0.0], [1.0, 0.9, 0.5, 0.5, 0.2, 0.1]],
-                             dtype=torch.float64)  # fmt: skip
+                             dtype=torch.float64)
     b.mask = torch.ones(3, 6, dtype=torch.bool)
     got = list_loss(name, b, LossParams(group_size=2)).per_row
     pol, ref, n = b.policy_logps, b.ref_logps, b.n_tokens

@@ -153,7 +153,7 @@ def test_torchrun_resume_after_a_crash_equals_an_uninterrupted_run(tiny_model_di
     pq.write_table(make_tasks(COLOURS4), tmp_path / "tasks.parquet")
     pq.write_table(make_listwise(ref, COLOURS4, responses=longer), tmp_path / "listwise.parquet")
     config = TrainConfig(model=str(tiny_model_dir), device="cpu", learning_rate=1e-3, beta=1.0, max_steps=5, save_every=2,
-                         lora=True, lora_r=4, lora_alpha=8, lora_dropout=0.2)  # fmt: skip
+                         lora=True, lora_r=4, lora_alpha=8, lora_dropout=0.2)
     (tmp_path / "config.json").write_text(config.model_dump_json())
 
     proc = _torchrun(str(HERE / "ddp_worker.py"), str(tmp_path))

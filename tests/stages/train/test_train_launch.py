@@ -69,7 +69,7 @@ def test_inputs_follow_the_enabled_stages(run_dir):
 
 def test_one_process_trains_into_the_stage_folder_and_records_it(run_dir, tiny_model_dir, capsys):
     args = ["--set", "reference.enabled=false", "--set", "train.loss='leanpo'", "--set", f"train.model='{tiny_model_dir}'",
-            "--set", "train.device='cpu'", "--set", "train.max_steps=2"]  # fmt: skip
+            "--set", "train.device='cpu'", "--set", "train.max_steps=2"]
     assert main(["--run-dir", str(run_dir), *args]) == 0
     assert "trained 2 step(s) on 3 lists from rank with 1 process(es)" in capsys.readouterr().out
     artifacts = run_dir / "train" / "artifacts"

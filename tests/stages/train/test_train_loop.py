@@ -54,7 +54,7 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(tiny_model_dir, train_
     tasks, listwise = train_tables
     # micro_batch_size 1 over 3 lists: the 5 steps cross an epoch boundary; lora adds dropout (RNG state)
     cfg = _config(tiny_model_dir, max_steps=5, micro_batch_size=1, save_every=2, lora=lora, lora_r=4, lora_alpha=8,
-                  lora_dropout=0.2 if lora else 0.0, lora_merge=True)  # fmt: skip
+                  lora_dropout=0.2 if lora else 0.0, lora_merge=True)
     straight = train_model(cfg, tasks, listwise, tmp_path / "straight")
 
     def crash_at_3(record):
@@ -155,7 +155,7 @@ def test_stage_spec_and_run_shard(tiny_model_dir, train_tables, tmp_path):
     assert SPEC.reads == ("tasks", "listwise") and SPEC.config_cls is TrainConfig
     tasks, listwise = train_tables
     inputs = ShardInputs(tables={"tasks": tasks, "listwise": listwise})
-    out = SPEC.run_shard(inputs, ShardOutput("train", 0, tmp_path, tmp_path / "scratch"), _config(tiny_model_dir, max_steps=2))
+    out = SPEC.run_shard(inputs, ShardOutput("train", 0, tmp_path / "scratch"), _config(tiny_model_dir, max_steps=2))
     assert out.tables == {} and out.metrics["steps"] == 2 and out.metrics["lists"] == 3
     assert out.artifacts[0] == str(tmp_path / "scratch" / "model")
     assert (tmp_path / "scratch" / "checkpoints" / "step-00000002" / "checkpoint.pt").exists()

@@ -39,7 +39,7 @@ def make_tasks(colours: dict[str, tuple[int, int, int]] = COLOURS) -> pa.Table:
                 "prompt": "What colour is the shape?", "answer": tid[2:], "boxes": None, "answers": [tid[2:]],
                 "choices": None, "source": "test", "meta": "{}",
             }
-        )  # fmt: skip
+        )
     return validate_table(rows, "tasks")
 
 
@@ -60,5 +60,5 @@ def make_listwise(
                 "logprob_sums": None, "n_tokens": None,
                 "ref_logps": None if ref is None else ref[k], "ref_n_tokens": None,
             }
-        )  # fmt: skip
+        )
     return validate_table(rows, "listwise")

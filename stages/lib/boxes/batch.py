@@ -1,10 +1,11 @@
-"""Box parsing for many outputs at once, with the same results as
-:func:`~stages.lib.rewards.boxes.parse_boxes_detailed` row by row.
+"""Box parsing for many texts at once, with the same results as
+:func:`~stages.lib.boxes.parse.parse_boxes_detailed` row by row.
 
-The untagged outputs are joined with NUL (which no coordinate slot can contain, so no match spans
-two outputs) and scanned by one ``finditer``; the coordinates become one (M, 4) array whose scale
-inference, scaling, reordering and clipping are numpy operations. Outputs with Qwen tags (``<``)
-or without any bracketed numbers (bare answers, no box) take the row-by-row parser.
+The untagged texts are joined with NUL (which no coordinate slot can contain, so no match spans
+two texts) and scanned by one ``finditer``; the coordinates become one (M, 4) array whose frame
+inference (:func:`~stages.lib.boxes.frames.infer_frame`, vectorized), scaling, reordering and
+clipping are numpy operations. Texts with box tags (``<``) or without any bracketed numbers (bare
+answers, no box) take the row-by-row parser.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from stages.lib.rewards.boxes import _BOX_RE, BOX_FORMATS, BoxParse, _floats, parse_boxes_detailed
-from stages.lib.rewards.result import snippet
+from stages.lib.boxes.parse import BoxParse, check_box_format, parse_boxes_detailed
+from stages.lib.boxes.scan import BOX_RE, floats
+from stages.lib.snippet import snippet
 
 __all__ = ["parse_boxes_batch"]
 
-_FORMAT_CODES = {"pixel": 0, "norm1": 1, "norm1000": 2}
-_FORMAT_NAMES = ("pixel", "norm1", "norm1000")
+_FRAME_CODES = {"pixel": 0, "norm1": 1, "norm1000": 2}
+_FRAME_NAMES = ("pixel", "norm1", "norm1000")
 
 
 def _scan(texts: Sequence[str], rows: list[int]) -> tuple[list[int], list[str], list, list[int]]:
@@ -35,7 +37,7 @@ def _scan(texts: Sequence[str], rows: list[int]) -> tuple[list[int], list[str], 
     slots: list[str] = []
     matches = []
     k = 0
-    for m in _BOX_RE.finditer(joined):
+    for m in BOX_RE.finditer(joined):
         start = m.start()
         while start > ends[k]:
             k += 1
@@ -53,14 +55,14 @@ def _to_array(slots: list[str]) -> tuple[np.ndarray, np.ndarray]:
         values = np.array(list(map(float, slots)), dtype=np.float64).reshape(-1, 4)
         return values, np.ones(len(values), dtype=bool)
     except ValueError:
-        raws = [_floats(slots[i : i + 4]) for i in range(0, len(slots), 4)]
+        raws = [floats(slots[i : i + 4]) for i in range(0, len(slots), 4)]
         numeric = np.array([r is not None for r in raws], dtype=bool)
         values = np.array([r if r is not None else (0.0, 0.0, 0.0, 0.0) for r in raws], dtype=np.float64).reshape(-1, 4)
         return values, numeric
 
 
-def _formats(v: np.ndarray, owner: np.ndarray, ok: np.ndarray, w: np.ndarray, h: np.ndarray, n: int) -> np.ndarray:
-    """Per row, the auto scale of :func:`~stages.lib.rewards.boxes._infer_format` over its usable groups."""
+def _frames(v: np.ndarray, owner: np.ndarray, ok: np.ndarray, w: np.ndarray, h: np.ndarray, n: int) -> np.ndarray:
+    """Per row, the code of :func:`~stages.lib.boxes.frames.infer_frame` over its usable groups."""
     top = np.full(n, -np.inf)
     np.maximum.at(top, owner[ok], v[ok].max(axis=1))
     beyond = np.zeros(n, dtype=bool)
@@ -74,8 +76,7 @@ def parse_boxes_batch(
 ) -> list[BoxParse]:
     """Parse ``texts[i]`` for a ``widths[i]`` x ``heights[i]`` image, for every i; equal, element by
     element, to ``parse_boxes_detailed(texts[i], widths[i], heights[i], box_format)``."""
-    if box_format not in BOX_FORMATS:
-        raise ValueError(f"unknown box_format {box_format!r}; available: {', '.join(BOX_FORMATS)}")
+    check_box_format(box_format)
     out: list[BoxParse | None] = [None] * len(texts)
     rows = [i for i, t in enumerate(texts) if "<" not in t]
     owner_list, slots, matches, unmatched = _scan(texts, rows)
@@ -91,7 +92,7 @@ def parse_boxes_batch(
         owner = np.array(owner_list, dtype=np.intp)
         v, numeric = _to_array(slots)
         finite = numeric & np.isfinite(v).all(axis=1)
-        codes = _formats(v, owner, finite, w, h, n) if box_format == "auto" else np.full(n, _FORMAT_CODES[box_format])
+        codes = _frames(v, owner, finite, w, h, n) if box_format == "auto" else np.full(n, _FRAME_CODES[box_format])
         code = codes[owner]
         sx = np.where(code == 1, w[owner], np.where(code == 2, w[owner] / 1000.0, 1.0))
         sy = np.where(code == 1, h[owner], np.where(code == 2, h[owner] / 1000.0, 1.0))
@@ -114,6 +115,6 @@ def parse_boxes_batch(
         has_finite[owner[finite]] = True
         for j, row in enumerate(rows):
             if out[row] is None:
-                fmt = _FORMAT_NAMES[codes[j]] if has_finite[j] else "none"
-                out[row] = BoxParse(per_boxes[j], fmt, per_dropped[j])
+                frame = _FRAME_NAMES[codes[j]] if has_finite[j] else "none"
+                out[row] = BoxParse(per_boxes[j], frame, per_dropped[j])
     return out  # type: ignore[return-value]
