@@ -79,3 +79,22 @@ class EvalConfig(StageConfig):
             num_gpus=self.num_gpus,
             num_cpus=self.num_cpus,
         )
+
+
+def resolve_eval_section(config: EvalConfig, score: ScoreConfig, ingest: object) -> None:
+    """Fill what ``[eval]`` leaves to other sections and refuse a held-out split that is empty by construction.
+
+    - ``[eval] score`` not given: a copy of ``[score]`` (the held-out tasks get the rewards the data got).
+    - eval enabled with ``[ingest] eval_fraction = 0`` on a corpus format without a split column (demo, coco):
+      :class:`~stages.lib.errors.ConfigError`, since no task could ever be held out.
+    """
+    from stages.lib.errors import ConfigError
+
+    if "score" not in config.model_fields_set:
+        config.score = score.model_copy(deep=True)
+    fmt = str(getattr(ingest, "format", ""))
+    if config.enabled and getattr(ingest, "eval_fraction", 0.0) == 0.0 and fmt in ("demo", "coco"):
+        raise ConfigError(
+            f"[eval] enabled = true but [ingest] eval_fraction = 0 and format = {fmt!r} has no split column, so "
+            "the held-out split would have no tasks; set [ingest] eval_fraction (e.g. 0.25) or [eval] enabled = false"
+        )

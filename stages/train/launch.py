@@ -108,13 +108,13 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any]:
     return load_config(config, args.overrides), RunStore(run_dir)
 
 
-def _commit(store: Any, inputs: TrainInputs, result: dict[str, Any], seconds: float) -> None:
+def _commit(store: Any, inputs: TrainInputs, result: dict[str, Any], seconds: float, cfg_train: Any) -> None:
     """Record the finished training in the train manifest exactly as the runner would."""
     from data_schemas import SCHEMA_VERSION, validate_table
     from pipeline.store import Manifest
     from stages.train.stage import shard_result
 
-    shard = shard_result(result)
+    shard = shard_result(result, cfg_train)
     manifest = store.read_manifest(STAGE)
     if manifest.schema_version != SCHEMA_VERSION:
         manifest = Manifest(stage=STAGE)
@@ -123,7 +123,8 @@ def _commit(store: Any, inputs: TrainInputs, result: dict[str, Any], seconds: fl
     if shard.quarantine:
         quarantine = validate_table([{"stage": STAGE, "shard": 0, **row} for row in shard.quarantine], "quarantine")
     store.commit_shard(
-        manifest, 0, inputs.fingerprint, {}, "", quarantine, shard.metrics, shard.artifacts, seconds, inputs.input_hashes
+        manifest, 0, inputs.fingerprint, shard.tables, "model", quarantine, shard.metrics, shard.artifacts, seconds,
+        inputs.input_hashes,
     )
     store.merge_quarantine(STAGE)
 
@@ -163,9 +164,11 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
             store.prepare_scratch(own_folder, inputs.scratch_key)  # another config's checkpoints must not resume
         barrier(info)
         started = time.perf_counter()
-        result = train_model(cfg.train, inputs.tables["tasks"], inputs.tables["listwise"], out_dir)
+        from stages.train.stage import train_split
+
+        result = train_model(cfg.train, train_split(inputs.tables["tasks"]), inputs.tables["listwise"], out_dir)
         if info.is_main and runner_folder:
-            _commit(store, inputs, result, time.perf_counter() - started)
+            _commit(store, inputs, result, time.perf_counter() - started, cfg.train)
         barrier(info)
     if info.is_main:
         print(
