@@ -185,20 +185,26 @@ def train(
     ] = 1,
     no_ray: Annotated[bool, typer.Option("--no-ray", help="Train in this process, without Ray.")] = False,
 ) -> None:
-    """Train on the run's ranked lists with the loss set by train.loss (same as `run --stages train`)."""
+    """Train on the run's ranked lists with the loss set by train.loss (same as `run --stages train`).
+
+    With ``--nproc K`` above 1 the runner runs the train shard under torchrun (K processes, DDP).
+    """
     from pipeline.runner import resolve_run_dir, run_pipeline
     from pipeline.status import format_status, run_status
 
     cfg = _load(config, overrides)
     folder = resolve_run_dir(cfg, run_dir)
+    executor = None
     if nproc > 1:
-        import subprocess
+        from pipeline.torchrun_executor import TorchrunExecutor
 
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                   "-m", "stages.train", "--run-dir", str(folder), "--config", str(config)]
-        command += [f"--set={item}" for item in overrides or []]
-        raise typer.Exit(subprocess.run(command).returncode)
-    run_pipeline(cfg, folder, stages=["train"], use_ray=not no_ray)
+        executor = TorchrunExecutor(nproc)
+    (summary,) = run_pipeline(cfg, folder, stages=["train"], use_ray=not no_ray, executor=executor)
+    typer.echo(
+        f"train: shards run {summary.shards_run}, reused {summary.shards_skipped} of {summary.shards_total} "
+        f"with {nproc} process(es); {summary.seconds:.1f}s",
+        err=True,
+    )
     typer.echo(format_status(folder, run_status(folder)))
 
 

@@ -314,9 +314,12 @@ def run_pipeline(
     force: list[str] | None = None,
     use_ray: bool = True,
     progress: bool | None = None,
+    executor: Any = None,
 ) -> list[StageSummary]:
     """Run the enabled stages (or the ``stages`` subset) into ``run_dir`` with shard-level resume.
 
+    ``executor`` runs the shards (e.g. :class:`pipeline.torchrun_executor.TorchrunExecutor` for
+    ``train --nproc K``); by default Ray's, or the in-process one when ``use_ray`` is false.
     Returns one summary per stage run. User mistakes raise :class:`ConfigError`; a shard that still
     fails after its retries raises :class:`StageFailedError` once the other shards are committed.
     """
@@ -332,10 +335,10 @@ def run_pipeline(
     with store.lock():
         check_skipped_upstream(chain, selected, store)
         store.write_config_snapshot(config_to_toml(cfg))
-        return _run_chain(cfg, chain, store, selected, forced, use_ray, show)
+        return _run_chain(cfg, chain, store, selected, forced, use_ray and executor is None, show, executor)
 
 
-def _run_chain(cfg, chain, store: RunStore, selected: set[str], forced: set[str], use_ray: bool, show: bool):
+def _run_chain(cfg, chain, store: RunStore, selected: set[str], forced: set[str], use_ray: bool, show: bool, executor=None):
     found = producers(chain)
     summaries: list[StageSummary] = []
     owns_ray = False
@@ -344,7 +347,7 @@ def _run_chain(cfg, chain, store: RunStore, selected: set[str], forced: set[str]
 
         owns_ray = ensure_ray(cfg.ray)
     try:
-        executor = _make_executor(cfg, use_ray)
+        executor = executor or _make_executor(cfg, use_ray)
         for spec in chain:
             if spec.name not in selected:
                 continue

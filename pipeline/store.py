@@ -204,8 +204,11 @@ class RunStore:
     def remove_stale_temporaries(self, stage: str) -> int:
         """Delete temporary files a killed writer left in the stage folder; return how many."""
         removed = 0
-        for path in self.stage_dir(stage).rglob(TEMP_GLOB):
-            path.unlink(missing_ok=True)
+        for path in list(self.stage_dir(stage).rglob(TEMP_GLOB)):  # listed first: folders are removed whole
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)  # atomic_folder staging (checkpoints, model, torchrun jobs)
+            else:
+                path.unlink(missing_ok=True)
             removed += 1
         return removed
 

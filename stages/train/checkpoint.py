@@ -4,8 +4,9 @@ Under several processes the weights, optimizer and scheduler are the same on eve
 them in step) and rank 0 writes them once; the RNG differs per rank (dropout draws as many numbers
 as its rank's batch needs), so every rank's state is kept and each rank restores its own.
 
-Each checkpoint is a folder ``step-NNNNNNNN`` written under a temporary name and renamed into place,
-so a crash never leaves a half-written checkpoint that a resume would trust.
+Each checkpoint is a folder ``step-NNNNNNNN`` written through :func:`stages.lib.files.atomic_folder`
+(a temporary sibling renamed into place), so a crash never leaves a half-written checkpoint that a
+resume would trust.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from stages.lib.files import atomic_folder
 
 __all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "is_checkpoint", "trainable_state", "rng_state"]
 
@@ -57,28 +59,20 @@ def save_checkpoint(
     import torch
 
     rank_rng = rank_rng or [rng_state()]
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:08d}"
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
-    try:
-        payload = {
-            "model": trainable_state(model),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "counters": counters,
-            "config": config,
-            "rng": rank_rng[0],
-        }
-        if len(rank_rng) > 1:
-            payload["rank_rng"] = rank_rng
+    payload = {
+        "model": trainable_state(model),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "counters": counters,
+        "config": config,
+        "rng": rank_rng[0],
+    }
+    if len(rank_rng) > 1:
+        payload["rank_rng"] = rank_rng
+    with atomic_folder(final) as staging:
         torch.save(payload, staging / _FILE)
         (staging / "config.json").write_text(json.dumps(config, indent=2, default=str) + "\n", encoding="utf-8")
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     for old in _checkpoints(root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

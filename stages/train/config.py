@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from stages.base import StageConfig
-from stages.train.loss_names import DEFAULT_BETA, LossName
+from stages.train.loss_registry import LOSSES, LossName
 
 __all__ = ["TrainConfig", "RESUME_NEUTRAL_FIELDS"]
 
@@ -31,24 +31,32 @@ class TrainConfig(StageConfig):
     # loss
     loss: LossName = Field(
         LossName.PERPO,
-        description=f"Training loss: {', '.join(LossName)}. dpo/ipo/leanpo use the best vs the worst response of a "
-        "list, mdpo/mipo the top-k vs bottom-k, povid the best clean answer vs its hallucinated and "
-        "distorted-image answers, perpo every pair.",
+        description="Training loss: " + "; ".join(f"{s.name}: {s.compares}" for s in LOSSES.values())
+        + ". Sources and deviations: README's loss table.",
     )
     beta: float | None = Field(
         None,
         gt=0,
         description="Inverse temperature β. Unset: "
-        + ", ".join(f"{k} {v}" for k, v in DEFAULT_BETA.items())
+        + ", ".join(f"{s.name} {s.default_beta}" for s in LOSSES.values())
         + " (leanpo's reward is a mean per-token log-likelihood, so it needs a larger β).",
     )
     gamma: float = Field(0.5, ge=0, description="PerPO: exponent γ of the reward-gap weight |ψ_i − ψ_j|^γ.")
     label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="dpo/mdpo: cDPO label smoothing ε.")
     group_size: int = Field(2, ge=1, description="mdpo/mipo: k responses per group (capped at half the list).")
-    leanpo_max_smoothing: float = Field(
-        0.1, ge=0, lt=0.5, description="leanpo: largest dynamic label smoothing ε, given to pairs with equal rewards."
+    leanpo_smoothing: Literal["none", "ours_reward_gap"] = Field(
+        "none",
+        description="leanpo: label smoothing. 'none' (default: the paper's dynamic rule was not found); "
+        "'ours_reward_gap': our rule ε = leanpo_max_smoothing × (1 − reward gap) per pair, not the paper's.",
     )
-    mipo_unbiased: bool = Field(True, description="mipo: subtract the variance of the group means (unbiased form).")
+    leanpo_max_smoothing: float = Field(
+        0.1, ge=0, lt=0.5, description="leanpo with 'ours_reward_gap': the ε given to pairs with equal rewards."
+    )
+    mipo_unbiased: bool = Field(
+        False,
+        description="mipo: subtract each group mean's sample variance (our variance-corrected form, not the "
+        "paper's; unbounded below). Default: the plain IPO square of the group means (bounded below by 0).",
+    )
     # optimisation
     learning_rate: float = Field(5e-6, gt=0, description="Peak learning rate (PerPO's published value: 5e-6).")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
@@ -102,7 +110,3 @@ class TrainConfig(StageConfig):
                 f"warmup_steps = {self.warmup_steps} exceeds max_steps = {self.max_steps}; lower warmup_steps"
             )
         return self
-
-    def resolved_beta(self) -> float:
-        """β the configured loss runs with."""
-        return DEFAULT_BETA[self.loss] if self.beta is None else self.beta

@@ -1,20 +1,23 @@
-"""The training loop, nanoGPT-style: one block per phase, a checkpoint that resumes the run exactly.
+"""The training loop, nanoGPT-style: one commented block per phase, helpers of about 20 lines each.
+
+:func:`train_model` reads top to bottom: prepare (the lists the loss can use), build (policy, LoRA,
+optimizer, schedule), resume (newest checkpoint), then per step forward/backward, optimizer step,
+log and checkpoint, and finally save the model.
 
 Why a plain loop and not a ``transformers.Trainer`` subclass: a step here is "score every response
 of a few lists in one batched forward, pick pairs/groups by reward, back-propagate one loss", which
 fits Trainer's dataset/collator/``compute_loss`` plumbing poorly (it drops the non-tensor columns,
-and its resume replays the data loader instead of holding the counters we need). The loop below is
-~150 lines, and its checkpoint holds exactly the model's trainable weights, the optimizer, the
-scheduler, the counters, the RNG state and the config, so a resumed run is bit-for-bit the
-uninterrupted one on CPU.
+and its resume replays the data loader instead of holding the counters we need). Its checkpoint
+holds exactly the model's trainable weights, the optimizer, the scheduler, the counters, the RNG
+state and the config, so a resumed run is bit-for-bit the uninterrupted one on CPU.
 
-Several processes (``torchrun --nproc_per_node=K -m stages.train``, see :mod:`stages.train.launch`)
-train one model with DistributedDataParallel: each optimizer step's global batch is
-``micro_batch_size × gradient_accumulation_steps × world_size`` lists, every rank takes a disjoint
-share of each global micro-batch (:func:`rank_micro_batch`), DDP averages the gradients (each rank's
-loss is a mean over its lists, so the average equals the single-process loss over the whole global
-micro-batch), the logged metrics cover all ranks (mean loss, summed counts), and rank 0 alone
-writes checkpoints, the log and the model.
+Several processes (``perpo-pipeline train --nproc K``, which runs the train shard under torchrun:
+:class:`pipeline.torchrun_executor.TorchrunExecutor`) train one model with DistributedDataParallel:
+each optimizer step's global batch is ``micro_batch_size × gradient_accumulation_steps × world_size``
+lists, every rank takes a disjoint share of each global micro-batch (:func:`rank_micro_batch`), DDP
+averages the gradients (each rank's loss is a mean over its lists, so the average equals the
+single-process loss over the whole global micro-batch), the logged metrics cover all ranks (mean
+loss, summed counts), and rank 0 alone writes checkpoints, the log and the model.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from stages.train.checkpoint import is_checkpoint, latest_checkpoint, load_check
 from stages.train.config import RESUME_NEUTRAL_FIELDS, TrainConfig
 from stages.train.data import ListExample, load_lists
 from stages.train.distributed import SINGLE, DistInfo, all_gather_objects, all_reduce_sum, barrier, rank_split
-from stages.train.loss_names import NEEDS_REFERENCE, LossName
+from stages.train.loss_registry import LOSSES, LossName
 from stages.train.objective import ListBatch, LossParams, implicit_rewards, list_loss, pair_metrics, usable_list
 
 __all__ = ["train_model", "total_steps", "micro_batch_indices", "rank_micro_batch", "loss_params", "precision"]
@@ -49,6 +52,7 @@ def loss_params(config: TrainConfig) -> LossParams:
         label_smoothing=config.label_smoothing,
         group_size=config.group_size,
         max_smoothing=config.leanpo_max_smoothing,
+        leanpo_smoothing=config.leanpo_smoothing,
         mipo_unbiased=config.mipo_unbiased,
     )
 
@@ -114,7 +118,7 @@ def _list_batch(lists: list[ListExample], sums: Any, counts: Any, loss: LossName
     mask = [[r is not None or keep_null for r in ex.rewards] + [False] * (width - len(ex.rewards)) for ex in lists]
     return ListBatch(
         policy_logps=pad_sequence(list(torch.split(sums, sizes)), batch_first=True),
-        ref_logps=pad([ex.ref_logps for ex in lists]) if loss in NEEDS_REFERENCE else None,  # type: ignore[misc]
+        ref_logps=pad([ex.ref_logps for ex in lists]) if LOSSES[loss].needs_reference else None,  # type: ignore[misc]
         n_tokens=pad_sequence(list(torch.split(counts.float(), sizes)), batch_first=True),
         rewards=pad([[0.0 if r is None else r for r in ex.rewards] for ex in lists]),
         mask=torch.tensor(mask, dtype=torch.bool, device=device),
@@ -217,7 +221,7 @@ def _check_resume(saved: dict[str, Any], config: TrainConfig, digest: str, where
         raise ConfigError(
             f"[train] cannot resume from {where}: it was written by {saved_world} training process(es) and this "
             f"run has {world_size} (the global batch and data order depend on it); relaunch with "
-            f"{saved_world} process(es) (torchrun --nproc_per_node) or delete {where.parent} to start over"
+            f"{saved_world} process(es) (perpo-pipeline train --nproc) or delete {where.parent} to start over"
         )
     now = config.model_dump(mode="json")
     changed = sorted(k for k in now if k not in RESUME_NEUTRAL_FIELDS and saved["config"].get(k) != now[k])
@@ -258,6 +262,116 @@ def _save_model(model: Any, processor: Any, config: TrainConfig, path: Path) -> 
     return save_model_folder(model, processor, path)
 
 
+def _usable_lists(config: TrainConfig, examples: list[ListExample]) -> list[ListExample]:
+    """The lists loss ``config.loss`` can learn from; a user error if there are none or a needed reference is missing."""
+    lists = [ex for ex in examples if usable_list(config.loss, ex.rewards, ex.origins)]
+    if not lists:
+        raise ConfigError(
+            f"[train] none of the {len(examples)} lists can train loss {config.loss.value!r} (no reward spread"
+            + (", or no hallucinated / distorted-image answer" if config.loss is LossName.POVID else "")
+            + "); check the rank stage's output or choose another loss"
+        )
+    if LOSSES[config.loss].needs_reference and any(ex.ref_logps is None for ex in lists):
+        raise ConfigError(
+            f"[train] loss {config.loss.value!r} needs reference log-probs but some lists have no ref_logps; "
+            "run the reference stage first or set [train] loss = 'leanpo'"
+        )
+    return lists
+
+
+def _build_optimizer(model: Any, config: TrainConfig, total: int) -> tuple[list[Any], Any, Any]:
+    """The trainable parameters, AdamW over them and the learning-rate schedule of ``total`` steps."""
+    import torch
+    from transformers import get_scheduler
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    schedule = "constant_with_warmup" if config.lr_scheduler == "constant" else config.lr_scheduler
+    scheduler = get_scheduler(schedule, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=total)
+    return params, optimizer, scheduler
+
+
+def _resume(out_dir: Path, model: Any, optimizer: Any, scheduler: Any, config: TrainConfig, digest: str, info: DistInfo) -> int:
+    """Load the newest checkpoint under ``out_dir/checkpoints`` (rank 0's choice, so every rank loads the same
+    one) after checking it was written for this config, these lists and this process count; return its step."""
+    latest = all_gather_objects(latest_checkpoint(out_dir / "checkpoints"), info)[0]
+    if latest is None:
+        return 0
+    if not is_checkpoint(latest):
+        raise ConfigError(
+            f"[train] rank {info.rank} cannot see checkpoint {latest}, which rank 0 resumes from; "
+            "several machines need the run folder on a shared filesystem"
+        )
+    saved = load_checkpoint(latest, model, optimizer, scheduler, rank=info.rank)
+    _check_resume(saved, config, digest, latest, info.world_size)
+    return saved["counters"]["step"]
+
+
+def _wrap_scorer(model: Any, processor: Any, config: TrainConfig, lists: list[ListExample], autocast: bool, info: DistInfo) -> Any:
+    """The module one step calls: a :class:`ListScorer`, wrapped in DDP when several processes train."""
+    from stages.train.distributed import wrap_ddp
+    from stages.train.scorer import ListScorer, has_unused_parameters
+
+    scorer = ListScorer(model, processor, config.forward_batch_size, config.share_prompt)
+    if info.distributed:
+        unused = any(all_gather_objects(has_unused_parameters(scorer, lists, autocast), info))
+        scorer = wrap_ddp(scorer, info, find_unused_parameters=unused)
+    return scorer
+
+
+def _forward_backward(scorer: Any, lists: list[ListExample], step: int, config: TrainConfig, autocast: bool, info: DistInfo) -> list[dict[str, float]]:
+    """Back-propagate every micro-batch of optimizer step ``step``; DDP syncs gradients on the last one only."""
+    micro = _step_micro_batches(step, len(lists), config, info)
+    parts = []
+    for k, idx in enumerate(micro):
+        accumulate = info.distributed and k < len(micro) - 1
+        with scorer.no_sync() if accumulate else contextlib.nullcontext():
+            parts.append(_micro_step(scorer, [lists[i] for i in idx], config, 1 / len(micro), autocast))
+    return parts
+
+
+def _optimizer_step(params: list[Any], optimizer: Any, scheduler: Any, config: TrainConfig) -> float:
+    """Clip, step the optimizer and the schedule, clear the gradients; return the learning rate the step used."""
+    import torch
+
+    if config.max_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+    lr = optimizer.param_groups[0]["lr"]
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return lr
+
+
+def _checkpoint(out_dir: Path, step: int, total: int, digest: str, model: Any, optimizer: Any, scheduler: Any,
+                config: TrainConfig, info: DistInfo) -> None:
+    """Rank 0 writes checkpoint ``step`` with every rank's RNG state; every rank waits until it is on disk."""
+    rank_rng = all_gather_objects(rng_state(), info)
+    if info.is_main:
+        counters = {"step": step, "total": total, "data_digest": digest, "world_size": info.world_size}
+        save_checkpoint(out_dir / "checkpoints", step, model, optimizer, scheduler, counters,
+                        config.model_dump(mode="json"), config.keep_checkpoints, rank_rng)
+    barrier(info)
+
+
+def _summary(out_dir: Path, step: int, resumed_from: int, lists: list[ListExample], n_examples: int,
+             quarantine: list[dict[str, Any]]) -> dict[str, Any]:
+    """What :func:`train_model` returns: paths, counters, the last logged metrics and the quarantined rows."""
+    log_path = out_dir / "train_log.jsonl"
+    last = _read_log(log_path)[-1] if log_path.exists() and log_path.stat().st_size else {}
+    return {
+        "model_dir": str(out_dir / "model"),
+        "log_path": str(log_path),
+        "steps": step,
+        "resumed_from": resumed_from,
+        "lists": len(lists),
+        "skipped_lists": n_examples - len(lists),
+        "final_loss": last.get("loss"),
+        "final_reward_accuracy": last.get("reward_accuracy"),
+        "quarantine": quarantine,
+    }
+
+
 def train_model(
     config: TrainConfig,
     tasks_table: pa.Table,
@@ -277,102 +391,42 @@ def train_model(
     every rank calls this with the same arguments and they train one model together (DDP); rank 0
     writes the files, and every rank returns once they are written.
     """
-    import torch
-    from transformers import get_scheduler
+    from stages.train.distributed import current
 
-    from stages.train.distributed import current, wrap_ddp
-    from stages.train.scorer import ListScorer, has_unused_parameters
-
-    info = current()
-    out_dir = Path(out_dir)
+    info, out_dir = current(), Path(out_dir)
+    # ---- prepare: the lists this loss can learn from
     examples, quarantine = load_lists(tasks_table, listwise_table)
-    lists = [ex for ex in examples if usable_list(config.loss, ex.rewards, ex.origins)]
-    if not lists:
-        raise ConfigError(
-            f"[train] none of the {len(examples)} lists can train loss {config.loss.value!r} (no reward spread"
-            + (", or no hallucinated / distorted-image answer" if config.loss is LossName.POVID else "")
-            + "); check the rank stage's output or choose another loss"
-        )
-    if config.loss in NEEDS_REFERENCE and any(ex.ref_logps is None for ex in lists):
-        raise ConfigError(
-            f"[train] loss {config.loss.value!r} needs reference log-probs but some lists have no ref_logps; "
-            "run the reference stage first or set [train] loss = 'leanpo'"
-        )
+    lists = _usable_lists(config, examples)
+    digest = _data_digest(lists)
+    # ---- build: the policy (LoRA), the optimizer and its schedule
     model, processor = _load_policy(config)
     autocast = precision(config)[1]
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     total = total_steps(len(lists), config, info.world_size)
-    schedule = "constant_with_warmup" if config.lr_scheduler == "constant" else config.lr_scheduler
-    scheduler = get_scheduler(schedule, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=total)
-    digest = _data_digest(lists)
-
-    # ---- resume from the newest checkpoint, if any (rank 0's choice: every rank must load the same one)
-    step, resumed_from = 0, 0
-    latest = all_gather_objects(latest_checkpoint(out_dir / "checkpoints"), info)[0]
-    if latest is not None:
-        if not is_checkpoint(latest):
-            raise ConfigError(
-                f"[train] rank {info.rank} cannot see checkpoint {latest}, which rank 0 resumes from; "
-                "several machines need the run folder on a shared filesystem"
-            )
-        saved = load_checkpoint(latest, model, optimizer, scheduler, rank=info.rank)
-        _check_resume(saved, config, digest, latest, info.world_size)
-        step = resumed_from = saved["counters"]["step"]
-    log_path = out_dir / "train_log.jsonl"
-    log = _JsonlLog(log_path, keep_through=step) if info.is_main else None
-    scorer = ListScorer(model, processor, config.forward_batch_size, config.share_prompt)
-    if info.distributed:
-        unused = any(all_gather_objects(has_unused_parameters(scorer, lists, autocast), info))
-        scorer = wrap_ddp(scorer, info, find_unused_parameters=unused)
-    device = params[0].device
+    params, optimizer, scheduler = _build_optimizer(model, config, total)
+    # ---- resume from the newest checkpoint, if any
+    step = resumed_from = _resume(out_dir, model, optimizer, scheduler, config, digest, info)
+    log = _JsonlLog(out_dir / "train_log.jsonl", keep_through=step) if info.is_main else None
+    scorer = _wrap_scorer(model, processor, config, lists, autocast, info)
 
     while step < total:
-        # ---- forward / backward over the step's micro-batches; DDP syncs gradients on the last one only
+        # ---- forward / backward over the step's micro-batches
         t0 = time.perf_counter()
-        micro = _step_micro_batches(step, len(lists), config, info)
-        parts = []
-        for k, idx in enumerate(micro):
-            accumulate = info.distributed and k < len(micro) - 1
-            with scorer.no_sync() if accumulate else contextlib.nullcontext():
-                parts.append(_micro_step(scorer, [lists[i] for i in idx], config, 1 / len(micro), autocast))
+        parts = _forward_backward(scorer, lists, step, config, autocast, info)
         # ---- optimizer step
-        if config.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-        lr = optimizer.param_groups[0]["lr"]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        lr = _optimizer_step(params, optimizer, scheduler, config)
         step += 1
-        # ---- log
-        record = {"step": step, "lr": lr, **_merge_metrics(parts, info, device), "seconds": time.perf_counter() - t0}
+        # ---- log (metrics merged over every rank)
+        record = {"step": step, "lr": lr, **_merge_metrics(parts, info, params[0].device), "seconds": time.perf_counter() - t0}
         if log is not None and (step % config.log_every == 0 or step == total):
             log.write(record)
-        # ---- checkpoint (every rank's RNG state, written by rank 0)
+        # ---- checkpoint
         if step % config.save_every == 0 or step == total:
-            rank_rng = all_gather_objects(rng_state(), info)
-            if info.is_main:
-                counters = {"step": step, "total": total, "data_digest": digest, "world_size": info.world_size}
-                save_checkpoint(out_dir / "checkpoints", step, model, optimizer, scheduler, counters,
-                                config.model_dump(mode="json"), config.keep_checkpoints, rank_rng)
-            barrier(info)
+            _checkpoint(out_dir, step, total, digest, model, optimizer, scheduler, config, info)
         if on_step is not None:
             on_step(record)
 
-    # ---- save the trained model
-    model_dir = out_dir / "model"
+    # ---- save the trained model (rank 0), then every rank returns
     if info.is_main:
-        _save_model(model, processor, config, model_dir)
+        _save_model(model, processor, config, out_dir / "model")
     barrier(info)
-    last = _read_log(log_path)[-1] if log_path.exists() and log_path.stat().st_size else {}
-    return {
-        "model_dir": str(model_dir),
-        "log_path": str(log_path),
-        "steps": step,
-        "resumed_from": resumed_from,
-        "lists": len(lists),
-        "skipped_lists": len(examples) - len(lists),
-        "final_loss": last.get("loss"),
-        "final_reward_accuracy": last.get("reward_accuracy"),
-        "quarantine": quarantine,
-    }
+    return _summary(out_dir, step, resumed_from, lists, len(examples), quarantine)

@@ -7,12 +7,9 @@ Symbols follow ``shared/METHODS.md``: ``s = logp_policy - logp_ref`` is a respon
 
 from __future__ import annotations
 
-from typing import Callable, Final
-
 import torch
 import torch.nn.functional as F
 
-from stages.train.loss_names import LossName
 
 __all__ = [
     "dpo_loss",
@@ -22,8 +19,8 @@ __all__ = [
     "mipo_loss",
     "leanpo_loss",
     "povid_loss",
+    "sft_loss",
     "dynamic_smoothing",
-    "LOSSES",
 ]
 
 Tensor = torch.Tensor
@@ -119,10 +116,13 @@ def mdpo_loss(
     beta: float = 0.1,
     label_smoothing: float = 0.0,
 ) -> Tensor:
-    """Multi-sample DPO (arXiv 2410.12138): −log σ(β[mean_i s(y_w^i) − mean_j s(y_l^j)]).
+    """Multi-sample DPO (Wang et al., arXiv 2410.12138, "mDPO"): −log σ(β[mean_i s(y_w^i) − mean_j s(y_l^j)]).
 
-    Inputs are ``[B, K]`` groups with boolean masks; s uses summed log-probs as in DPO.
-    ``label_smoothing`` applies cDPO smoothing to the group comparison. A row whose chosen or
+    Source: the paper's abstract and METHODS.md (the group comparison through the group's mean
+    log-ratio). The paper's own equation and its code (alecwangcq/multi-sample-alignment) could not
+    be read from here, so whether it adds an NLL term was not verified: none is added. Inputs are
+    ``[B, K]`` groups with boolean masks; s uses summed log-probs as in DPO. ``label_smoothing``
+    (ours, off by default) applies cDPO smoothing to the group comparison. A row whose chosen or
     rejected group is empty gives 0.
     """
     chosen, n_chosen = _group_mean(policy_chosen - ref_chosen, chosen_mask)
@@ -148,23 +148,29 @@ def mipo_loss(
     chosen_mask: Tensor,
     rejected_mask: Tensor,
     beta: float = 0.1,
-    unbiased: bool = True,
+    unbiased: bool = False,
 ) -> Tensor:
-    """Multi-sample IPO (arXiv 2410.12138) on ``[B, K]`` groups.
+    """Multi-sample IPO (Wang et al., arXiv 2410.12138, "mIPO") on ``[B, K]`` groups.
 
     h = (policy − ref) / n_tokens per response (IPO's length normalisation, as in :func:`ipo_loss`);
-    h̄_w, h̄_l are the group means, c = 1/(2β). The plain form is (h̄_w − h̄_l − c)². The square of
-    a sample mean over-estimates the square of the expectation by the variance of the mean, so with
-    ``unbiased=True`` (default) the form used is
+    h̄_w, h̄_l are the group means, c = 1/(2β). The default is the IPO square of the group means,
+
+        (h̄_w − h̄_l − c)²,
+
+    which is bounded below by 0. Source and deviation: the paper's equation and code
+    (alecwangcq/multi-sample-alignment) could not be read from here; its summaries say it also
+    gives a low-variance unbiased estimator for mIPO, whose exact form is not known to us. So the
+    default is the conservative plain square (ours, as a reading of "IPO on the group means"), and
+    ``unbiased=True`` is our own variance-corrected form, not the paper's:
 
         (h̄_w − h̄_l − c)² − s_w²/k_w − s_l²/k_l,
 
-    s² being Bessel-corrected sample variances (a group of one contributes no correction). This is
-    exactly the U-statistic mean of (h_w^i − h_l^j − c)(h_w^i' − h_l^j' − c) over i ≠ i', j ≠ j',
-    the minimum-variance unbiased estimate of (E h_w − E h_l − c)² for independent samples. The
-    paper's own equation could not be read from here (only its abstract was reachable); this form
-    follows ``shared/METHODS.md`` ("subtract the variance of the mean"). Unlike the plain square it
-    can be negative. A row whose chosen or rejected group is empty gives 0.
+    s² being Bessel-corrected sample variances (a group of one contributes no correction): the
+    U-statistic mean of (h_w^i − h_l^j − c)(h_w^i' − h_l^j' − c) over i ≠ i', j ≠ j'. It is
+    unbiased for (E h_w − E h_l − c)² only if group members are i.i.d. samples (top-k / bottom-k
+    picks are not), and it is unbounded below: spreading the log-ratios inside a group lowers it
+    without limit (k = 2, chosen log-ratios at h̄_w ± t: t² below the plain square). A row whose chosen or
+    rejected group is empty gives 0.
     """
     h_w = (policy_chosen - ref_chosen) / chosen_len.clamp(min=1)
     h_l = (policy_rejected - ref_rejected) / rejected_len.clamp(min=1)
@@ -177,10 +183,12 @@ def mipo_loss(
 
 
 def dynamic_smoothing(reward_gap: Tensor, max_smoothing: float = 0.1) -> Tensor:
-    """Per-pair label smoothing ε = ε_max · (1 − clamp(ψ_w − ψ_l, 0, 1)) used by :func:`leanpo_loss`.
+    """OURS, not LeanPO's: per-pair label smoothing ε = ε_max · (1 − clamp(ψ_w − ψ_l, 0, 1)).
 
-    A pair whose discriminative rewards are far apart is trusted (ε → 0); a pair with nearly equal
-    rewards is treated as a noisy label (ε → ε_max).
+    Offered by :func:`leanpo_loss` when a ``reward_gap`` is passed (``[train] leanpo_smoothing =
+    "ours_reward_gap"``). A pair whose discriminative rewards are far apart is trusted (ε → 0); a
+    pair with nearly equal rewards is treated as a noisy label (ε → ε_max). The paper's own rule
+    was not found (see :func:`leanpo_loss`).
     """
     return max_smoothing * (1 - reward_gap.clamp(0.0, 1.0))
 
@@ -194,17 +202,17 @@ def leanpo_loss(
     beta: float = 2.0,
     max_smoothing: float = 0.1,
 ) -> Tensor:
-    """LeanPO (arXiv 2506.05260): reference-free, reward r(y) = β · logp_policy(y) / |y|.
+    """LeanPO (Wang et al., arXiv 2506.05260): reference-free, reward r(y) = (β/|y|) · Σ_t log π_θ(y_t | x, y_<t).
 
-    loss = −(1−ε)·log σ(r_w − r_l) − ε·log σ(r_l − r_w).
+    loss = −log σ(r_w − r_l) by default (``reward_gap=None``: ε = 0), and with a ``reward_gap``
+    −(1−ε)·log σ(r_w − r_l) − ε·log σ(r_l − r_w), ε from :func:`dynamic_smoothing`.
 
-    The paper's implicit reward (the policy's mean per-token log-likelihood, scaled by β) is
-    implemented as published. Its *dynamic label smoothing* is described in the abstract as
-    mitigating noisy responses, but the exact rule for ε could not be retrieved here (the authors'
-    repository Wang-Xiaodong1899/LeanPO holds no code, and only the abstract/introduction of the
-    paper was reachable). The rule chosen instead, per pair, from the discriminative rewards this
-    pipeline has: ε = ``max_smoothing`` · (1 − clamp(ψ_w − ψ_l, 0, 1)) (see :func:`dynamic_smoothing`);
-    ``reward_gap=None`` gives ε = 0 (no smoothing).
+    Source: the implicit reward (the policy's mean per-token log-likelihood, scaled by β) as the
+    paper's abstract, method figure and reviews give it (arXiv 2506.05260 §3; METHODS.md). The
+    paper's *dynamic label smoothing* rule could not be found (the authors' repository
+    Wang-Xiaodong1899/LeanPO holds only a README and figures; only the abstract and introduction
+    were readable), so no smoothing is the default, and the reward-gap rule of
+    :func:`dynamic_smoothing` is ours, an option.
     """
     margin = beta * (policy_chosen / chosen_len.clamp(min=1) - policy_rejected / rejected_len.clamp(min=1))
     epsilon = 0.0 if reward_gap is None else dynamic_smoothing(reward_gap, max_smoothing).to(margin.dtype)
@@ -236,12 +244,8 @@ def povid_loss(
     return 0.5 * hallucination + 0.5 * distortion
 
 
-LOSSES: Final[dict[LossName, Callable[..., Tensor]]] = {
-    LossName.DPO: dpo_loss,
-    LossName.IPO: ipo_loss,
-    LossName.PERPO: perpo_loss,
-    LossName.MDPO: mdpo_loss,
-    LossName.MIPO: mipo_loss,
-    LossName.LEANPO: leanpo_loss,
-    LossName.POVID: povid_loss,
-}
+def sft_loss(policy_best: Tensor, best_len: Tensor) -> Tensor:
+    """Supervised fine-tuning, the baseline row: −logp(y_best) / |y_best|, the mean token negative
+    log-likelihood of each list's best response (TRL's SFTTrainer likewise averages over tokens). No
+    reference model and no rejected response."""
+    return -policy_best / best_len.clamp(min=1)

@@ -14,7 +14,7 @@ from typing import Callable, Final, Sequence
 
 import torch
 
-from stages.train.loss_names import DEFAULT_BETA, NEEDS_REFERENCE, LossName
+from stages.train.loss_registry import LOSSES, LossName
 from stages.train.losses import (
     dpo_loss,
     ipo_loss,
@@ -23,9 +23,10 @@ from stages.train.losses import (
     mipo_loss,
     perpo_loss,
     povid_loss,
+    sft_loss,
 )
 
-__all__ = ["ListBatch", "LossParams", "LossOutput", "list_loss", "usable_list", "implicit_rewards", "pair_metrics"]
+__all__ = ["ListBatch", "LossParams", "LossOutput", "ON_LISTS", "list_loss", "usable_list", "implicit_rewards", "pair_metrics"]
 
 Tensor = torch.Tensor
 _REJECTED_ORIGINS: Final[frozenset[str]] = frozenset({"hallucination", "distorted_image"})
@@ -49,18 +50,19 @@ class ListBatch:
 
 @dataclass(frozen=True)
 class LossParams:
-    """Hyper-parameters shared by the losses; ``beta=None`` takes the loss's default (:data:`DEFAULT_BETA`)."""
+    """Hyper-parameters shared by the losses; ``beta=None`` takes the loss's registry default (``LOSSES[name].default_beta``)."""
 
     beta: float | None = None
     gamma: float = 0.5
     label_smoothing: float = 0.0
     group_size: int = 2
     max_smoothing: float = 0.1
-    mipo_unbiased: bool = True
+    leanpo_smoothing: str = "none"
+    mipo_unbiased: bool = False
 
     def beta_for(self, name: LossName) -> float:
         """The β a loss runs with."""
-        return DEFAULT_BETA[LossName(name)] if self.beta is None else self.beta
+        return LOSSES[LossName(name)].default_beta if self.beta is None else self.beta
 
 
 @dataclass
@@ -195,7 +197,7 @@ def _leanpo(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
         _take(batch.policy_logps, worst),
         _take(batch.n_tokens, best),
         _take(batch.n_tokens, worst),
-        reward_gap=gap,
+        reward_gap=gap if p.leanpo_smoothing == "ours_reward_gap" else None,
         beta=p.beta_for(LossName.LEANPO),
         max_smoothing=p.max_smoothing,
     )
@@ -212,7 +214,13 @@ def _povid(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
     return loss, has_c & (has_h | has_d)
 
 
-_ADAPTERS: Final[dict[LossName, Callable[[ListBatch, LossParams], tuple[Tensor, Tensor]]]] = {
+def _sft(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
+    best, _, valid = _best_worst(batch)  # the lists the pairwise losses use (rewards not all equal)
+    return sft_loss(_take(batch.policy_logps, best), _take(batch.n_tokens, best)), valid
+
+
+# How each registered loss (stages.train.loss_registry.LOSSES) reads a listwise batch: per-row losses and which rows count.
+ON_LISTS: Final[dict[LossName, Callable[[ListBatch, LossParams], tuple[Tensor, Tensor]]]] = {
     LossName.DPO: _dpo,
     LossName.IPO: _ipo,
     LossName.PERPO: _perpo,
@@ -220,6 +228,7 @@ _ADAPTERS: Final[dict[LossName, Callable[[ListBatch, LossParams], tuple[Tensor, 
     LossName.MIPO: _mipo,
     LossName.LEANPO: _leanpo,
     LossName.POVID: _povid,
+    LossName.SFT: _sft,
 }
 
 
@@ -230,7 +239,7 @@ def list_loss(name: LossName | str, batch: ListBatch, params: LossParams = LossP
     instead, no clean answer or neither a hallucinated nor a distorted-image answer) adds nothing; a batch with no usable list gives a zero loss that still
     back-propagates (zero gradients).
     """
-    per_row, valid = _ADAPTERS[LossName(name)](batch, params)
+    per_row, valid = ON_LISTS[LossName(name)](batch, params)
     weights = valid.to(per_row.dtype)
     per_row = torch.where(valid, per_row, torch.zeros_like(per_row))
     loss = (per_row * weights).sum() / weights.sum().clamp(min=1)
@@ -253,7 +262,7 @@ def implicit_rewards(name: LossName | str, batch: ListBatch, params: LossParams 
     """The reward the loss implicitly trains, ``[B, N]``: β·(policy − ref), or β·policy/|y| for leanpo."""
     name = LossName(name)
     beta = params.beta_for(name)
-    if name in NEEDS_REFERENCE:
+    if LOSSES[name].needs_reference:
         return beta * (batch.policy_logps - _ref(batch))
     return beta * batch.policy_logps / batch.n_tokens.clamp(min=1)
 

@@ -54,10 +54,15 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: TrainConfig) -> 
     """Train on all lists of the run; the model lands in ``scratch_dir/model`` and is returned as an artifact.
 
     Checkpoints go to ``scratch_dir/checkpoints``; the runner keeps ``scratch_dir`` between attempts,
-    so a retried shard resumes from the newest checkpoint.
+    so a retried shard resumes from the newest checkpoint. Started by a launcher (torchrun: see
+    :class:`pipeline.torchrun_executor.TorchrunExecutor`), every process runs this and they join the
+    process group its environment describes to train one model with DDP (rank 0 writes the files);
+    without one it is the plain single-process loop.
     """
+    from stages.train.distributed import init_distributed
     from stages.train.loop import train_model
 
+    init_distributed(config.device)
     tasks = train_split(inputs.table("tasks"))
     return shard_result(train_model(config, tasks, inputs.table("listwise"), output.scratch_dir), config)
 

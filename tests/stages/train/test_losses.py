@@ -11,9 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stages.train.loss_names import LossName
+from stages.train.loss_registry import LOSSES, LossName
 from stages.train.losses import (
-    LOSSES,
     dpo_loss,
     ipo_loss,
     leanpo_loss,
@@ -248,6 +247,28 @@ def test_mipo_matches_plain_formula(unbiased):
     torch.testing.assert_close(got, torch.tensor(want, dtype=torch.float64), **TOL)
 
 
+def test_mipo_default_is_bounded_below_on_adversarial_inputs():
+    """Spreading the log-ratios inside a group cannot push the default mIPO below 0; our variance-corrected
+    option falls without limit (k = 2, chosen log-ratios h̄ ± t: exactly t² below the plain square)."""
+    ones = torch.ones(1, 2, dtype=torch.bool)
+    lens = torch.ones(1, 2, dtype=torch.float64)
+    zeros = torch.zeros(1, 2, dtype=torch.float64)
+    plain, corrected = [], []
+    for t in (0.0, 10.0, 100.0, 1e4):
+        chosen = torch.tensor([[5.0 + t, 5.0 - t]], dtype=torch.float64)  # mean margin 5 = 1/(2β): the square is 0
+        plain.append(mipo_loss(chosen, zeros, zeros, zeros, lens, lens, ones, ones, beta=0.1).item())
+        corrected.append(mipo_loss(chosen, zeros, zeros, zeros, lens, lens, ones, ones, beta=0.1, unbiased=True).item())
+        assert corrected[-1] == pytest.approx(plain[-1] - t**2, rel=1e-9, abs=1e-9)
+    assert plain == [0.0, 0.0, 0.0, 0.0] and corrected[-1] == pytest.approx(-1e8)
+    # and on random, deliberately spread inputs the default never goes below 0
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        pc, pr, rc, rr = (torch.randn(8, 4, generator=g, dtype=torch.float64) * 1e3 for _ in range(4))
+        lc, lr = torch.randint(1, 30, (8, 4), generator=g).double(), torch.randint(1, 30, (8, 4), generator=g).double()
+        mask = torch.rand(8, 4, generator=g) > 0.3
+        assert (mipo_loss(pc, pr, rc, rr, lc, lr, mask, mask) >= 0).all()
+
+
 def test_mipo_with_groups_of_one_is_ipo():
     pc, pr, rc, rr = (_rand(5, 1, seed=s) for s in range(4))
     lc, lr = torch.full((5, 1), 3.0, dtype=torch.float64), torch.full((5, 1), 7.0, dtype=torch.float64)
@@ -290,32 +311,29 @@ def test_povid_is_mean_of_two_dpo_terms_and_masks_drop_a_term():
 
 
 def _gradcheck_args(name: LossName):
-    """Inputs for gradcheck: the differentiable log-prob tensors, the rest fixed."""
+    """The loss's formula and inputs for gradcheck: the differentiable log-prob tensors, the rest fixed."""
     lens = torch.tensor([3.0, 5.0, 2.0], dtype=torch.float64)
     if name is LossName.DPO:
-        return [_rand(3, seed=s, scale=1) for s in range(4)], dict(label_smoothing=0.1)
+        return dpo_loss, [_rand(3, seed=s, scale=1) for s in range(4)], dict(label_smoothing=0.1)
     if name is LossName.IPO:
-        return [_rand(3, seed=s, scale=1) for s in range(4)] + [lens, lens + 1], {}
+        return ipo_loss, [_rand(3, seed=s, scale=1) for s in range(4)] + [lens, lens + 1], {}
     if name is LossName.PERPO:
         pol, ref, psi, mask = _perpo_inputs(B=2, N=4, seed=2)
-        return [pol.detach().requires_grad_(), ref.detach().requires_grad_(), psi, mask], {}
+        return perpo_loss, [pol.detach().requires_grad_(), ref.detach().requires_grad_(), psi, mask], {}
     if name is LossName.MDPO:
         (pc, pr, rc, rr), cm, rm, _ = _group_inputs(seed=4)
-        return [t.detach().requires_grad_() for t in (pc, pr, rc, rr)] + [cm, rm], {}
+        return mdpo_loss, [t.detach().requires_grad_() for t in (pc, pr, rc, rr)] + [cm, rm], {}
     if name is LossName.MIPO:
         (pc, pr, rc, rr), cm, rm, (lc, lr) = _group_inputs(seed=4)
-        return [t.detach().requires_grad_() for t in (pc, pr, rc, rr)] + [lc, lr, cm, rm], {}
+        return mipo_loss, [t.detach().requires_grad_() for t in (pc, pr, rc, rr)] + [lc, lr, cm, rm], {}
     if name is LossName.LEANPO:
-        return [_rand(3, seed=0), _rand(3, seed=1), lens, lens + 2], dict(reward_gap=torch.rand(3, dtype=torch.float64))
-    return [_rand(3, seed=s, scale=1) for s in range(6)], dict(distorted_mask=torch.tensor([True, False, True]))
+        return leanpo_loss, [_rand(3, seed=0), _rand(3, seed=1), lens, lens + 2], dict(reward_gap=torch.rand(3, dtype=torch.float64))
+    if name is LossName.POVID:
+        return povid_loss, [_rand(3, seed=s, scale=1) for s in range(6)], dict(distorted_mask=torch.tensor([True, False, True]))
+    raise AssertionError(f"no gradcheck inputs for loss {name!r}: add them here")
 
 
-@pytest.mark.parametrize("name", list(LossName))
+@pytest.mark.parametrize("name", list(LOSSES))
 def test_gradients_match_finite_differences(name):
-    args, kwargs = _gradcheck_args(name)
-    fn = LOSSES[name]
+    fn, args, kwargs = _gradcheck_args(name)
     assert torch.autograd.gradcheck(lambda *a: fn(*a, **kwargs), tuple(args))
-
-
-def test_registry_covers_every_name():
-    assert set(LOSSES) == set(LossName)

@@ -112,23 +112,32 @@ def _run_folder(run_dir: Path, tasks, listwise, overrides: list[str]) -> None:
     (run_dir / "config.toml").write_text(config_to_toml(load_config(None, overrides)))
 
 
-def test_torchrun_two_processes_train_like_one_with_the_same_global_batch(tiny_model_dir, tmp_path):
+def test_torchrun_two_processes_train_like_one_with_the_same_global_batch(tiny_model_dir, tmp_path, monkeypatch):
     from pipeline.config import load_config
     from pipeline.runner import run_pipeline
+    from pipeline.torchrun_executor import TorchrunExecutor
 
+    for name, value in {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}.items():
+        monkeypatch.setenv(name, value)
     tasks, listwise = make_tasks(COLOURS4), make_listwise(REF4, COLOURS4)
     run_dir = tmp_path / "run"
     settings = dict(model=str(tiny_model_dir), device="cpu", learning_rate=1e-3, beta=1.0, max_steps=4, save_every=100)
     overrides = [f"train.{k}={json.dumps(v)}" for k, v in settings.items()]
     _run_folder(run_dir, tasks, listwise, overrides + ["train.micro_batch_size=1", "train.gradient_accumulation_steps=2"])
+    cfg = load_config(run_dir / "config.toml")
 
-    proc = _torchrun("-m", "stages.train", "--run-dir", str(run_dir))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "with 2 process(es)" in proc.stdout
+    # the runner runs the train shard under torchrun and commits it like any other shard
+    (summary,) = run_pipeline(cfg, run_dir, stages=["train"], progress=False, executor=TorchrunExecutor(2))
+    assert summary.shards_run == 1
     artifacts = run_dir / "train" / "artifacts"
     assert sorted(p.name for p in artifacts.iterdir()) == [".fingerprint", "checkpoints", "model", "train_log.jsonl"]
+    assert not list((run_dir / "train").glob(".*.tmp-*"))  # the job folder is gone
     assert [json.loads(line)["step"] for line in (artifacts / "train_log.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
     assert json.loads((artifacts / "train_log.jsonl").read_text().splitlines()[0])["lists"] == 4  # summed over ranks
+    from pipeline.store import RunStore
+
+    record = RunStore(run_dir).read_manifest("train").shards[0]
+    assert record.metrics["steps"] == 4 and record.artifacts == [str(artifacts / "model"), str(artifacts / "train_log.jsonl")]
 
     single = train_model(TrainConfig(**settings, micro_batch_size=2, gradient_accumulation_steps=2), tasks, listwise, tmp_path / "one")
     ddp, one, base = _weights(artifacts / "model"), _weights(Path(single["model_dir"])), _weights(tiny_model_dir)
@@ -138,9 +147,9 @@ def test_torchrun_two_processes_train_like_one_with_the_same_global_batch(tiny_m
         torch.testing.assert_close(ddp[key], one[key], rtol=0, atol=1e-5)
     assert _losses(artifacts / "train_log.jsonl") == pytest.approx(_losses(Path(single["log_path"])), rel=1e-5)
 
-    # recorded as the runner records it: `perpo-pipeline run` now skips the train stage
-    (summary,) = run_pipeline(load_config(run_dir / "config.toml"), run_dir, stages=["train"], use_ray=False, progress=False)
-    assert summary.shards_skipped == 1 and summary.shards_run == 0
+    # committed with the runner's own fingerprint: a plain run now skips the train stage
+    (again,) = run_pipeline(cfg, run_dir, stages=["train"], use_ray=False, progress=False)
+    assert again.shards_skipped == 1 and again.shards_run == 0
 
 
 def test_torchrun_resume_after_a_crash_equals_an_uninterrupted_run(tiny_model_dir, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from safetensors.torch import load_file
 
 from stages.lib.errors import ConfigError
 from stages.base import ShardInputs, ShardOutput
-from stages.train import SPEC, LossName, TrainConfig, train_model
+from stages.train import LOSSES, SPEC, TrainConfig, train_model
 from stages.train.loop import micro_batch_indices, total_steps
 
 from train_tables import make_listwise
@@ -101,13 +102,14 @@ def test_lora_without_merge_saves_the_adapter(tiny_model_dir, train_tables, tmp_
     assert (Path(result["model_dir"]) / "adapter_config.json").exists()
 
 
-@pytest.mark.parametrize("loss", list(LossName))
+@pytest.mark.parametrize("loss", list(LOSSES))
 def test_every_loss_runs_one_step(tiny_model_dir, train_tables, tmp_path, loss):
     tasks, listwise = train_tables
     result = train_model(_config(tiny_model_dir, loss=loss, beta=None, max_steps=1), tasks, listwise, tmp_path)
     (record,) = _log(result)
-    assert record["lists"] == 3 and record["loss"] == record["loss"]  # finite, not NaN
-    assert result["steps"] == 1
+    # the log writes NaN as null: a NaN or missing loss fails here (float(None) raises), as does inf
+    assert record["lists"] == 3 and isinstance(record["loss"], float) and math.isfinite(record["loss"])
+    assert result["steps"] == 1 and result["final_loss"] == record["loss"]
 
 
 def test_reference_free_leanpo_trains_without_ref_logps(tiny_model_dir, train_tables, tmp_path):
@@ -147,7 +149,6 @@ def test_config_checks_name_the_field():
         TrainConfig(max_steps=2, warmup_steps=5)
     with pytest.raises(ValidationError, match="loss"):
         TrainConfig(loss="orpo")
-    assert TrainConfig(loss="leanpo").resolved_beta() == 2.0
 
 
 def test_stage_spec_and_run_shard(tiny_model_dir, train_tables, tmp_path):
