@@ -132,12 +132,31 @@ def make_demo(
 def make_tiny_model(
     out: Annotated[Path, typer.Option("--out", help="Folder to save the tiny model into.")],
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random weights.")] = 0,
+    warm_start: Annotated[
+        bool,
+        typer.Option(
+            "--warm-start/--random",
+            help="Fine-tune it on a synthetic split disjoint from the demo corpus, so it answers the demo tasks a "
+            "little (the demo policy); an existing folder made with the same settings is reused.",
+        ),
+    ] = False,
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Warm start: optimizer steps.")] = None,
 ) -> None:
-    """Build a tiny random-weight VLM offline (save_pretrained), loadable like any Hub model id."""
-    from stages.lib.models import build_tiny_vlm
+    """Build a tiny VLM offline (save_pretrained), loadable like any Hub model id: random weights, or warm-started."""
+    if not warm_start:
+        from stages.lib.models import build_tiny_vlm
 
-    path = build_tiny_vlm(out, seed=seed)
-    typer.echo(f"tiny model: {path}")
+        typer.echo(f"tiny model: {build_tiny_vlm(out, seed=seed)}")
+        return
+    import dataclasses
+
+    from stages.lib.models.warm_start import WarmStartSettings, ensure_warm_tiny_vlm
+
+    settings = WarmStartSettings(model_seed=seed)
+    if steps is not None:
+        settings = dataclasses.replace(settings, steps=steps)
+    path, built = ensure_warm_tiny_vlm(out, settings, log=lambda line: typer.echo(line, err=True))
+    typer.echo(f"warm-started tiny model: {path}" + ("" if built else " (cached)"))
 
 
 @app.command()

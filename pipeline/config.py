@@ -191,7 +191,7 @@ def _resolve_eval(cfg: BaseModel) -> None:
     if hasattr(cfg, "eval"):
         from stages.eval.config import resolve_eval_section
 
-        resolve_eval_section(cfg.eval, cfg.score, cfg.ingest)
+        resolve_eval_section(cfg.eval, cfg.score, cfg.ingest, cfg.train)
 
 
 def section_for_fingerprint(section: BaseModel) -> dict[str, Any]:

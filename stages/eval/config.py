@@ -81,17 +81,23 @@ class EvalConfig(StageConfig):
         )
 
 
-def resolve_eval_section(config: EvalConfig, score: ScoreConfig, ingest: object) -> None:
+def resolve_eval_section(config: EvalConfig, score: ScoreConfig, ingest: object, train: object) -> None:
     """Fill what ``[eval]`` leaves to other sections and refuse a held-out split that is empty by construction.
 
     - ``[eval] score`` not given: a copy of ``[score]`` (the held-out tasks get the rewards the data got).
     - eval enabled with ``[ingest] eval_fraction = 0`` on a corpus format without a split column (demo, coco):
       :class:`~stages.lib.errors.ConfigError`, since no task could ever be held out.
+    - eval enabled with the train stage disabled: :class:`~stages.lib.errors.ConfigError` (nothing to evaluate).
     """
     from stages.lib.errors import ConfigError
 
     if "score" not in config.model_fields_set:
         config.score = score.model_copy(deep=True)
+    if config.enabled and not getattr(train, "enabled", True):
+        raise ConfigError(
+            "[eval] enabled = true evaluates the trained model, but [train] enabled = false; "
+            "add --set eval.enabled=false (or enable train)"
+        )
     fmt = str(getattr(ingest, "format", ""))
     if config.enabled and getattr(ingest, "eval_fraction", 0.0) == 0.0 and fmt in ("demo", "coco"):
         raise ConfigError(

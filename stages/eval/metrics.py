@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Final, Iterable
 
-__all__ = ["METRICS", "Metric", "summarize", "format_table", "markdown_table", "ROLES"]
+__all__ = ["METRICS", "Metric", "ROLES", "per_task_values", "bootstrap_means", "summarize", "format_table", "markdown_table"]
 
 ROLES: Final[tuple[str, ...]] = ("start", "trained")
 
@@ -43,7 +43,7 @@ METRICS: Final[tuple[Metric, ...]] = (
 )
 
 
-def _per_task(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+def per_task_values(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
     """``{role: {task_type: {metric: {task_id: value}}}}`` from eval rows (rows without a reward are skipped)."""
     greedy: dict[tuple, dict[str, Any]] = {}
     samples: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
@@ -88,7 +88,7 @@ def _interval(draws: list[float], confidence: float) -> tuple[float, float]:
     return low, high
 
 
-def _bootstrap(columns: dict[str, list[float]], samples: int, confidence: float, seed: int) -> dict[str, dict[str, float]]:
+def bootstrap_means(columns: dict[str, list[float]], samples: int, confidence: float, seed: int) -> dict[str, dict[str, float]]:
     """Mean and percentile interval of each equally long column, all resampled with the same task indices."""
     import numpy as np
 
@@ -115,7 +115,7 @@ def summarize(
 ) -> dict[str, Any]:
     """The ``eval.json`` summary of eval rows: per task type and metric, each role's mean with its interval,
     and the paired change trained − start where both were evaluated on the same tasks."""
-    per_task = _per_task(rows)
+    per_task = per_task_values(rows)
     task_types = sorted({t for role in per_task.values() for t in role})
     summary: dict[str, Any] = {
         "models": dict(models),
@@ -141,7 +141,7 @@ def summarize(
             columns = {role: [values[i] for i in ids] for role, values in by_role.items()}
             if len(columns) == len(ROLES):
                 columns["change"] = [b - a for a, b in zip(columns["start"], columns["trained"])]
-            table[metric.key] = _bootstrap(columns, samples, confidence, seed + t_index)
+            table[metric.key] = bootstrap_means(columns, samples, confidence, seed + t_index)
         summary["metrics"][task_type] = table
     return summary
 

@@ -42,11 +42,11 @@ class WarmStartSettings:
 
     model_seed: int = 0  # seed of the tiny model's random initial weights
     corpus_seed: int = 7_919  # demo corpus seed of the SFT split (the demo run uses seed 0)
-    n_examples: int = 3_000
-    steps: int = 600
+    n_examples: int = 4_000
+    steps: int = 500
     batch_size: int = 32
     learning_rate: float = 3e-3
-    warmup_steps: int = 30
+    warmup_steps: int = 25
     seed: int = 0  # data order
 
     def marker(self) -> dict[str, Any]:
