@@ -177,8 +177,15 @@ def build_warm_tiny_vlm(
         base = build_tiny_vlm(Path(tmp) / "base", seed=settings.model_seed, spec=DEMO_POLICY_SPEC)
         model, processor = load_vlm(base, device="cpu", dtype="float32")
         tiny_marker = (base / TINY_MODEL_MARKER).read_text(encoding="utf-8")
+    import torch
+
     data = _tokenize(processor, _examples(settings))
-    losses = sft_train(model, data, settings, log)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the tiny model is overhead-bound: a second thread only contends (tests/conftest.py)
+    try:
+        losses = sft_train(model, data, settings, log)
+    finally:
+        torch.set_num_threads(threads)
     tail = losses[-max(1, math.ceil(len(losses) / 10)) :]
     marker = settings.marker()
     info = {**marker, "final_loss": sum(tail) / len(tail)}
