@@ -110,6 +110,9 @@ def main() -> None:
     parser.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
     args = parser.parse_args()
     started = time.perf_counter()
+    import torch
+
+    torch.set_num_threads(1)  # the tiny model is overhead-bound; the workers take the other cores
 
     from pipeline.runner import run_pipeline
     from stages.lib.models.warm_start import ensure_warm_tiny_vlm
