@@ -71,7 +71,7 @@ def test_make_demo_then_ingest_it_and_status(tmp_path):
     manifest = tmp_path / "demo" / "manifest.jsonl"
     assert manifest.is_file() and len(manifest.read_text().splitlines()) == 6
     run_dir = tmp_path / "run"
-    disable = [f"--set={s}.enabled=false" for s in ("sample", "perturb", "score", "rank", "reference", "train")]
+    disable = [f"--set={s}.enabled=false" for s in ("sample", "perturb", "score", "rank", "reference", "train", "eval")]
     result = cli(
         "run", "--run-dir", str(run_dir), "--no-ray", "--no-progress",
         "--set", "ingest.format=jsonl", "--set", f"ingest.path={manifest}", "--set", "ingest.shard_size=4", *disable,
