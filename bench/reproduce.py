@@ -16,7 +16,7 @@ published 5e-6 the 0.5M-parameter policy's greedy answers do not change within t
 "changed" column (share of held-out tasks whose greedy answer differs from the starting policy's) shows
 that every method moved the policy.
 
-    .venv/bin/python bench/reproduce.py [--workers 2] [--n-tasks 120] [--seeds 3] [--out runs/reproduce]
+    .venv/bin/python bench/reproduce.py [--workers 2] [--n-tasks 160] [--seeds 3] [--out runs/reproduce]
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def _job(args: argparse.Namespace, run_dir: Path, method: str, seed: int, steps:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=2, help="processes training methods in parallel (one core each)")
-    parser.add_argument("--n-tasks", type=int, default=120)
+    parser.add_argument("--n-tasks", type=int, default=160)
     parser.add_argument("--eval-fraction", type=float, default=0.25)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=float, default=2.0, help="passes over the lists, the same for every method")
