@@ -26,6 +26,7 @@ run: $(STAMP) demo-policy
 	@echo "outputs in runs/demo/:"
 	@echo "  report/          stats.json and plots (reward histograms, list sizes, distortion gallery)"
 	@echo "  export/          Hub-ready dataset (README card + data/{listwise,pairs,groups}); publish with perpo-pipeline publish"
+	@echo "  viewer/          open runs/demo/viewer/index.html in a browser (no server): filter, inspect, flag lists, download review.jsonl"
 	@echo "  train/artifacts/ trained model (model/), checkpoints, train_log.jsonl"
 	@echo "  report/eval.*    held-out eval: starting policy vs trained model (json, png, txt; benchmarks.md for lmms-eval / VLMEvalKit)"
 	@echo "  quarantine/      rows set aside, with their reasons (present only when there are any)"

@@ -152,7 +152,7 @@ def main() -> None:
 
         def decode() -> None:
             for p in images:
-                normalize_image(read_image_file(p), max_pixels=40_000_000)
+                normalize_image(read_image_file(p, max_bytes=256 * 2**20), max_pixels=40_000_000)
 
         def stage() -> None:
             run_stage(m1, None)

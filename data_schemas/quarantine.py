@@ -27,6 +27,7 @@ class QuarantineReason(StrEnum):
     DUPLICATE = "duplicate"
     # --- the image
     MISSING_IMAGE = "missing_image"
+    OUTSIDE_ROOT = "outside_root"
     EMPTY_IMAGE = "empty_image"
     NOT_AN_IMAGE = "not_an_image"
     CORRUPT_IMAGE = "corrupt_image"
@@ -34,13 +35,16 @@ class QuarantineReason(StrEnum):
     SIZE_MISMATCH = "size_mismatch"
     # --- the model (sample, perturb)
     IMAGE_REJECTED = "image_rejected"
+    PROMPT_TOO_LONG = "prompt_too_long"
     OOM = "oom"
     GENERATION_FAILED = "generation_failed"
+    DISTORTION_FAILED = "distortion_failed"
     # --- joins between tables
     UNKNOWN_TASK = "unknown_task"
     DUPLICATE_TASK = "duplicate_task"
     UNKNOWN_ORIGIN = "unknown_origin"
     BAD_GROUND_TRUTH = "bad_ground_truth"
+    REWARD_FAILED = "reward_failed"
     INVALID_REWARD = "invalid_reward"
     MISSING_REWARD = "missing_reward"
     RAGGED_LIST = "ragged_list"
@@ -81,6 +85,10 @@ QUARANTINE_REASONS: Final[dict[QuarantineReason, ReasonInfo]] = {
     _R.MISSING_IMAGE: ReasonInfo(
         ("ingest",), "The image file (or the embedded bytes) does not exist or cannot be read."
     ),
+    _R.OUTSIDE_ROOT: ReasonInfo(
+        ("ingest",), "The image path (symlinks resolved) lies outside the corpus root (`[ingest] image_root`, else "
+        "the corpus folder); `[ingest] allow_outside_root = true` reads it."
+    ),
     _R.EMPTY_IMAGE: ReasonInfo(("ingest",), "The image has 0 bytes."),
     _R.NOT_AN_IMAGE: ReasonInfo(
         ("ingest",), "No accepted decoder (JPEG, PNG, WEBP, GIF, BMP, TIFF) recognises the bytes."
@@ -97,8 +105,16 @@ QUARANTINE_REASONS: Final[dict[QuarantineReason, ReasonInfo]] = {
         ("ingest",), "The annotation declares an image size that fits neither orientation of the file."
     ),
     _R.IMAGE_REJECTED: ReasonInfo(("sample", "perturb", "eval"), "The model's processor refused the image or the prompt."),
-    _R.OOM: ReasonInfo(("sample", "perturb", "eval"), "Out of memory even with a batch of one request."),
+    _R.PROMPT_TOO_LONG: ReasonInfo(
+        ("sample", "perturb", "eval"), "The encoded prompt (image tokens included) plus `max_tokens` is longer than the "
+        "model's context; checked before generating."
+    ),
+    _R.OOM: ReasonInfo(("sample", "perturb", "eval"), "Out of memory (GPU or CPU allocator) even with a batch of one request."),
     _R.GENERATION_FAILED: ReasonInfo(("sample", "perturb", "eval"), "The engine failed on this request for another reason."),
+    _R.DISTORTION_FAILED: ReasonInfo(
+        ("perturb",), "An image distortion failed on this image (e.g. OpenCV's JPEG encoder refuses a side over "
+        "65,500 px); the task's other candidates are kept."
+    ),
     _R.UNKNOWN_TASK: ReasonInfo(
         ("score", "rank", "reference", "train"), "The row names a task_id that is not in the shard's tasks."
     ),
@@ -109,6 +125,9 @@ QUARANTINE_REASONS: Final[dict[QuarantineReason, ReasonInfo]] = {
     _R.BAD_GROUND_TRUTH: ReasonInfo(
         ("score", "eval"), "The task's ground truth cannot be scored against (grounding without boxes, empty OCR text, a "
         "multiple-choice answer that is none of the choices)."
+    ),
+    _R.REWARD_FAILED: ReasonInfo(
+        ("score",), "The reward function raised on this output (the other candidates of the task are scored)."
     ),
     _R.INVALID_REWARD: ReasonInfo(("rank",), "The reward is not a finite number."),
     _R.MISSING_REWARD: ReasonInfo(("rank",), "The reward is null while other candidates of its task have one."),

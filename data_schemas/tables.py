@@ -121,6 +121,8 @@ LISTWISE = pa.schema(
         pa.field("n_tokens", pa.list_(pa.int32())),
         pa.field("ref_logps", pa.list_(pa.float64())),  # filled by the reference stage
         pa.field("ref_n_tokens", pa.list_(pa.int32())),
+        # POVID's image term under the reference, per response ([reference] povid_image_term)
+        pa.field("ref_povid_logps", pa.list_(pa.float64())),
     ]
 )
 

@@ -35,6 +35,12 @@ def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
 
+def _toml_quote(text: str) -> str:
+    import json
+
+    return json.dumps(text)  # a JSON string is a TOML basic string
+
+
 def _load(config: Path, overrides: list[str] | None):
     from pipeline.config import load_config
 
@@ -48,6 +54,10 @@ def run(
     stages: Annotated[Optional[list[str]], typer.Option("--stages", help="Only these stages, e.g. score,rank.")] = None,
     force: Annotated[Optional[list[str]], typer.Option("--force", help="Redo this stage and all after it.")] = None,
     overrides: SetOpt = None,
+    preset: Annotated[
+        Optional[str], typer.Option("--preset", help="A published recipe (perpo-grounding, perpo-ocr, povid, mdpo, mipo, "
+                                    "leanpo, dpo) under the config file and --set; same as --set run.preset=NAME.")
+    ] = None,
     no_ray: Annotated[bool, typer.Option("--no-ray", help="Run shards in this process, without Ray (debugging).")] = False,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bars.")] = None,
 ) -> None:
@@ -55,7 +65,7 @@ def run(
     from pipeline.runner import resolve_run_dir
     from pipeline.status import format_run_status
 
-    cfg = _load(config, overrides)
+    cfg = _load(config, [f"run.preset={_toml_quote(preset)}"] + list(overrides or []) if preset else overrides)
     folder = resolve_run_dir(cfg, run_dir)
     stage_list, forced = _split(stages), _split(force)
     if cfg.run.rounds == 1:
@@ -174,6 +184,23 @@ def export(
     with RunStore(run_dir).lock():
         folder = export_run(run_dir, out)
     typer.echo(f"exported: {folder}")
+
+
+@app.command()
+def view(
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="Run folder to show.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder to write (default: <run>/viewer).")] = None,
+) -> None:
+    """Write the static HTML viewer of the run's ranked lists (open its index.html; no server needed)."""
+    from stages.lib.errors import ConfigError
+    from pipeline.outputs import view_run
+    from pipeline.store import RunStore
+
+    if not run_dir.is_dir():
+        raise ConfigError(f"run folder {run_dir} does not exist; run `perpo-pipeline run` first or pass --run-dir")
+    with RunStore(run_dir).lock():
+        folder = view_run(run_dir, out)
+    typer.echo(f"viewer: {(folder / 'index.html').resolve().as_uri()}")
 
 
 @app.command()

@@ -52,6 +52,14 @@ class RunConfig(BaseModel):
         "each round is a run folder `<run>/round-NN/` of its own (resumable per round) and `report/rounds.json` "
         "holds the eval table of every round.",
     )
+    viewer: bool = Field(
+        True, description="After the last stage, write the static HTML viewer to `<run>/viewer/` (open `index.html`)."
+    )
+    preset: str | None = Field(
+        None,
+        description="A published recipe applied under this file and --set (perpo-grounding, perpo-ocr, povid, mdpo, "
+        "mipo, leanpo, dpo; see Presets below). `run --preset NAME` sets it too.",
+    )
 
 
 class RayConfig(BaseModel):
@@ -67,6 +75,14 @@ class RayConfig(BaseModel):
     cpus_per_task: float = Field(1.0, gt=0, description="CPUs Ray reserves for each CPU-stage shard task.")
     object_store_memory: int | None = Field(
         None, ge=78_643_200, description="Bytes for the local object store (unset: Ray's default)."
+    )
+    resources: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Custom Ray resources each task or actor of a stage asks for, by stage: "
+        '`{ sample = { accel = 1 } }` runs the sample actors only on nodes started with `--resources \'{"accel": N}\'`.',
+    )
+    actor_start_timeout_s: float = Field(
+        600.0, gt=0, description="How long a model stage waits for an actor to be placed and load its model before it fails."
     )
 
 
@@ -172,8 +188,15 @@ def load_config(path: Path | None, overrides: list[str] | None = None) -> BaseMo
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    sets = parse_overrides(overrides) if overrides else {}
+    preset = (sets.get("run") or {}).get("preset") or (data.get("run") or {}).get("preset")
+    if isinstance(preset, str) and preset:
+        from pipeline.presets import preset_values
+
+        data = _merge(preset_values(preset), data)  # defaults < preset < file < --set
+        source = f"{source} (preset {preset})"
     if overrides:
-        data = _merge(data, parse_overrides(overrides))
+        data = _merge(data, sets)
         source = f"{source} (with --set)"
     cls = pipeline_config_cls()
     try:
@@ -182,8 +205,19 @@ def load_config(path: Path | None, overrides: list[str] | None = None) -> BaseMo
         lines = [_describe(err, source) for err in exc.errors()]
         raise ConfigError("\n".join(lines)) from None
     _resolve_shared_models(cfg)
+    _check_stage_resources(cfg, source)
     _resolve_eval(cfg)
     return cfg
+
+
+def _check_stage_resources(cfg: BaseModel, source: str) -> None:
+    """``[ray] resources`` is keyed by stage name: an unknown one is a typo that would route nothing."""
+    from stages import registry
+
+    known = registry.stage_names()
+    for name in cfg.ray.resources:
+        if name not in known:
+            raise ConfigError(f"{source}: [ray] resources.{name}: unknown stage; available: {', '.join(known)}")
 
 
 def _resolve_eval(cfg: BaseModel) -> None:

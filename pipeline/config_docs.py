@@ -57,4 +57,6 @@ def config_reference_markdown() -> str:
     lines: list[str] = []
     for name, field in cls.model_fields.items():
         _section(name, field.annotation, lines)
-    return "\n".join(lines)
+    from pipeline.presets import presets_markdown
+
+    return "\n".join(lines) + "\n" + presets_markdown()

@@ -1,49 +1,110 @@
 """Where shards run: Ray tasks for CPU stages, a Ray actor pool for model stages, or in-process.
 
-The executor knows nothing of the run store: it gets jobs (a shard's input tables and its
-:class:`ShardOutput`), runs the stage's ``run_shard`` somewhere, retries failures a bounded number
-of times, and hands every finished shard to ``on_done`` as soon as it finishes, so the runner can
-commit it before the next one ends. A shard that still fails is reported with its index and cause.
+The executor gets jobs and runs each one's :func:`run_job` somewhere: the worker reads the shard's
+input files from the run folder, runs the stage's ``run_shard``, and writes the output tables under
+temporary names beside their final paths (:meth:`pipeline.store.RunStore.stage_shard`). What comes
+back to the driver is a small :class:`ShardDone` (file names, hashes, row counts, metrics, the node),
+never a table: the driver only plans, renames and records (the runner's ``commit``). Failures are
+retried a bounded number of times; every finished shard goes to ``on_done`` as soon as it finishes.
+A shard that still fails is reported with its index and cause.
+
+The run folder must therefore be the same path on every node (shared storage):
+:func:`pipeline.ray_runtime.check_run_dir_shared` checks it before the first stage.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import pyarrow as pa
 
-from stages.lib.errors import PipelineError, StageFailedError, first_line
+from pipeline.store import RunStore, StagedShard, read_files
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageConfig, StageSpec
+from stages.lib.errors import PipelineError, StageFailedError, first_line
 
-__all__ = ["ShardJob", "LocalExecutor", "RayExecutor", "execute_shard"]
-
-OnDone = Callable[["ShardJob", ShardResult, float], None]
+__all__ = ["ShardJob", "ShardDone", "LocalExecutor", "RayExecutor", "execute_shard", "run_job", "stage_result"]
 
 
 @dataclass
 class ShardJob:
-    """One shard to run: its index, fingerprint, a loader for its input tables, where it stands, and the
-    content hashes of its inputs (recorded in the manifest, to tell later whether they are still current)."""
+    """One shard to run: its index and fingerprint, what it reads, where it stands, and the content
+    hashes of its inputs (recorded in the manifest, to tell later whether they are still current).
+
+    ``input_files`` are Parquet files in the run folder (read by the worker, concatenated per table);
+    ``input_tables`` are small tables shipped with the job (a source stage's planned records).
+    """
 
     index: int
     fingerprint: str
-    load_inputs: Callable[[], dict[str, pa.Table]]
     output: ShardOutput
+    run_dir: Path
+    input_files: dict[str, list[Path]] = field(default_factory=dict)
+    input_tables: dict[str, pa.Table] = field(default_factory=dict)
     input_hashes: list[str] = field(default_factory=list)
     scratch_key: str = ""  # what its scratch folder is kept under (see pipeline.runner.scratch_key)
+
+    def load_inputs(self) -> dict[str, pa.Table]:
+        """Read the shard's input tables (wherever this runs: the run folder is shared)."""
+        tables = {name: read_files(name, paths) for name, paths in self.input_files.items()}
+        return {**tables, **self.input_tables}
+
+
+@dataclass
+class ShardDone:
+    """What a worker hands back for a finished shard: its staged files and counters, no table."""
+
+    staged: StagedShard
+    metrics: dict[str, float]
+    artifacts: list[str]
+    seconds: float
+    node: str = ""
+
+    @property
+    def rows(self) -> int:
+        return sum(self.staged.rows.values())
+
+
+OnDone = Callable[[ShardJob, "ShardDone | ShardResult", float], None]
 
 
 def execute_shard(
     spec: StageSpec, config: StageConfig, tables: dict[str, pa.Table], output: ShardOutput, resources: Any = None
 ) -> tuple[ShardResult, float]:
-    """Run one shard of ``spec`` and return its result and wall time in seconds."""
+    """Run one shard of ``spec`` on in-memory tables and return its result and wall time in seconds."""
     output.scratch_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     result = spec.run_shard(ShardInputs(tables=tables, resources=resources), output, config)
     return result, time.perf_counter() - start
+
+
+def stage_result(spec: StageSpec, job: ShardJob, result: ShardResult, seconds: float, node: str = "") -> ShardDone:
+    """Write ``result``'s tables and quarantine rows under temporary names in the run folder; return what to commit."""
+    missing = [t for t in spec.writes if t not in result.tables]
+    if missing:
+        raise RuntimeError(f"stage {spec.name} shard {job.index} returned no table {missing}")
+    store = RunStore(job.run_dir)
+    quarantine = store.quarantine_table(spec.name, job.index, result.quarantine)
+    staged = store.stage_shard(spec.name, job.index, spec.writes[0] if spec.writes else "", result.tables, quarantine)
+    return ShardDone(staged, dict(result.metrics), list(result.artifacts), seconds, node)
+
+
+def _node_id() -> str:
+    """The Ray node this process runs on, or "" outside Ray (ray is not imported just to ask)."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return ""
+    return ray.get_runtime_context().get_node_id()
+
+
+def run_job(spec: StageSpec, config: StageConfig, job: ShardJob, resources: Any = None) -> ShardDone:
+    """The worker's whole part of a shard: read its inputs, run it, stage its outputs in the run folder."""
+    result, seconds = execute_shard(spec, config, job.load_inputs(), job.output, resources)
+    return stage_result(spec, job, result, seconds, _node_id())
 
 
 def _fail(spec: StageSpec, failures: dict[int, BaseException], attempts: int) -> StageFailedError:
@@ -65,14 +126,14 @@ class LocalExecutor:
         for job in jobs:
             for attempt in range(max_retries + 1):
                 try:
-                    result, seconds = execute_shard(spec, config, job.load_inputs(), job.output, resources)
+                    done = run_job(spec, config, job, resources)
                 except PipelineError:
                     raise
                 except Exception as exc:  # any shard failure is retried, then reported
                     failures[job.index] = exc
                     continue
                 failures.pop(job.index, None)
-                on_done(job, result, seconds)
+                on_done(job, done, done.seconds)
                 break
         if failures:
             raise _fail(spec, failures, max_retries + 1)
@@ -103,95 +164,174 @@ class _ShardActor:
             raise self.setup_error
         return True
 
-    def run(self, tables: dict[str, pa.Table], output: ShardOutput) -> tuple[ShardResult, float]:
+    def run(self, job: ShardJob) -> ShardDone:
         self.ready()  # a replacement actor's setup error surfaces on its first shard
-        return execute_shard(self.spec, self.config, tables, output, self.resources)
+        return run_job(self.spec, self.config, job, self.resources)
 
 
-def _run_task(spec: StageSpec, config: StageConfig, tables: dict[str, pa.Table], output: ShardOutput):
-    return execute_shard(spec, config, tables, output)
+def _run_task(spec: StageSpec, config: StageConfig, job: ShardJob) -> ShardDone:
+    return run_job(spec, config, job)
+
+
+def _setup_failed(ray, spec: StageSpec, exc: BaseException) -> PipelineError:
+    """The user's error from an actor's setup (a bad model path...), not Ray's wrapper."""
+    cause = _unwrap(exc)
+    if isinstance(cause, PipelineError):
+        return cause
+    return StageFailedError(f"stage {spec.name}: loading failed: {first_line(cause)}")
+
+
+class _TaskPool:
+    """CPU stages: one Ray task per shard, at most ``window`` in flight."""
+
+    def __init__(self, ray, spec: StageSpec, config: StageConfig, cpus: float, window: int, resources: dict[str, float]):
+        options: dict[str, Any] = {"num_cpus": cpus, "max_retries": 0}
+        if resources:
+            options["resources"] = resources
+        self.remote = ray.remote(_run_task).options(**options)
+        self.spec, self.config, self.window = spec, config, window
+        self.in_flight = 0
+
+    def can_submit(self) -> bool:
+        return self.in_flight < self.window
+
+    def submit(self, job: ShardJob):
+        self.in_flight += 1
+        return self.remote.remote(self.spec, self.config, job)
+
+    def release(self, ref, error: BaseException | None) -> None:
+        self.in_flight -= 1
+
+    def starting(self) -> list:
+        return []
+
+    def started(self, ref) -> None:  # never called: no actors
+        raise KeyError(ref)
+
+    def close(self) -> None:
+        return None
+
+
+class _ActorPool:
+    """Model stages: ``num_actors`` actors, each loading the model once; a dead actor is replaced.
+
+    A replacement joins the pool only once its model is loaded, and shards go only to actors that are
+    ready, so a replacement that cannot be placed (its node left the cluster and no other node has
+    the resources) never holds a shard: the remaining actors do the work.
+    """
+
+    def __init__(self, ray, spec: StageSpec, config: StageConfig, resources: dict[str, float], start_timeout: float):
+        self.ray, self.spec, self.config = ray, spec, config
+        self.window = max(1, int(getattr(config, "num_actors", 1) or 1))
+        # no Ray restarts: a dead actor is replaced below, so deaths never exhaust the pool
+        options: dict[str, Any] = {"num_cpus": float(getattr(config, "num_cpus", 1) or 1), "max_restarts": 0}
+        num_gpus = float(getattr(config, "num_gpus", 0) or 0)
+        if num_gpus:
+            options["num_gpus"] = num_gpus
+        if resources:
+            options["resources"] = resources
+        self.options = options
+        self.actor_cls = ray.remote(_ShardActor).options(**options)
+        self.actors = [self.actor_cls.remote(spec, config) for _ in range(self.window)]
+        self.idle: deque = deque()
+        self.busy: dict[Any, Any] = {}
+        self.pending: dict[Any, Any] = {}  # ready() ref -> replacement actor still loading
+        try:
+            ray.get([a.ready.remote() for a in self.actors], timeout=start_timeout)
+        except ray.exceptions.GetTimeoutError:
+            self.close()
+            raise StageFailedError(self.unplaceable(start_timeout)) from None
+        except Exception as exc:  # setup failed (bad model path...): report the user's error, not Ray's
+            self.close()
+            raise _setup_failed(ray, spec, exc) from None
+        self.idle.extend(self.actors)
+
+    def unplaceable(self, seconds: float) -> str:
+        wanted = {**self.options.get("resources", {}), **self.options}
+        asked = ", ".join(f"{k}={v}" for k, v in sorted(wanted.items()) if k not in ("max_restarts", "resources"))
+        return (
+            f"stage {self.spec.name}: no actor could start within {seconds:.0f}s; the cluster has no node with "
+            f"the resources an actor asks for ({asked}); check num_gpus / num_cpus and [ray] resources, "
+            "or raise [ray] actor_start_timeout_s"
+        )
+
+    def can_submit(self) -> bool:
+        return bool(self.idle)
+
+    def submit(self, job: ShardJob):
+        actor = self.idle.popleft()
+        ref = actor.run.remote(job)
+        self.busy[ref] = actor
+        return ref
+
+    def release(self, ref, error: BaseException | None) -> None:
+        actor = self.busy.pop(ref)
+        if isinstance(error, self.ray.exceptions.RayActorError):  # its process or node died mid-shard
+            self.ray.kill(actor)
+            replacement = self.actor_cls.remote(self.spec, self.config)
+            self.actors.append(replacement)
+            self.pending[replacement.ready.remote()] = replacement
+        else:
+            self.idle.append(actor)
+
+    def starting(self) -> list:
+        return list(self.pending)
+
+    def started(self, ref) -> None:
+        """A replacement's ready() returned: it joins the pool, or raises the user's setup error."""
+        actor = self.pending.pop(ref)
+        try:
+            self.ray.get(ref)
+        except self.ray.exceptions.RayActorError:
+            return  # it died while loading (its node went too): the pool stays smaller
+        except Exception as exc:
+            raise _setup_failed(self.ray, self.spec, exc) from None
+        self.idle.append(actor)
+
+    def close(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
 
 
 class RayExecutor:
     """Runs shards on Ray: one task per shard for CPU stages, an actor pool for model stages.
 
-    At most ``max_in_flight`` shards have their inputs loaded at once, so the driver's memory does
-    not grow with the corpus.
+    ``resources`` maps a stage name to the custom Ray resources each of its tasks or actors asks for
+    (``{"sample": {"accel": 1}}`` routes the sample actors to the nodes started with that resource).
+    At most ``max_in_flight`` CPU shards are submitted at once.
     """
 
-    def __init__(self, cpus_per_task: float = 1.0, max_in_flight: int | None = None):
+    def __init__(
+        self,
+        cpus_per_task: float = 1.0,
+        max_in_flight: int | None = None,
+        resources: dict[str, dict[str, float]] | None = None,
+        actor_start_timeout_s: float = 600.0,
+    ):
         self.cpus_per_task = cpus_per_task
         self.max_in_flight = max_in_flight
+        self.resources = resources or {}
+        self.actor_start_timeout_s = actor_start_timeout_s
 
     def run(self, spec: StageSpec, config: StageConfig, jobs: list[ShardJob], on_done: OnDone, max_retries: int) -> None:
         """Run every job on Ray; raise :class:`StageFailedError` after the others finished if any still fails."""
         import ray
 
+        resources = dict(self.resources.get(spec.name, {}))
         if spec.uses_model:
-            submit, window, close = self._actor_pool(ray, spec, config)
+            pool: _TaskPool | _ActorPool = _ActorPool(ray, spec, config, resources, self.actor_start_timeout_s)
         else:
-            remote = ray.remote(_run_task).options(num_cpus=self.cpus_per_task, max_retries=0)
             window = self.max_in_flight or max(2, int(ray.cluster_resources().get("CPU", 1) / self.cpus_per_task) * 2)
-
-            def submit(job: ShardJob):
-                return remote.remote(spec, config, job.load_inputs(), job.output)
-
-            def close() -> None:
-                return None
-
+            pool = _TaskPool(ray, spec, config, self.cpus_per_task, window, resources)
         try:
-            self._drive(ray, spec, jobs, submit, window, on_done, max_retries)
+            self._drive(ray, spec, jobs, pool, on_done, max_retries)
         finally:
-            close()
+            pool.close()
 
-    def _actor_pool(self, ray, spec: StageSpec, config: StageConfig):
-        num_actors = max(1, int(getattr(config, "num_actors", 1) or 1))
-        # no Ray restarts: a dead actor is replaced below, so deaths never exhaust the pool
-        options = {"num_cpus": float(getattr(config, "num_cpus", 1) or 1), "max_restarts": 0}
-        num_gpus = float(getattr(config, "num_gpus", 0) or 0)
-        if num_gpus:
-            options["num_gpus"] = num_gpus
-        actor_cls = ray.remote(_ShardActor).options(**options)
-        actors = [actor_cls.remote(spec, config) for _ in range(num_actors)]
-        try:
-            ray.get([a.ready.remote() for a in actors])
-        except Exception as exc:  # setup failed (bad model path...): report the user's error, not Ray's
-            for actor in actors:
-                ray.kill(actor)
-            cause = _unwrap(exc)
-            if isinstance(cause, PipelineError):
-                raise cause from None
-            raise StageFailedError(f"stage {spec.name}: loading failed: {first_line(cause)}") from None
-        idle: deque = deque(actors)
-        busy: dict[Any, Any] = {}
-
-        def submit(job: ShardJob):
-            tables = job.load_inputs()  # before taking an actor: a load error must not lose it
-            actor = idle.popleft()
-            ref = actor.run.remote(tables, job.output)
-            busy[ref] = actor
-            return ref
-
-        def release(ref, error: BaseException | None = None) -> None:
-            actor = busy.pop(ref)
-            if isinstance(error, ray.exceptions.RayActorError):  # its process died mid-shard (OOM, segfault)
-                ray.kill(actor)
-                actor = actor_cls.remote(spec, config)
-                actors.append(actor)
-            idle.append(actor)
-
-        def close() -> None:
-            for actor in actors:
-                ray.kill(actor)
-
-        submit.release = release  # type: ignore[attr-defined]
-        return submit, num_actors, close
-
-    def _drive(self, ray, spec, jobs, submit, window, on_done, max_retries) -> None:
+    def _drive(self, ray, spec, jobs, pool, on_done, max_retries) -> None:
         queue: deque[tuple[ShardJob, int]] = deque((job, 1) for job in jobs)
         in_flight: dict[Any, tuple[ShardJob, int]] = {}
         failures: dict[int, BaseException] = {}
-        release = getattr(submit, "release", None)
 
         def failed(job: ShardJob, attempt: int, exc: BaseException) -> None:
             cause = _unwrap(exc)
@@ -203,28 +343,33 @@ class RayExecutor:
                 failures[job.index] = cause
 
         while queue or in_flight:
-            while queue and len(in_flight) < window:
+            while queue and pool.can_submit():
                 job, attempt = queue.popleft()
-                try:
-                    in_flight[submit(job)] = (job, attempt)
-                except Exception as exc:  # its inputs could not be read: retried, then reported
-                    failed(job, attempt, exc)
-            if not in_flight:
-                continue
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
+                in_flight[pool.submit(job)] = (job, attempt)
+            waiting = list(in_flight) + pool.starting()
+            if not in_flight and not pool.starting():
+                raise StageFailedError(
+                    f"stage {spec.name}: every actor died and none could be replaced; {len(queue)} shard(s) not run; "
+                    "finished shards are kept, run again to resume"
+                )
+            timeout = None if in_flight else self.actor_start_timeout_s
+            ready, _ = ray.wait(waiting, num_returns=1, timeout=timeout)
+            if not ready:
+                raise StageFailedError(pool.unplaceable(self.actor_start_timeout_s))
             ref = ready[0]
+            if ref not in in_flight:
+                pool.started(ref)
+                continue
             job, attempt = in_flight.pop(ref)
             error: BaseException | None = None
             try:
-                result, seconds = ray.get(ref)
+                done = ray.get(ref)
             except Exception as exc:  # retried, then reported with its shard
                 error = exc
-            if release:
-                release(ref, error)
+            pool.release(ref, error)
             if error is not None:
                 failed(job, attempt, error)
                 continue
-            on_done(job, result, seconds)
+            on_done(job, done, done.seconds)
         if failures:
             raise _fail(spec, failures, max_retries + 1)
-

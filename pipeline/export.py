@@ -111,6 +111,9 @@ class CardInfo(BaseModel):
     eval_table: str | None = Field(
         None, description="Markdown table of the held-out eval (starting policy vs trained model), shown in the card."
     )
+    examples: list[Path] = Field(
+        default_factory=list, description="PNG example lists (image with boxes, ranked answers, rewards) shown as a gallery."
+    )
 
 
 def user_prompt(text: str) -> list[dict[str, Any]]:
@@ -272,7 +275,7 @@ def _card_yaml(rows: dict[str, int], num_bytes: dict[str, int], info: CardInfo) 
     }
 
 
-def _card_body(rows: dict[str, int], info: CardInfo, plots: list[str]) -> str:
+def _card_body(rows: dict[str, int], info: CardInfo, plots: list[str], examples: list[str] | None = None) -> str:
     source = info.repo_id or "path/to/this/folder"
     if isinstance(info.rewards, dict):
         rewards = ", ".join(f"{task_type}: {reward}" for task_type, reward in info.rewards.items())
@@ -322,6 +325,10 @@ def _card_body(rows: dict[str, int], info: CardInfo, plots: list[str]) -> str:
         ")",
         "```",
     ]
+    if examples:
+        lines += ["", "## Example lists", "",
+                  "A few ranked lists, best response first: the image with its ground-truth boxes (dashed) and each "
+                  "response's parsed boxes, the rewards as bars; the colours are named under each picture.", "", *(f"![{Path(p).stem}]({p})" for p in examples)]
     if info.eval_table:
         lines += [
             "", "## Evaluation", "",
@@ -364,7 +371,7 @@ def export_dataset(
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ConfigError(f"export card_info.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-    for plot in info.plots:
+    for plot in [*info.plots, *info.examples]:
         if not plot.is_file():
             raise ConfigError(f"export card_info.plots: {plot} is not a file; run the report first or drop it")
     out_dir = Path(out_dir)
@@ -392,6 +399,11 @@ def export_dataset(
             (tmp / "plots").mkdir(exist_ok=True)
             shutil.copy2(plot, tmp / "plots" / plot.name)
             plots.append(f"plots/{plot.name}")
+        examples = []
+        for example in info.examples:
+            (tmp / "plots" / "examples").mkdir(parents=True, exist_ok=True)
+            shutil.copy2(example, tmp / "plots" / "examples" / example.name)
+            examples.append(f"plots/examples/{example.name}")
         front = yaml.safe_dump(_card_yaml(rows, num_bytes, info), sort_keys=False, allow_unicode=True)
-        (tmp / "README.md").write_text(f"---\n{front}---\n\n{_card_body(rows, info, plots)}", encoding="utf-8")
+        (tmp / "README.md").write_text(f"---\n{front}---\n\n{_card_body(rows, info, plots, examples)}", encoding="utf-8")
     return out_dir

@@ -17,8 +17,9 @@ from pipeline.runner import enabled_chain, last_writers
 from pipeline.store import RunStore
 from stages.lib.errors import ConfigError
 
-__all__ = ["collect_tables", "stage_metrics", "write_run_report", "finalize_run", "export_run", "publish_run"]
+__all__ = ["collect_tables", "stage_metrics", "write_run_report", "finalize_run", "export_run", "publish_run", "view_run"]
 
+EXAMPLES_DIR = "examples"  # report/examples/example-N.png: example lists drawn for the dataset card
 TASK_COLUMNS_WITHOUT_IMAGES = ["task_id", "task_type", "prompt", "answer", "width", "height", "source"]
 EXPORT_TABLES: tuple[str, ...] = ("tasks", *CONFIGS)  # what the export reads: the ranked tables and their images
 
@@ -87,6 +88,7 @@ def _card_info(cfg, stats: dict[str, Any], report_dir: Path) -> dict[str, Any]:
         "license": cfg.export.license,
         "plots": sorted(report_dir.glob("*.png")) if report_dir.is_dir() else [],
         "eval_table": _eval_markdown(report_dir.parent),
+        "examples": sorted((report_dir / EXAMPLES_DIR).glob("example-*.png")) if report_dir.is_dir() else [],
     }
 
 
@@ -125,6 +127,9 @@ def write_run_report(cfg, run_dir: Path) -> dict[str, Any]:
     store = RunStore(run_dir)
     stats = write_report(collect_tables(cfg, run_dir, REPORT_TABLES), stage_metrics(cfg, run_dir), store.report_dir)
     write_distortion_gallery(cfg, run_dir)
+    from pipeline.viewer import write_gallery
+
+    write_gallery(cfg, run_dir, store.report_dir / EXAMPLES_DIR)
     return stats
 
 
@@ -190,8 +195,18 @@ def publish_run(
     return "\n".join(lines)
 
 
+def view_run(run_dir: Path, out: Path | None = None, cfg=None) -> Path:
+    """Write the run's static HTML viewer to ``out`` (default ``<run>/viewer``); return it."""
+    from pipeline.viewer import write_viewer
+
+    run_dir = Path(run_dir)
+    cfg = cfg or _snapshot_config(run_dir)
+    _ensure_exportable(cfg, run_dir)
+    return write_viewer(cfg, run_dir, Path(out) if out else None)
+
+
 def finalize_run(cfg, run_dir: Path, ran: list[str]) -> None:
-    """After `run`: write the report and the export when the rank stage is complete and the config asks for them."""
+    """After `run`: write the report, the export and the viewer when the ranked tables are complete and the config asks for them."""
     if _unfinished_export_writer(cfg, run_dir):
         return
     if cfg.run.report:
@@ -199,3 +214,5 @@ def finalize_run(cfg, run_dir: Path, ran: list[str]) -> None:
         write_eval_report(run_dir)
     if cfg.run.export:
         export_run(run_dir, cfg=cfg)
+    if getattr(cfg.run, "viewer", False):
+        view_run(run_dir, cfg=cfg)

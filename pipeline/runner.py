@@ -16,10 +16,10 @@ from typing import Any
 import pyarrow as pa
 from pydantic import BaseModel
 
-from data_schemas import SCHEMA_VERSION, validate_table
+from data_schemas import SCHEMA_VERSION
 from pipeline.config import config_to_toml, section_for_fingerprint
 from stages.lib.errors import ConfigError
-from pipeline.executor import ShardJob
+from pipeline.executor import ShardDone, ShardJob, stage_result
 from pipeline.fingerprint import shard_fingerprint, table_hash
 from pipeline.progress import StageProgress
 from pipeline.store import Manifest, RunStore
@@ -182,13 +182,16 @@ class _StageRun:
         upstream = {t: self.store.read_manifest(s.name) for t, s in self.inputs.items()}
         for table, manifest in upstream.items():
             self._check_input(table, manifest)
+        if self.spec.prepare is not None:  # e.g. rank's review file: checked against the inputs, hashed
+            self.section, extra = self.spec.prepare(self.section, self._read_input)
+            self.section_data = {**self.section_data, **extra}
         if self.spec.fan_in:
-            return [self._job(0, fan_in_hashes(upstream), lambda: self._load_all(upstream))]
+            return [self._job(0, fan_in_hashes(upstream), files=self._all_files())]
         counts = {m.n_shards for m in upstream.values()}
         if len(counts) != 1:
             raise ConfigError(f"stage {self.spec.name}: its inputs have different shard counts {sorted(counts)}")
         n = counts.pop()
-        return [self._job(i, shard_input_hashes(upstream, i), lambda i=i: self._load_shard(i)) for i in range(n)]
+        return [self._job(i, shard_input_hashes(upstream, i), files=self._shard_files(i)) for i in range(n)]
 
     def _check_input(self, table: str, manifest: Manifest) -> None:
         """Raise :class:`ConfigError` unless every shard of the input ``table`` is recorded and intact."""
@@ -212,11 +215,16 @@ class _StageRun:
         plan = self.spec.plan(self.section)
         self.store.write_plan_quarantine(self.spec.name, plan.quarantine)
         return [
-            self._job(i, [table_hash(records)], lambda records=records: {"records": records})
-            for i, records in enumerate(plan.shards)
+            self._job(i, [table_hash(records)], tables={"records": records}) for i, records in enumerate(plan.shards)
         ]
 
-    def _job(self, index: int, input_hashes: list[str], loader) -> ShardJob:
+    def _job(
+        self,
+        index: int,
+        input_hashes: list[str],
+        files: dict[str, list[Path]] | None = None,
+        tables: dict[str, pa.Table] | None = None,
+    ) -> ShardJob:
         fingerprint = shard_fingerprint(self.spec.name, self.section_data, input_hashes)
         output = ShardOutput(
             stage=self.spec.name,
@@ -226,19 +234,25 @@ class _StageRun:
         return ShardJob(
             index=index,
             fingerprint=fingerprint,
-            load_inputs=loader,
             output=output,
+            run_dir=self.store.run_dir.resolve(),
+            input_files=files or {},
+            input_tables=tables or {},
             input_hashes=input_hashes,
             scratch_key=scratch_key(self.spec, self.section_data, input_hashes),
         )
 
-    def _load_shard(self, index: int) -> dict[str, pa.Table]:
-        return {
-            t: self.store.read_shard(s.name, t, index, s.writes[0]) for t, s in self.inputs.items()
-        }
+    def _shard_files(self, index: int) -> dict[str, list[Path]]:
+        """The input files of shard ``index``: that shard of every input table (absolute: workers read them)."""
+        return {t: [self.store.shard_path(s.name, t, index, s.writes[0]).resolve()] for t, s in self.inputs.items()}
 
-    def _load_all(self, upstream: dict[str, Manifest]) -> dict[str, pa.Table]:
-        return {t: self.store.read_table(s.name, t, s.writes[0]) for t, s in self.inputs.items()}
+    def _read_input(self, table: str, columns) -> pa.Table:
+        source = self.inputs[table]
+        return self.store.read_table(source.name, table, source.writes[0], columns=list(columns))
+
+    def _all_files(self) -> dict[str, list[Path]]:
+        """The input files of a fan-in shard: every shard of every input table, in shard order."""
+        return {t: [p.resolve() for p in self.store.table_files(s.name, t, s.writes[0])] for t, s in self.inputs.items()}
 
     # -- committing ------------------------------------------------------------------------
     def pending(self, jobs: list[ShardJob]) -> list[ShardJob]:
@@ -254,29 +268,26 @@ class _StageRun:
         self._save_every = max(1, len(todo) // 100)
         return todo
 
-    def commit(self, job: ShardJob, result: ShardResult, seconds: float) -> None:
-        """Validate and write a finished shard, then record it in the manifest."""
-        missing = [t for t in self.spec.writes if t not in result.tables]
-        if missing:
-            raise RuntimeError(f"stage {self.spec.name} shard {job.index} returned no table {missing}")
-        quarantine = None
-        if result.quarantine:
-            quarantine = validate_table(
-                [{"stage": self.spec.name, "shard": job.index, **row} for row in result.quarantine], "quarantine"
-            )
+    def commit(self, job: ShardJob, done: ShardDone | ShardResult, seconds: float) -> None:
+        """Put a finished shard's staged files in place and record it in the manifest.
+
+        ``done`` is what a worker staged in the run folder (:class:`ShardDone`), or a result still in
+        memory (an executor that hands back tables), which is staged here first.
+        """
+        if isinstance(done, ShardResult):
+            done = stage_result(self.spec, job, done, seconds)
         self._unsaved += 1
-        self.store.commit_shard(
+        self.store.commit_staged(
             self.manifest,
             job.index,
             job.fingerprint,
-            result.tables,
-            self.spec.writes[0] if self.spec.writes else "",
-            quarantine,
-            result.metrics,
-            result.artifacts,
+            done.staged,
+            done.metrics,
+            done.artifacts,
             seconds,
             job.input_hashes,
             write_manifest=self._unsaved >= self._save_every,
+            node=done.node,
         )
         if self._unsaved >= self._save_every:
             self._unsaved = 0
@@ -291,6 +302,8 @@ class _StageRun:
     def finish(self, summary: StageSummary) -> None:
         """Merge quarantine rows and fill the summary from the manifest."""
         self.flush()
+        # what workers that died mid-shard (a lost node) staged and never handed back
+        self.store.remove_stale_temporaries(self.spec.name)
         summary.quarantined = self.store.merge_quarantine(self.spec.name)
         for rec in self.manifest.shards.values():
             for table, count in rec.rows.items():
@@ -304,7 +317,11 @@ def _make_executor(cfg: BaseModel, use_ray: bool):
         return LocalExecutor()
     from pipeline.executor import RayExecutor
 
-    return RayExecutor(cpus_per_task=cfg.ray.cpus_per_task)
+    return RayExecutor(
+        cpus_per_task=cfg.ray.cpus_per_task,
+        resources=cfg.ray.resources,
+        actor_start_timeout_s=cfg.ray.actor_start_timeout_s,
+    )
 
 
 def run_pipeline(
@@ -334,6 +351,9 @@ def run_pipeline(
     store = RunStore(run_dir)
     with store.lock():
         check_skipped_upstream(chain, selected, store)
+        for spec in chain:  # files a stage's config names (rank's review) are checked before anything is written
+            if spec.prepare is not None and spec.name in selected:
+                spec.prepare(getattr(cfg, spec.name), None)
         store.write_config_snapshot(config_to_toml(cfg))
         return _run_chain(cfg, chain, store, selected, forced, use_ray and executor is None, show, executor)
 
@@ -343,10 +363,12 @@ def _run_chain(cfg, chain, store: RunStore, selected: set[str], forced: set[str]
     summaries: list[StageSummary] = []
     owns_ray = False
     if use_ray:
-        from pipeline.ray_runtime import ensure_ray
+        from pipeline.ray_runtime import check_run_dir_shared, ensure_ray
 
         owns_ray = ensure_ray(cfg.ray)
     try:
+        if use_ray:
+            check_run_dir_shared(store.run_dir)
         executor = executor or _make_executor(cfg, use_ray)
         for spec in chain:
             if spec.name not in selected:
@@ -371,9 +393,9 @@ def _run_stage(spec: StageSpec, cfg: BaseModel, store: RunStore, inputs, executo
     summary.shards_skipped = len(jobs) - len(todo)
     with StageProgress(spec.name, total=len(jobs), done=summary.shards_skipped, enabled=show) as bar:
 
-        def on_done(job: ShardJob, result: ShardResult, seconds: float) -> None:
-            stage_run.commit(job, result, seconds)
-            bar.advance(sum(t.num_rows for t in result.tables.values()))
+        def on_done(job: ShardJob, done: ShardDone | ShardResult, seconds: float) -> None:
+            stage_run.commit(job, done, seconds)
+            bar.advance(done.rows if isinstance(done, ShardDone) else sum(t.num_rows for t in done.tables.values()))
 
         try:
             if todo:

@@ -11,6 +11,8 @@ from stages import registry
 
 __all__ = ["StageStatus", "run_status", "format_status", "format_run_status"]
 
+NODE_ID_CHARS = 12  # of Ray's 56-hex-digit node id: enough to tell nodes apart (our choice)
+
 
 @dataclass
 class StageStatus:
@@ -22,6 +24,7 @@ class StageStatus:
     rows: dict[str, int] = field(default_factory=dict)
     quarantined: int = 0
     artifacts: list[str] = field(default_factory=list)
+    nodes: dict[str, int] = field(default_factory=dict)  # Ray node id -> shards it ran ("" in-process)
 
 
 def run_status(run_dir: Path) -> list[StageStatus]:
@@ -38,6 +41,7 @@ def run_status(run_dir: Path) -> list[StageStatus]:
             for table, count in rec.rows.items():
                 status.rows[table] = status.rows.get(table, 0) + count
             status.artifacts.extend(rec.artifacts)
+            status.nodes[rec.node] = status.nodes.get(rec.node, 0) + 1
         status.quarantined = store.quarantined_rows(name)
         out.append(status)
     return out
@@ -56,12 +60,21 @@ def format_run_status(run_dir: Path) -> str:
 
 
 def format_status(run_dir: Path, statuses: list[StageStatus], with_eval: bool = True) -> str:
-    """Render the status as an aligned text table followed by where the report and export are (and the eval table)."""
+    """Render the status as an aligned text table followed by where the report and export are, and the eval table.
+
+    When the run's shards ran on more than one Ray node, each stage also lists its nodes (the first
+    characters of the node id, as ``ray list nodes`` shows it) with the number of shards each ran.
+    """
     lines = [f"run: {run_dir}", f"{'stage':<10} {'shards':>9}  {'quarantined':>11}  rows"]
+    several_nodes = len({node for st in statuses for node in st.nodes if node}) > 1
     for st in statuses:
         total = "-" if st.shards_total is None else str(st.shards_total)
         rows = ", ".join(f"{t}={n}" for t, n in sorted(st.rows.items())) or "-"
         lines.append(f"{st.stage:<10} {f'{st.shards_done}/{total}':>9}  {st.quarantined:>11}  {rows}")
+        ran_on = {node: n for node, n in st.nodes.items() if node}
+        if several_nodes and ran_on:
+            shown = ", ".join(f"{node[:NODE_ID_CHARS]} ({n})" for node, n in sorted(ran_on.items()))
+            lines.append(f"{'':<10} nodes: {shown}")
         for artifact in st.artifacts:
             lines.append(f"{'':<10} artifact: {artifact}")
     store = RunStore(run_dir)
@@ -69,6 +82,7 @@ def format_status(run_dir: Path, statuses: list[StageStatus], with_eval: bool = 
         ("quarantine", store.quarantine_dir),
         ("report", store.stats_path),
         ("export", store.export_dir),
+        ("viewer", store.viewer_dir / "index.html"),
     ):
         if path.exists():
             lines.append(f"{label}: {path}")

@@ -13,6 +13,7 @@ Layout of ``runs/<run>/``::
     <stage>/_manifest.json           which shards are done, with what fingerprint, rows and metrics
     report/                          stats.json and plots
     export/                          the Hub-ready dataset folder
+    viewer/                          the static HTML viewer (`perpo-pipeline view`)
     .lock                            held by the process writing the run
 
 This module is the only code that knows these names: everything else asks :class:`RunStore` for a path.
@@ -39,9 +40,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data_schemas import SCHEMA_VERSION, validate_table
-from stages.lib.files import TEMP_GLOB, atomic_write_bytes, atomic_write_parquet
+from stages.lib.files import TEMP_GLOB, atomic_write_bytes, atomic_write_parquet, commit_temp, write_parquet_temp
 
-__all__ = ["ShardRecord", "Manifest", "RunStore"]
+__all__ = ["ShardRecord", "StagedFile", "StagedShard", "Manifest", "RunStore", "read_files"]
 
 MANIFEST = "_manifest.json"
 QUARANTINE_DIR = "_quarantine"
@@ -64,6 +65,27 @@ class ShardRecord:
     completed_at: float = 0.0
     sizes: dict[str, int] = field(default_factory=dict)  # bytes of each file, to notice a truncated one cheaply
     inputs: list[str] = field(default_factory=list)  # the input content hashes it was made from
+    node: str = ""  # the Ray node that ran it ("" in-process)
+
+
+@dataclass
+class StagedFile:
+    """One file of a shard written under a temporary name (paths relative to the run folder)."""
+
+    path: str  # where it goes
+    temp: str  # where it is now
+    sha256: str
+    size: int
+
+
+@dataclass
+class StagedShard:
+    """A shard's tables and quarantine rows, written under temporary names and not yet recorded."""
+
+    tables: dict[str, StagedFile] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    quarantine: StagedFile | None = None
+    quarantined: int = 0
 
 
 @dataclass
@@ -174,6 +196,11 @@ class RunStore:
         return self.run_dir / "export"
 
     @property
+    def viewer_dir(self) -> Path:
+        """The default static HTML viewer folder (`perpo-pipeline view`)."""
+        return self.run_dir / "viewer"
+
+    @property
     def config_path(self) -> Path:
         """The resolved config snapshot of the last `run` (``config.toml``)."""
         return self.run_dir / "config.toml"
@@ -259,6 +286,98 @@ class RunStore:
         return rec is not None and rec.fingerprint == fingerprint and self.damaged_file(rec) is None
 
     # -- shards --------------------------------------------------------------------------------
+    def quarantine_table(self, stage: str, index: int, rows: list[dict]) -> pa.Table | None:
+        """The quarantine rows a shard returned, with its stage and index, validated; None when there are none."""
+        if not rows:
+            return None
+        return validate_table([{"stage": stage, "shard": index, **row} for row in rows], "quarantine")
+
+    def stage_shard(
+        self, stage: str, index: int, main_table: str, tables: dict[str, pa.Table], quarantine: pa.Table | None
+    ) -> StagedShard:
+        """Validate a shard's tables and write them under temporary names beside their final paths.
+
+        Runs wherever the shard ran (a Ray worker, given a store on the same run folder): the files
+        are complete and fsynced but not yet in place and not recorded; :meth:`commit_staged` (the
+        driver) renames them and records the shard. Raises :class:`SchemaError` for a table that does
+        not fit its schema (nothing is left behind).
+        """
+        staged = StagedShard()
+        try:
+            for table_name, table in sorted(tables.items()):
+                table = validate_table(table, table_name)
+                path = self.shard_path(stage, table_name, index, main_table)
+                staged.tables[table_name] = self._stage_file(path, table)
+                staged.rows[table_name] = table.num_rows
+            if quarantine is not None and quarantine.num_rows:
+                quarantine = validate_table(quarantine, "quarantine")
+                staged.quarantine = self._stage_file(self.quarantine_shard_path(stage, index), quarantine)
+                staged.quarantined = quarantine.num_rows
+        except BaseException:
+            self.discard_staged(staged)
+            raise
+        return staged
+
+    def _stage_file(self, path: Path, table: pa.Table) -> StagedFile:
+        tmp, digest = write_parquet_temp(path, table)
+        return StagedFile(
+            path=str(path.relative_to(self.run_dir)), temp=str(tmp.relative_to(self.run_dir)),
+            sha256=digest, size=tmp.stat().st_size,
+        )
+
+    def discard_staged(self, staged: StagedShard) -> None:
+        """Delete a staged shard's temporaries (it will not be committed)."""
+        for item in [*staged.tables.values(), *([staged.quarantine] if staged.quarantine else [])]:
+            (self.run_dir / item.temp).unlink(missing_ok=True)
+
+    def commit_staged(
+        self,
+        manifest: Manifest,
+        index: int,
+        fingerprint: str,
+        staged: StagedShard,
+        metrics: dict[str, float],
+        artifacts: list[str],
+        seconds: float,
+        inputs: list[str] | None = None,
+        write_manifest: bool = True,
+        node: str = "",
+    ) -> ShardRecord:
+        """Rename a staged shard's files into place, then record it in ``manifest`` (written last).
+
+        With ``write_manifest=False`` the record stays in memory until the caller writes the manifest:
+        until then a crash redoes the shard (its files are complete but not trusted).
+        """
+        for item in staged.tables.values():
+            commit_temp(self.run_dir / item.temp, self.run_dir / item.path)
+        files = [item.path for item in staged.tables.values()]
+        qpath = self.quarantine_shard_path(manifest.stage, index)
+        if staged.quarantine is not None:
+            commit_temp(self.run_dir / staged.quarantine.temp, qpath)
+            files.append(staged.quarantine.path)
+        elif qpath.exists():
+            qpath.unlink()
+        sizes = {item.path: item.size for item in [*staged.tables.values(), *([staged.quarantine] if staged.quarantine else [])]}
+        hashes = [f"{name}:{item.sha256}" for name, item in sorted(staged.tables.items())]
+        record = ShardRecord(
+            fingerprint=fingerprint,
+            content_hash=hashlib.sha256("|".join(hashes).encode()).hexdigest(),
+            rows=dict(staged.rows),
+            quarantined=staged.quarantined,
+            files=files,
+            metrics={k: float(v) for k, v in metrics.items()},
+            artifacts=artifacts,
+            seconds=round(seconds, 3),
+            completed_at=time.time(),
+            sizes=sizes,
+            inputs=list(inputs or []),
+            node=node,
+        )
+        manifest.shards[index] = record
+        if write_manifest:
+            self.write_manifest(manifest)
+        return record
+
     def commit_shard(
         self,
         manifest: Manifest,
@@ -273,47 +392,11 @@ class RunStore:
         inputs: list[str] | None = None,
         write_manifest: bool = True,
     ) -> ShardRecord:
-        """Validate and write a shard's tables atomically, then record it in ``manifest`` (written last).
-
-        With ``write_manifest=False`` the record stays in memory until the caller writes the manifest:
-        until then a crash redoes the shard (its files are complete but not trusted).
-        """
-        files: list[str] = []
-        hashes: list[str] = []
-        rows: dict[str, int] = {}
-        for table_name, table in sorted(tables.items()):
-            table = validate_table(table, table_name)
-            path = self.shard_path(manifest.stage, table_name, index, main_table)
-            hashes.append(f"{table_name}:{atomic_write_parquet(path, table)}")
-            files.append(str(path.relative_to(self.run_dir)))
-            rows[table_name] = table.num_rows
-        qpath = self.quarantine_shard_path(manifest.stage, index)
-        n_quarantined = 0
-        if quarantine is not None and quarantine.num_rows:
-            atomic_write_parquet(qpath, validate_table(quarantine, "quarantine"))
-            files.append(str(qpath.relative_to(self.run_dir)))
-            n_quarantined = quarantine.num_rows
-        elif qpath.exists():
-            qpath.unlink()
-        sizes = {rel: (self.run_dir / rel).stat().st_size for rel in files}
-        content_hash = hashlib.sha256("|".join(hashes).encode()).hexdigest()
-        record = ShardRecord(
-            fingerprint=fingerprint,
-            content_hash=content_hash,
-            rows=rows,
-            quarantined=n_quarantined,
-            files=files,
-            metrics={k: float(v) for k, v in metrics.items()},
-            artifacts=artifacts,
-            seconds=round(seconds, 3),
-            completed_at=time.time(),
-            sizes=sizes,
-            inputs=list(inputs or []),
+        """Validate and write a shard's tables atomically, then record it: :meth:`stage_shard` then :meth:`commit_staged`."""
+        staged = self.stage_shard(manifest.stage, index, main_table, tables, quarantine)
+        return self.commit_staged(
+            manifest, index, fingerprint, staged, metrics, artifacts, seconds, inputs, write_manifest=write_manifest
         )
-        manifest.shards[index] = record
-        if write_manifest:
-            self.write_manifest(manifest)
-        return record
 
     def drop_shards_from(self, manifest: Manifest, first_index: int) -> None:
         """Forget and delete shards with index >= ``first_index`` (the stage now plans fewer shards)."""
@@ -350,15 +433,7 @@ class RunStore:
 
     def read_table(self, stage: str, table: str, main_table: str, columns: list[str] | None = None) -> pa.Table:
         """Concatenate every finished shard of ``table``; an empty table with the schema if there is none."""
-        from data_schemas import schema_for
-
-        paths = self.table_files(stage, table, main_table)
-        if not paths:
-            schema = schema_for(table)
-            if columns:
-                schema = pa.schema([schema.field(c) for c in columns])
-            return schema.empty_table()
-        return pa.concat_tables([pq.read_table(p, columns=columns) for p in paths])
+        return read_files(table, self.table_files(stage, table, main_table), columns)
 
     def merge_quarantine(self, stage: str) -> int:
         """Merge the stage's per-shard quarantine files into ``quarantine/<stage>.parquet``; return the row count."""
@@ -386,3 +461,15 @@ class RunStore:
         if not files:
             return empty_table("quarantine")
         return pa.concat_tables([pq.read_table(f) for f in files])
+
+
+def read_files(table: str, paths: list[Path], columns: list[str] | None = None) -> pa.Table:
+    """Concatenate the Parquet shard files ``paths`` of ``table`` in order; an empty table of its schema if none."""
+    from data_schemas import schema_for
+
+    if not paths:
+        schema = schema_for(table)
+        if columns:
+            schema = pa.schema([schema.field(c) for c in columns])
+        return schema.empty_table()
+    return pa.concat_tables([pq.read_table(p, columns=columns) for p in paths])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, Sequence, TypeVar
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
@@ -100,6 +100,10 @@ class StageSpec(Generic[C]):
     - ``uses_model``: the stage runs on an actor pool (``num_actors``, ``num_gpus``, ``num_cpus`` from its config).
     - ``resume_neutral``: config fields whose change redoes the shard but keeps its scratch folder, so
       the stage can resume from what it left there (train: ``max_steps`` continues from the checkpoints).
+    - ``prepare``: runs in the driver before the shards are planned, ``prepare(config, read_input)`` ->
+      ``(config for the shards, extra fingerprint fields)``, for files the config names whose content
+      matters (rank: the review file). ``read_input(table, columns)`` reads a whole input table; it is
+      ``None`` in the preflight before anything is written, when only the file itself can be checked.
     """
 
     name: str
@@ -113,6 +117,7 @@ class StageSpec(Generic[C]):
     uses_model: bool = False
     description: str = ""
     resume_neutral: frozenset[str] = frozenset()
+    prepare: Callable[[C, Callable[[str, Sequence[str]], pa.Table] | None], tuple[C, dict[str, Any]]] | None = None
 
 
 def quarantine_row(
@@ -132,9 +137,12 @@ def quarantine_row(
             return [_clean(v) for v in value]
         return value
 
+    def _text(value: str) -> str:  # a lone surrogate must not make the quarantine row itself unwritable
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
     return {
-        "row_ref": str(row_ref),
+        "row_ref": _text(str(row_ref)),
         "reason": str(reason),
-        "message": message,
+        "message": _text(message),
         "record": json.dumps(_clean(record), default=str) if record is not None else None,
     }

@@ -49,7 +49,14 @@ class IngestConfig(StageConfig):
     )
     image_root: Path | None = Field(
         default=None,
-        description="Folder that relative image paths are resolved against; default: the folder of `path`.",
+        description="Folder that relative image paths are resolved against; default: the folder of `path`. "
+        "It is also the corpus root images must lie in (see allow_outside_root).",
+    )
+    allow_outside_root: bool = Field(
+        default=False,
+        description="Read images whose path (symlinks resolved) lies outside the corpus root: `image_root`, else "
+        "the folder of `path` (or `path` itself when it is a folder). Off: such rows are quarantined as "
+        "outside_root, so `../x.png`, absolute paths and symlinks out of the corpus never enter the dataset.",
     )
 
     # --- demo corpus --------------------------------------------------------------------------
@@ -119,6 +126,13 @@ class IngestConfig(StageConfig):
         description="Largest image accepted, in pixels (width x height), checked from the header before decoding; "
         "larger images are quarantined as image_too_large (decompression-bomb guard).",
     )
+    max_bytes: int = Field(
+        default=256 * 2**20,
+        ge=1,
+        description="Largest image file accepted, in bytes (256 MiB: a 40 MP 8-bit RGB image stored uncompressed "
+        "is 120 MB); checked from the file size at planning and capped when reading, so a huge file is never read "
+        "whole. Larger files are quarantined as image_too_large.",
+    )
     box_tolerance: float = Field(
         default=1.0,
         ge=0.0,
@@ -132,6 +146,15 @@ class IngestConfig(StageConfig):
         description="JPEG quality used when a JPEG source must be re-encoded (EXIF rotation, non-RGB mode); "
         "other re-encoded images are stored as PNG.",
     )
+
+    def corpus_root(self) -> Path:
+        """The folder every image must lie in unless ``allow_outside_root``: ``image_root``, else the folder of
+        ``path`` (``path`` itself when it is a folder)."""
+        if self.image_root is not None:
+            return self.image_root
+        if self.path is None:
+            raise ValueError("[ingest] path is not set; the demo corpus has no corpus root")
+        return self.path if self.path.is_dir() else self.path.parent
 
     @field_validator("format", mode="before")
     @classmethod

@@ -53,17 +53,23 @@ class StoredImage:
     reencoded: bool
 
 
-def read_image_file(path: Path) -> bytes:
-    """Return the bytes of ``path``; a missing or unreadable file raises ``Rejected(missing_image)``,
-    a zero-byte file ``Rejected(empty_image)``."""
+def read_image_file(path: Path, *, max_bytes: int) -> bytes:
+    """Return the bytes of ``path``, reading at most ``max_bytes + 1`` of them; a missing or unreadable file
+    raises ``Rejected(missing_image)``, a zero-byte file ``Rejected(empty_image)``, a file over ``max_bytes``
+    (or one that memory cannot hold) ``Rejected(image_too_large)``."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            data = f.read(max_bytes + 1)
+    except MemoryError:
+        raise Rejected(QuarantineReason.IMAGE_TOO_LARGE, f"not enough memory to read image file {path}") from None
     except FileNotFoundError:
         raise Rejected(QuarantineReason.MISSING_IMAGE, f"image file not found: {path}") from None
     except OSError as exc:  # a directory, no permission, I/O error
         raise Rejected(QuarantineReason.MISSING_IMAGE, f"cannot read image file {path}: {exc.strerror or exc}") from None
     if not data:
         raise Rejected(QuarantineReason.EMPTY_IMAGE, f"image file is empty (0 bytes): {path}")
+    if len(data) > max_bytes:
+        raise Rejected(QuarantineReason.IMAGE_TOO_LARGE, f"image file {path} is over [ingest] max_bytes = {max_bytes}")
     return data
 
 
@@ -134,6 +140,8 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         raise Rejected(QuarantineReason.NOT_AN_IMAGE, message) from None
     except Image.DecompressionBombError as exc:
         raise Rejected(QuarantineReason.IMAGE_TOO_LARGE, f"{exc} (limit: [ingest] max_pixels = {max_pixels})") from None
+    except MemoryError:
+        raise Rejected(QuarantineReason.IMAGE_TOO_LARGE, "not enough memory to read the image header") from None
     except Exception as exc:  # untrusted bytes: a plugin may raise anything on a damaged header
         raise Rejected(QuarantineReason.CORRUPT_IMAGE, f"cannot read image header: {type(exc).__name__}: {exc}") from None
 
@@ -150,6 +158,9 @@ def _load(img: Image.Image, max_pixels: int) -> None:
         img.load()
     except Image.DecompressionBombError as exc:
         raise Rejected(QuarantineReason.IMAGE_TOO_LARGE, str(exc)) from None
+    except MemoryError:
+        message = f"not enough memory to decode the {width}x{height} image (lower [ingest] max_pixels)"
+        raise Rejected(QuarantineReason.IMAGE_TOO_LARGE, message) from None
     except Exception as exc:  # truncated JPEG (OSError), broken PNG chunk (SyntaxError), plugin bugs
         raise Rejected(QuarantineReason.CORRUPT_IMAGE, f"image fails to decode: {type(exc).__name__}: {exc}") from None
 

@@ -28,7 +28,8 @@ __all__ = ["ImageFetcher"]
 class ImageFetcher:
     """Returns ``(bytes, name)`` for image refs; use as a context manager so Parquet files are closed."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
         self._file: pq.ParquetFile | None = None
         self._file_path: str | None = None
         self._starts: list[int] = []
@@ -61,7 +62,7 @@ class ImageFetcher:
         return reader(ref), ref.get("name")
 
     def _read_file(self, ref: Mapping[str, Any]) -> bytes:
-        return read_image_file(Path(ref["path"]))
+        return read_image_file(Path(ref["path"]), max_bytes=self._max_bytes)
 
     def _read_demo(self, ref: Mapping[str, Any]) -> bytes:
         return render_demo_image(int(ref["seed"]), int(ref["index"]))
@@ -87,4 +88,7 @@ class ImageFetcher:
         data = cell.get("bytes") if isinstance(cell, dict) else cell
         if not data:
             raise Rejected(QuarantineReason.MISSING_IMAGE, f"{path} row {row} has no image bytes")
+        if len(data) > self._max_bytes:
+            message = f"{path} row {row} has a {len(data)}-byte image, over [ingest] max_bytes = {self._max_bytes}"
+            raise Rejected(QuarantineReason.IMAGE_TOO_LARGE, message)
         return data

@@ -69,13 +69,20 @@ def plan_shards(config: IngestConfig) -> IngestPlan:
         if not isinstance(item, Planned):
             plan.quarantine.append(item)
             continue
-        key = _duplicate_key(item)
+        try:
+            key = _duplicate_key(item)
+            record = encode_record(item)
+            record.encode("utf-8"), item.source.encode("utf-8")
+        except UnicodeEncodeError as exc:  # backstop: the adapters' checks already catch lone surrogates
+            message = f"record is not valid UTF-8 text: {exc.reason} at position {exc.start}"
+            plan.quarantine.append(quarantine_row(item.source, QuarantineReason.MALFORMED_RECORD, message))
+            continue
         if key in first_seen:
             message = f"same image, task type and prompt as {first_seen[key]} (the first is kept)"
             plan.quarantine.append(quarantine_row(item.source, QuarantineReason.DUPLICATE, message, item.record()))
             continue
         first_seen[key] = item.source
-        pending.append((encode_record(item), item.source))
+        pending.append((record, item.source))
         if len(pending) == config.shard_size:
             plan.shards.append(_table(pending))
             pending = []

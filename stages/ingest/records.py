@@ -67,9 +67,10 @@ def decode_record(text: str) -> tuple[dict[str, Any], TaskSpec]:
         raise Rejected(QuarantineReason.MALFORMED_RECORD, f"unreadable plan record: {type(exc).__name__}: {exc}") from None
 
 
-def file_ref(path: Path, name: str | None) -> dict[str, Any]:
+def file_ref(path: Path, name: str | None, *, max_bytes: int) -> dict[str, Any]:
     """Return the image ref of a file, after a ``stat``: missing (or not a file) raises
-    ``Rejected(missing_image)``, zero bytes ``Rejected(empty_image)``."""
+    ``Rejected(missing_image)``, zero bytes ``Rejected(empty_image)``, over ``max_bytes``
+    ``Rejected(image_too_large)`` (the file is not read)."""
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -80,6 +81,9 @@ def file_ref(path: Path, name: str | None) -> dict[str, Any]:
         raise Rejected(QuarantineReason.MISSING_IMAGE, f"image path is not a regular file: {path}")
     if st.st_size == 0:
         raise Rejected(QuarantineReason.EMPTY_IMAGE, f"image file is empty (0 bytes): {path}")
+    if st.st_size > max_bytes:
+        message = f"image file {path} has {st.st_size} bytes, over [ingest] max_bytes = {max_bytes}"
+        raise Rejected(QuarantineReason.IMAGE_TOO_LARGE, message)
     return {
         "kind": ImageKind.FILE.value,
         "path": str(path),

@@ -7,8 +7,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from data_schemas.tables import empty_table, validate_table
 from data_schemas.quarantine import QuarantineReason
+from data_schemas.tables import empty_table, validate_table
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageSpec, quarantine_row
 from stages.ingest.config import IngestConfig
 from stages.ingest.plan import plan_shards
@@ -50,7 +50,7 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: IngestConfig) ->
     quarantine: list[dict[str, Any]] = []
     first_seen: dict[str, str] = {}
     reencoded = image_bytes = 0
-    with ImageFetcher() as fetcher:
+    with ImageFetcher(config.max_bytes) as fetcher:
         for text, source in zip(records.column("record").to_pylist(), records.column("source").to_pylist()):
             try:
                 ref, spec = decode_record(text)

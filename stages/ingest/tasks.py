@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from data_schemas.images import encode_image_cell
-from data_schemas.tables import TASK_TYPES
 from data_schemas.quarantine import QuarantineReason
+from data_schemas.tables import TASK_TYPES
 from stages.ingest.decode import StoredImage
 from stages.ingest.rejected import Rejected
 from stages.lib.boxes import BOX_DECIMALS, BadBox, BoxLayout, boxes_from_annotation, check_pixel_box, orient_box, pixel_boxes_text
@@ -32,6 +32,7 @@ __all__ = [
     "task_id",
     "dedupe_prompt",
     "task_row",
+    "check_utf8",
 ]
 
 _LETTER = re.compile(r"\(?([A-Za-z])[.):]?")
@@ -63,6 +64,26 @@ class TaskSpec:
         """Inverse of :meth:`to_record`."""
         size = record.get("declared_size")
         return cls(**{**record, "declared_size": tuple(size) if size else None})
+
+
+def check_utf8(value: Any, what: str) -> None:
+    """Raise ``Rejected(malformed_record)`` if a string in ``value`` (nested dicts and lists, keys included)
+    cannot be encoded as UTF-8: a lone surrogate such as ``"\ud800"`` is a legal JSON escape but no text,
+    and would fail later when the row is hashed or written."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = value[exc.start : exc.end]
+            message = f"{what} is not valid UTF-8 text: lone surrogate {bad!r} at position {exc.start}"
+            raise Rejected(QuarantineReason.MALFORMED_RECORD, message) from None
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            check_utf8(key, f"a key of {what}")
+            check_utf8(item, what)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            check_utf8(item, what)
 
 
 def _text(value: Any, name: str) -> str | None:
@@ -167,7 +188,10 @@ def check_task(spec: TaskSpec, size: tuple[int, int] | None = None, tolerance: f
     grounding needs boxes; ocr an answer; vqa and caption an answer or answers (the answer defaults to the
     most common of them, answers to ``[answer]``); vqa choices turn the answer into its letter. With
     ``size`` (upright width, height) boxes must lie inside the image (``tolerance`` px) and are clipped to it.
+    Text that is not valid UTF-8 (lone surrogates) is ``malformed_record``.
     """
+    for name in ("prompt", "answer", "answers", "choices", "meta"):
+        check_utf8(getattr(spec, name), name)
     if spec.task_type not in TASK_TYPES:
         known = ", ".join(TASK_TYPES)
         raise Rejected(QuarantineReason.UNKNOWN_TASK_TYPE, f"unknown task_type {spec.task_type!r}; known: {known}")

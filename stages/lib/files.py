@@ -20,9 +20,12 @@ __all__ = [
     "TEMP_GLOB",
     "temp_path",
     "fsync_dir",
+    "write_temp",
+    "commit_temp",
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
+    "write_parquet_temp",
     "atomic_write_parquet",
     "atomic_folder",
     "file_sha256",
@@ -49,11 +52,12 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
-    """Call ``write(tmp)`` to fill a temporary sibling of ``path``, fsync it, then rename it onto ``path``.
+def write_temp(path: Path, write: Callable[[Path], Any]) -> Path:
+    """Call ``write(tmp)`` to fill a fresh temporary sibling of ``path``, fsync it and return it (not renamed).
 
-    ``write`` may use any library that writes to a path (matplotlib, pyarrow, torch). On any error the
-    temporary is removed and ``path`` is left as it was.
+    The first half of an atomic write, for a writer that is not the one deciding when the file
+    counts (a Ray worker writes a shard, the driver renames it with :func:`commit_temp`). On any
+    error the temporary is removed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,10 +66,28 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
         write(tmp)
         with open(tmp, "r+b") as fh:
             os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def commit_temp(tmp: Path, path: Path) -> None:
+    """Rename the finished temporary ``tmp`` onto ``path`` (the second half of an atomic write) and flush the folder."""
+    try:
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
+        Path(tmp).unlink(missing_ok=True)
+    fsync_dir(Path(path).parent)
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
+    """Call ``write(tmp)`` to fill a temporary sibling of ``path``, fsync it, then rename it onto ``path``.
+
+    ``write`` may use any library that writes to a path (matplotlib, pyarrow, torch). On any error the
+    temporary is removed and ``path`` is left as it was.
+    """
+    commit_temp(write_temp(Path(path), write), Path(path))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -87,19 +109,25 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def atomic_write_parquet(path: Path, table: Any) -> str:
-    """Write the Arrow ``table`` to ``path`` atomically (zstd, 1024-row groups); return the file's sha256."""
+def write_parquet_temp(path: Path, table: Any) -> tuple[Path, str]:
+    """Write the Arrow ``table`` to a temporary sibling of ``path`` (zstd, 1024-row groups), fsynced;
+    return the temporary and the file's sha256. :func:`commit_temp` puts it in place."""
     import pyarrow.parquet as pq
 
-    path = Path(path)
     digest: list[str] = []
 
     def write(tmp: Path) -> None:
         pq.write_table(table, tmp, compression="zstd", row_group_size=1024)
         digest.append(file_sha256(tmp))
 
-    atomic_write(path, write)
-    return digest[0]
+    return write_temp(Path(path), write), digest[0]
+
+
+def atomic_write_parquet(path: Path, table: Any) -> str:
+    """Write the Arrow ``table`` to ``path`` atomically (zstd, 1024-row groups); return the file's sha256."""
+    tmp, digest = write_parquet_temp(Path(path), table)
+    commit_temp(tmp, Path(path))
+    return digest
 
 
 @contextmanager

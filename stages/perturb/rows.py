@@ -8,8 +8,9 @@ from collections import Counter
 from typing import Any
 
 from data_schemas.tables import Origin
-from stages.lib.errors import ConfigError
-from stages.base import ShardOutput, ShardResult
+from data_schemas.quarantine import QuarantineReason
+from stages.base import ShardOutput, ShardResult, quarantine_row
+from stages.lib.errors import ConfigError, first_line
 from stages.perturb.config import HallucinationConfig, HallucinationMode, PerturbConfig
 from stages.perturb.distortions import apply_distortion
 from stages.perturb.hallucinate import Hallucination, rule_hallucinations
@@ -174,7 +175,9 @@ def distorted_rows(
 
     Each distorted image is seeded by (distortion.seed, task_id, label) and recorded in the row's
     ``distortion`` JSON (name, label, params, seed, mode; ``image`` file name when kept). Rejected
-    requests go to ``result.quarantine``; kept PNGs to ``output.scratch_dir`` and ``result.artifacts``.
+    requests, and images a distortion fails on (``distortion_failed``: e.g. OpenCV's JPEG encoder
+    refuses sides over 65,500 px), go to ``result.quarantine``; kept PNGs to ``output.scratch_dir``
+    and ``result.artifacts``.
     """
     from PIL import Image
 
@@ -198,7 +201,16 @@ def distorted_rows(
             continue
         for spec in cfg.distortions:
             seed = stable_seed(cfg.seed, task["task_id"], "distortion", spec.label)
-            distorted = Image.fromarray(apply_distortion(image, spec, seed))
+            try:
+                distorted = Image.fromarray(apply_distortion(image, spec, seed))
+            except Exception as exc:  # a library limit hit by one legal image (OpenCV, numpy): that row only
+                message = f"distortion {spec.label} ({spec.name.value}) failed on the {image.width}x{image.height} image: "
+                record = {"task_id": task["task_id"], "distortion": spec.label, "seed": seed}
+                result.quarantine.append(
+                    quarantine_row(task["task_id"], QuarantineReason.DISTORTION_FAILED, message + first_line(exc), record)
+                )
+                metrics["distortion_errors"] += 1
+                continue
             metrics["distorted_images"] += 1
             record = {"name": spec.name.value, "label": spec.label, "params": spec.params, "seed": seed, "mode": "image"}
             if cfg.keep_images:

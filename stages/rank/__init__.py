@@ -11,8 +11,10 @@ from stages.rank.ordering import (
     drop_reason,
     order_candidates,
     rank_candidates,
+    reviewed_list,
 )
-from stages.rank.stage import SPEC, run_shard
+from stages.rank.review import Review, ReviewDecision, ReviewEntry, ReviewFlag, check_review, parse_review, read_review
+from stages.rank.stage import SPEC, prepare, run_shard
 
 __all__ = [
     "SPEC",
@@ -34,5 +36,14 @@ __all__ = [
     "listwise_row",
     "pair_rows",
     "group_row",
+    "reviewed_list",
+    "Review",
+    "ReviewDecision",
+    "ReviewEntry",
+    "ReviewFlag",
+    "parse_review",
+    "read_review",
+    "check_review",
+    "prepare",
     "run_shard",
 ]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Callable
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from data_schemas.tables import ORIGINS, Origin
 from stages.base import StageConfig
@@ -38,6 +39,7 @@ class DropReason(StrEnum):
     SINGLE_REWARD = "single_reward"  # every response has the same reward
     LOW_SPREAD = "low_spread"  # max - min reward below min_spread
     SINGLE_ORIGIN = "single_origin"  # an unscored (caption) list whose responses all share one origin
+    REVIEW = "review"  # a person dropped it in the review file ([rank] review)
 
 
 # None means "do not dedupe"; every other mode maps a text to the key duplicates share.
@@ -72,6 +74,12 @@ class RankConfig(StageConfig):
         description="Normalization before duplicate texts are removed (the best-ranked copy is kept): "
         "none | exact | whitespace | casefold_whitespace.",
     )
+    list_origins: tuple[Origin, ...] = Field(
+        tuple(Origin),
+        description="Origins whose candidates enter the lists (others are counted as candidates_excluded_origin). "
+        "PerPO's published lists hold the N policy samples only: ['policy'] with max_list_len >= sample.n "
+        "(the perpo-grounding / perpo-ocr presets set both).",
+    )
     # --- ordering
     origin_order: tuple[Origin, ...] = Field(
         DEFAULT_ORIGIN_ORDER,
@@ -97,6 +105,15 @@ class RankConfig(StageConfig):
         description="Size of the chosen (top) and rejected (bottom) groups of an mDPO row; shrinks for short "
         "lists so that every chosen response is strictly preferred to every rejected one.",
     )
+    # --- review
+    review: Path | None = Field(
+        None,
+        description="A review file downloaded from the viewer (`perpo-pipeline view`), one JSON line per task: "
+        "{task_id, decision keep|drop, flags, order}. Dropped lists leave the outputs; a list with an order keeps "
+        "the person's order. Its content is part of rank's fingerprint: a changed file redoes rank and what follows.",
+    )
+    # The parsed review, attached once in the driver by stages.rank.stage.prepare (shipped with the config).
+    _review: object | None = PrivateAttr(None)
 
     @field_validator("origin_order")
     @classmethod
@@ -108,6 +125,13 @@ class RankConfig(StageConfig):
             )
         return value
 
+    @field_validator("list_origins")
+    @classmethod
+    def _list_origins_known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError(f"list_origins={list(value)} must name at least one origin, each once, of {list(ORIGINS)}")
+        return value
+
     @model_validator(mode="after")
     def _groups_fit_lists(self) -> "RankConfig":
         if 2 * self.group_k > self.max_list_len:
@@ -116,3 +140,14 @@ class RankConfig(StageConfig):
                 f"max_list_len={self.max_list_len}; raise max_list_len or lower group_k"
             )
         return self
+
+    def loaded_review(self):
+        """Return the parsed review file (``stages.rank.review.Review``): the one ``prepare`` attached, else
+        read now; ``None`` when ``review`` is unset. A bad file is a :class:`ConfigError` naming the line."""
+        if self.review is None:
+            return None
+        if self._review is None:
+            from stages.rank.review import read_review
+
+            self._review = read_review(self.review)
+        return self._review

@@ -32,6 +32,14 @@ def prefers(a: Candidate, b: Candidate, origin_order: Sequence[str]) -> bool:
     return rank.get(a.origin, len(rank)) < rank.get(b.origin, len(rank))
 
 
+def _better(ranked: RankedList, origin_order: Sequence[str]) -> Callable[[int, int], bool]:
+    """Whether position i of ``ranked`` is strictly preferred to position j (a reviewed unscored list: i < j)."""
+    cands = ranked.candidates
+    if ranked.reviewed and not ranked.scored:
+        return lambda i, j: i < j
+    return lambda i, j: prefers(cands[i], cands[j], origin_order)
+
+
 def listwise_row(task_id: str, task_type: str, prompt: str, ranked: RankedList) -> dict[str, Any]:
     """Return the ``listwise`` row of a kept list; ``rewards`` is null if unscored, ``ref_logps`` is the reference stage's."""
     cands = ranked.candidates
@@ -61,10 +69,11 @@ def pair_rows(
 ) -> list[dict[str, Any]]:
     """Return the ``pairs`` rows of a ranked list under ``mode``; pairs that are not a clear preference are skipped."""
     cands = ranked.candidates
+    better = _better(ranked, origin_order)
     rows = []
     for i, j in PAIR_INDICES[mode](len(cands)):
         chosen, rejected = cands[i], cands[j]
-        if not prefers(chosen, rejected, origin_order):
+        if not better(i, j):
             continue
         margin = None
         if ranked.scored:
@@ -94,8 +103,9 @@ def group_row(
     cands = ranked.candidates
     n = len(cands)
     k = min(group_k, n // 2)
+    better = _better(ranked, origin_order)
     # The list is sorted, so it is enough that the worst chosen beats the best rejected.
-    while k > 0 and not prefers(cands[k - 1], cands[n - k], origin_order):
+    while k > 0 and not better(k - 1, n - k):
         k -= 1
     if k == 0:
         return None

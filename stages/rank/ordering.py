@@ -10,12 +10,21 @@ they hold at least two origins, since otherwise nothing in the list says which r
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 from stages.rank.config import DropReason
 
-__all__ = ["Candidate", "RankedList", "order_candidates", "dedupe", "drop_reason", "cap_indices", "rank_candidates"]
+__all__ = [
+    "Candidate",
+    "RankedList",
+    "order_candidates",
+    "dedupe",
+    "drop_reason",
+    "cap_indices",
+    "rank_candidates",
+    "reviewed_list",
+]
 
 
 @dataclass(frozen=True)
@@ -32,12 +41,14 @@ class Candidate:
 
 @dataclass(frozen=True)
 class RankedList:
-    """A kept list, best first. ``scored`` is false for lists without rewards (ordered by origin)."""
+    """A kept list, best first. ``scored`` is false for lists without rewards (ordered by origin).
+    ``reviewed``: the order is a person's (review file), so position alone says which response is better."""
 
     candidates: tuple[Candidate, ...]
     scored: bool
     n_duplicates: int = 0
     n_capped: int = 0
+    reviewed: bool = False
 
 
 def order_candidates(cands: Sequence[Candidate], origin_order: Sequence[str]) -> list[Candidate]:
@@ -115,3 +126,19 @@ def rank_candidates(
         n_duplicates=len(ordered) - len(unique),
         n_capped=len(unique) - len(kept),
     )
+
+
+def reviewed_list(cands: Sequence[Candidate], order: Sequence[str]) -> RankedList:
+    """Return the list a person ordered: the candidates named by ``order`` (cand_ids, best first) in that order.
+
+    Rewards are the list's own rewards sorted best first and given out by position, so that every
+    reward-based selection downstream follows the person's order (see :mod:`stages.rank.review`).
+    Names without a candidate here (quarantined at rank) are skipped.
+    """
+    by_id = {c.cand_id: c for c in cands}
+    chosen = [by_id[cid] for cid in order if cid in by_id]
+    scored = bool(chosen) and all(c.reward is not None for c in chosen)
+    if scored:
+        rewards = sorted((c.reward for c in chosen), reverse=True)
+        chosen = [replace(c, reward=r) for c, r in zip(chosen, rewards)]
+    return RankedList(candidates=tuple(chosen), scored=scored, reviewed=True)

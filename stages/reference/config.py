@@ -32,6 +32,12 @@ class ReferenceConfig(StageConfig):
         "(the policy before training is its own reference).",
     )
     append_eos: bool = Field(True, description="Score each response followed by the EOS token, as generated.")
+    povid_image_term: bool = Field(
+        False,
+        description="hf: also store each response's POVID image term under the reference (ref_povid_logps: "
+        "teacher-forced on the response with the diffusion-noised image, its argmax tokens scored on the clean "
+        "image), which train.loss = 'povid' needs. Doubles the stage's forward passes.",
+    )
     share_prompt: bool = Field(
         True,
         description="hf: run a list's prompt and image once and score its responses on the KV cache "
@@ -62,4 +68,9 @@ class ReferenceConfig(StageConfig):
     @model_validator(mode="after")
     def _check_backend_resources(self) -> "ReferenceConfig":
         check_vllm_resources("reference", self)
+        if self.povid_image_term and self.backend == Backend.VLLM:
+            raise ValueError(
+                "povid_image_term = true needs backend = 'hf' (the term takes per-position argmax tokens of a "
+                "noised-image forward, which vLLM's prompt log-probs do not give); set backend = 'hf'"
+            )
         return self

@@ -133,6 +133,12 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: ReferenceConfig)
             continue
         rows.append({**ex.row, "ref_logps": scored[0], "ref_n_tokens": scored[1]})
         n_responses += len(ex.responses)
+    if config.povid_image_term and rows:
+        from stages.train.povid import list_image_terms
+
+        kept = [ex for ex in examples if ex.task_id in {r["task_id"] for r in rows}]
+        for row, terms in zip(rows, list_image_terms(resources.model, resources.processor, kept, config.batch_size)):
+            row["ref_povid_logps"] = terms
     return ShardResult(
         tables={"listwise": validate_table(rows, "listwise")},
         quarantine=quarantine,

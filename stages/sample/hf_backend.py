@@ -27,7 +27,9 @@ from stages.sample.chat import render_prompt
 from stages.sample.sampler import SampledText, SampleRequest, SampleResult
 from stages.sample.seeds import sequence_seed
 
-__all__ = ["HFSampler", "load_vlm", "check_model_source", "resolve_device", "resolve_dtype", "is_oom_error"]
+__all__ = [
+    "HFSampler", "load_vlm", "check_model_source", "resolve_device", "resolve_dtype", "is_oom_error", "context_length",
+]
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -108,13 +110,27 @@ def load_vlm(model_name_or_path: str | Path, device: str = "auto", dtype: str = 
     return model, processor
 
 
+# How allocators say they ran out: CUDA ("CUDA out of memory"), torch's CPU allocator ("DefaultCPUAllocator:
+# can't allocate memory" on Linux, "not enough memory" on Windows; c10/core/impl/alloc_cpu.cpp).
+_OOM_MESSAGES = ("out of memory", "can't allocate memory", "not enough memory")
+
+
 def is_oom_error(exc: BaseException) -> bool:
-    """True for CUDA out-of-memory errors (``torch.cuda.OutOfMemoryError`` or a RuntimeError saying so)."""
+    """True for out-of-memory errors: ``MemoryError``, ``torch.cuda.OutOfMemoryError``, or a RuntimeError from
+    the CUDA or CPU allocator saying so."""
     import torch
 
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
-        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-    )
+    if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)):
+        return True
+    return isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in _OOM_MESSAGES)
+
+
+def context_length(model: Any) -> int | None:
+    """The model's context in tokens (its text config's ``max_position_embeddings``), or None if it declares none."""
+    config = model.config
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    value = getattr(text, "max_position_embeddings", None)
+    return int(value) if isinstance(value, int) and value > 0 else None
 
 
 def _seeded_sampling_processor(
@@ -173,8 +189,10 @@ class HFSampler:
 
     Requests are grouped by (image or not, n, temperature, top_p, max_tokens) and each group is
     generated in chunks. A request whose image or prompt the processor rejects gets
-    ``error_reason=image_rejected``; a chunk that runs out of memory is halved and retried down to
-    one request, which then gets ``error_reason=oom``. ``generate_kwargs`` are extra
+    ``error_reason=image_rejected``; one whose encoded prompt (image tokens included) plus
+    ``max_tokens`` exceeds the model's context gets ``prompt_too_long`` before anything is generated;
+    a chunk that runs out of memory (GPU or CPU) is halved and retried down to one request, which
+    then gets ``error_reason=oom``. ``generate_kwargs`` are extra
     ``GenerationConfig`` fields (e.g. ``min_new_tokens`` for benchmarks).
     """
 
@@ -204,6 +222,7 @@ class HFSampler:
         if not eos_ids:
             raise ModelError(f"{self.model_name!r} defines no eos token (generation_config or tokenizer)")
         self.eos_ids = eos_ids
+        self.context = context_length(self.model)
         pad = self.model.generation_config.pad_token_id
         self.pad_id = pad if pad is not None else (self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos_ids[0])
 
@@ -243,6 +262,9 @@ class HFSampler:
             if len(requests) == 1:
                 return [SampleResult.failed(requests[0].request_id, QuarantineReason.IMAGE_REJECTED, first_line(exc))]
             return self._serve_isolated(requests)
+        too_long = self._too_long(batch, requests)
+        if too_long:
+            return self._serve_others(requests, too_long)
         try:
             return self._generate(batch, requests)
         except Exception as exc:
@@ -262,9 +284,29 @@ class HFSampler:
                 self._encode([r])
             except Exception as exc:
                 rejected[i] = SampleResult.failed(r.request_id, QuarantineReason.IMAGE_REJECTED, first_line(exc))
-        good = [r for i, r in enumerate(requests) if i not in rejected]
+        return self._serve_others(requests, rejected)
+
+    def _too_long(self, batch, requests: list[SampleRequest]) -> dict[int, SampleResult]:
+        """Requests whose prompt leaves no room for ``max_tokens`` in the model's context (generating past
+        ``max_position_embeddings`` is undefined for many models), by position in ``requests``."""
+        if self.context is None:
+            return {}
+        lengths = batch["attention_mask"].sum(dim=1).tolist()
+        out = {}
+        for i, (r, n) in enumerate(zip(requests, lengths)):
+            if n + r.max_tokens > self.context:
+                message = (
+                    f"prompt is {n} tokens (image included) + max_tokens {r.max_tokens}, over the model's "
+                    f"context of {self.context} tokens"
+                )
+                out[i] = SampleResult.failed(r.request_id, QuarantineReason.PROMPT_TOO_LONG, message)
+        return out
+
+    def _serve_others(self, requests: list[SampleRequest], failed: dict[int, SampleResult]) -> list[SampleResult]:
+        """Serve the requests not in ``failed`` together; return every result in request order."""
+        good = [r for i, r in enumerate(requests) if i not in failed]
         served = iter(self._serve(good) if good else [])
-        return [rejected[i] if i in rejected else next(served) for i in range(len(requests))]
+        return [failed[i] if i in failed else next(served) for i in range(len(requests))]
 
     def _free_memory(self) -> None:
         import gc

@@ -82,6 +82,14 @@ def result_from_vllm_output(request_id: str, output: Any) -> SampleResult:
     return SampleResult(request_id=request_id, outputs=outputs)
 
 
+def _request_error_reason(exc: BaseException, prompt: dict[str, Any]) -> QuarantineReason:
+    """Why vLLM refused one request. Its input validation says "... is longer than the maximum model length
+    of N" for a prompt that leaves no room in ``max_model_len`` (vllm tests/v1/e2e/test_context_length.py)."""
+    if "maximum model length" in str(exc):
+        return QuarantineReason.PROMPT_TOO_LONG
+    return QuarantineReason.IMAGE_REJECTED if "multi_modal_data" in prompt else QuarantineReason.GENERATION_FAILED
+
+
 class VLLMSampler:
     """A vLLM engine sampling all requests of a call in one ``LLM.generate`` (vLLM batches internally).
 
@@ -159,5 +167,4 @@ class VLLMSampler:
         try:
             return result_from_vllm_output(request.request_id, self._generate([prompt], [params])[0])
         except (ValueError, TypeError) as exc:
-            reason = QuarantineReason.IMAGE_REJECTED if "multi_modal_data" in prompt else QuarantineReason.GENERATION_FAILED
-            return SampleResult.failed(request.request_id, reason, first_line(exc))
+            return SampleResult.failed(request.request_id, _request_error_reason(exc, prompt), first_line(exc))

@@ -21,6 +21,7 @@ import pyarrow as pa
 from data_schemas.quarantine import QuarantineReason
 from data_schemas.tables import validate_table
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageSpec, quarantine_row
+from stages.lib.errors import first_line
 from stages.lib.rewards import REWARDS, GroundTruth, GroundTruthError, RewardKind, RewardResult, encode_detail, gc_paused, score_batch
 from stages.score.config import ScoreConfig
 
@@ -73,9 +74,27 @@ def _scored_table(candidates: pa.Table, keep: list[bool], results: list[RewardRe
     return validate_table(table, "scored")
 
 
+def _score_rows(kind: RewardKind, texts: list[str], truths: list[Any], options: Any) -> list[RewardResult | str]:
+    """Score the outputs in one batched call; if it raises, score them one by one so that only the outputs the
+    reward fails on are lost (each returned as its error's first line)."""
+    spec = REWARDS[kind]
+    try:
+        return list(spec.score_batch(texts, truths, options))
+    except Exception:  # untrusted model output: find the rows, a shard fails only for what is not about one row
+        pass
+    out: list[RewardResult | str] = []
+    for text, truth in zip(texts, truths):
+        try:
+            out.append(spec.score_batch([text], [truth], options)[0])
+        except Exception as exc:
+            out.append(first_line(exc))
+    return out
+
+
 def run_shard(inputs: ShardInputs, output: ShardOutput, config: ScoreConfig) -> ShardResult:
     """Score one shard of candidates against the ground truth in the shard's tasks: one batched
-    reward call per reward kind; unscorable candidates go to quarantine with a reason."""
+    reward call per reward kind; unscorable candidates go to quarantine with a reason (an output the reward
+    raises on: ``reward_failed``)."""
     candidates = inputs.table("candidates")
     tasks = _prepare_tasks(inputs.table("tasks"), config)
     options = config.reward_options()
@@ -104,21 +123,26 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: ScoreConfig) -> 
             by_kind[task.kind].append(i)
             kinds[i] = task.kind.value
 
-    metrics: dict[str, float] = {
-        "rows": float(sum(keep)),
-        "quarantined": float(len(quarantine)),
-        "none.rows": float(sum(keep) - sum(map(len, by_kind.values()))),
-    }
+    metrics: dict[str, float] = {"none.rows": float(sum(keep) - sum(map(len, by_kind.values())))}
     for kind, rows in by_kind.items():
         with gc_paused():
-            scored = REWARDS[kind].score_batch([texts[i] or "" for i in rows], [tasks[task_ids[i]].truth for i in rows], options)
-            for i, res in zip(rows, scored):
-                results[i] = res
-                details[i] = encode_detail(res.detail)
+            outcomes = _score_rows(kind, [texts[i] or "" for i in rows], [tasks[task_ids[i]].truth for i in rows], options)
+        scored = []
+        for i, res in zip(rows, outcomes):
+            if isinstance(res, str):  # the reward raised on this output alone
+                message = f"reward {kind} failed on this output: {res}"
+                record = candidates.slice(i, 1).to_pylist()[0]
+                quarantine.append(quarantine_row(cand_ids[i], QuarantineReason.REWARD_FAILED, message, record))
+                keep[i] = False
+                continue
+            results[i] = res
+            details[i] = encode_detail(res.detail)
+            scored.append(res)
         # Sums and counts only: the runner adds a stage's metrics over its shards (mean = reward_sum / rows).
-        metrics[f"{kind}.rows"] = float(len(rows))
+        metrics[f"{kind}.rows"] = float(len(scored))
         metrics[f"{kind}.reward_sum"] = float(sum(r.reward for r in scored))
         metrics[f"{kind}.parse_failures"] = float(sum(not r.parse_ok for r in scored))
+    metrics = {"rows": float(sum(keep)), "quarantined": float(len(quarantine)), **metrics}
     table = _scored_table(candidates, keep, results, kinds, details)
     return ShardResult(tables={"scored": table}, quarantine=quarantine, metrics=metrics)
 

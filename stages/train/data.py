@@ -31,6 +31,7 @@ class ListExample:
     origins: list[str]
     ref_logps: list[float] | None = None
     ref_n_tokens: list[int] | None = None
+    ref_povid_logps: list[float] | None = None
     row: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def image(self):
@@ -69,11 +70,16 @@ def load_lists(tasks: pa.Table, listwise: pa.Table) -> tuple[list[ListExample], 
         origins = list(row.get("origins") or ["policy"] * n)
         ref = row.get("ref_logps")
         ref_n = row.get("ref_n_tokens")
+        ref_povid = row.get("ref_povid_logps")
         if ref is not None and any(x is None for x in ref):
             ref = ref_n = None  # partly filled: treat as not computed
+        if ref_povid is not None and any(x is None for x in ref_povid):
+            ref_povid = None
         lengths = {"rewards": len(rewards), "origins": len(origins)}
         if ref is not None:
             lengths["ref_logps"] = len(ref)
+        if ref_povid is not None:
+            lengths["ref_povid_logps"] = len(ref_povid)
         if any(v != n for v in lengths.values()):
             message = f"{n} responses but list lengths {lengths}"
             quarantine.append(quarantine_row(task_id, QuarantineReason.RAGGED_LIST, message, row))
@@ -95,6 +101,7 @@ def load_lists(tasks: pa.Table, listwise: pa.Table) -> tuple[list[ListExample], 
                 origins=origins,
                 ref_logps=None if ref is None else [float(x) for x in ref],
                 ref_n_tokens=None if ref_n is None else [int(x) for x in ref_n],
+                ref_povid_logps=None if ref_povid is None else [float(x) for x in ref_povid],
                 row=row,
             )
         )

@@ -39,9 +39,12 @@ from stages.train.config import RESUME_NEUTRAL_FIELDS, TrainConfig
 from stages.train.data import ListExample, load_lists
 from stages.train.distributed import SINGLE, DistInfo, all_gather_objects, all_reduce_sum, barrier, rank_split
 from stages.train.loss_registry import LOSSES, LossName
-from stages.train.objective import ListBatch, LossParams, implicit_rewards, list_loss, pair_metrics, usable_list
+from stages.train.objective import ListBatch, LossParams, implicit_rewards, list_loss, pair_metrics, povid_chosen, usable_list
 
-__all__ = ["train_model", "total_steps", "micro_batch_indices", "rank_micro_batch", "loss_params", "precision"]
+__all__ = [
+    "train_model", "total_steps", "micro_batch_indices", "rank_micro_batch", "loss_params", "precision", "param_groups",
+    "warmup_steps",
+]
 
 
 def loss_params(config: TrainConfig) -> LossParams:
@@ -54,6 +57,7 @@ def loss_params(config: TrainConfig) -> LossParams:
         max_smoothing=config.leanpo_max_smoothing,
         leanpo_smoothing=config.leanpo_smoothing,
         mipo_unbiased=config.mipo_unbiased,
+        povid_stage=config.povid_stage,
     )
 
 
@@ -102,8 +106,8 @@ def _step_micro_batches(step: int, n_lists: int, config: TrainConfig, info: Dist
     return [rank_micro_batch(g, n_lists, config, info) for g in range(step * accum, (step + 1) * accum) if g < limit]
 
 
-def _list_batch(lists: list[ListExample], sums: Any, counts: Any, loss: LossName) -> ListBatch:
-    """Pad the flat per-response log-probs of ``lists`` into ``[B, N]`` tensors."""
+def _list_batch(lists: list[ListExample], sums: Any, counts: Any, loss: LossName, image_terms: Any = None) -> ListBatch:
+    """Pad the flat per-response log-probs of ``lists`` into ``[B, N]`` tensors (``image_terms``: one per list, povid)."""
     import torch
     from torch.nn.utils.rnn import pad_sequence
 
@@ -114,9 +118,17 @@ def _list_batch(lists: list[ListExample], sums: Any, counts: Any, loss: LossName
     def pad(rows: list[list[float]], dtype=torch.float32) -> torch.Tensor:
         return torch.tensor([r + [0] * (width - len(r)) for r in rows], dtype=dtype, device=device)
 
-    keep_null = loss is LossName.POVID  # povid's preference comes from origins, rewards may be null
+    keep_null = loss in (LossName.POVID, LossName.POVID_OFFLINE)  # preference from origins, rewards may be null
     mask = [[r is not None or keep_null for r in ex.rewards] + [False] * (width - len(ex.rewards)) for ex in lists]
+    policy_image = ref_image = None
+    if image_terms is not None:  # POVID's image term, placed in the chosen answer's column
+        chosen = [povid_chosen(ex.rewards, ex.origins) for ex in lists]
+        column = torch.tensor([[j == c for j in range(width)] for c in chosen], dtype=torch.bool, device=device)
+        policy_image = torch.where(column, image_terms.unsqueeze(1), torch.zeros_like(column, dtype=image_terms.dtype))
+        ref_image = pad([ex.ref_povid_logps or [0.0] * len(ex.responses) for ex in lists])
     return ListBatch(
+        policy_image_term=policy_image,
+        ref_image_term=ref_image,
         policy_logps=pad_sequence(list(torch.split(sums, sizes)), batch_first=True),
         ref_logps=pad([ex.ref_logps for ex in lists]) if LOSSES[loss].needs_reference else None,  # type: ignore[misc]
         n_tokens=pad_sequence(list(torch.split(counts.float(), sizes)), batch_first=True),
@@ -138,8 +150,8 @@ def _micro_step(
     import torch
 
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-        sums, counts = scorer(lists)
-    batch = _list_batch(lists, sums, counts, config.loss)
+        sums, counts, image_terms = scorer(lists)
+    batch = _list_batch(lists, sums, counts, config.loss, image_terms)
     out = list_loss(config.loss, batch, loss_params(config))
     (out.loss * scale).backward()
     metrics = pair_metrics(implicit_rewards(config.loss, batch, loss_params(config)).detach(), batch.rewards, batch.mask)
@@ -180,6 +192,15 @@ def precision(config: TrainConfig) -> tuple[str, bool]:
     return config.dtype, config.dtype == "bfloat16"
 
 
+def _under_any(parts: list[str]) -> str | None:
+    """A peft module regex matching every module inside one named by ``parts`` (e.g. the whole vision tower)."""
+    import re
+
+    if not parts:
+        return None
+    return r"(?:.*\.)?(?:" + "|".join(re.escape(p) for p in parts) + r")(?:\..*)?"
+
+
 def _load_policy(config: TrainConfig) -> tuple[Any, Any]:
     """Load the model to train (optionally wrapped with LoRA adapters) and its processor."""
     import torch
@@ -200,6 +221,8 @@ def _load_policy(config: TrainConfig) -> tuple[Any, Any]:
             lora_alpha=config.lora_alpha,
             lora_dropout=config.lora_dropout,
             target_modules=list(config.lora_target_modules),
+            exclude_modules=_under_any(config.lora_exclude_modules),
+            modules_to_save=list(config.lora_modules_to_save) or None,
         )
         model = get_peft_model(model, lora)
         if config.gradient_checkpointing:
@@ -264,11 +287,13 @@ def _save_model(model: Any, processor: Any, config: TrainConfig, path: Path) -> 
 
 def _usable_lists(config: TrainConfig, examples: list[ListExample]) -> list[ListExample]:
     """The lists loss ``config.loss`` can learn from; a user error if there are none or a needed reference is missing."""
-    lists = [ex for ex in examples if usable_list(config.loss, ex.rewards, ex.origins)]
+    stage1 = config.loss is LossName.POVID and config.povid_stage == 1  # POVID's stage 1 needs a hallucination
+    lists = [ex for ex in examples if usable_list(config.loss, ex.rewards, ex.origins)
+             and not (stage1 and "hallucination" not in ex.origins)]
     if not lists:
         raise ConfigError(
             f"[train] none of the {len(examples)} lists can train loss {config.loss.value!r} (no reward spread"
-            + (", or no hallucinated / distorted-image answer" if config.loss is LossName.POVID else "")
+            + (", or no clean / hallucinated / distorted-image answer" if config.loss in (LossName.POVID, LossName.POVID_OFFLINE) else "")
             + "); check the rank stage's output or choose another loss"
         )
     if LOSSES[config.loss].needs_reference and any(ex.ref_logps is None for ex in lists):
@@ -276,19 +301,48 @@ def _usable_lists(config: TrainConfig, examples: list[ListExample]) -> list[List
             f"[train] loss {config.loss.value!r} needs reference log-probs but some lists have no ref_logps; "
             "run the reference stage first or set [train] loss = 'leanpo'"
         )
+    if LOSSES[config.loss].image_term and config.povid_stage == 2:
+        if any(ex.image_cell is None for ex in lists):
+            raise ConfigError("[train] loss 'povid' needs an image per task (its image term noises it); "
+                              "use loss = 'povid_offline' or 'dpo' for text-only tasks")
+        if any(ex.ref_povid_logps is None for ex in lists):
+            raise ConfigError(
+                "[train] loss 'povid' needs the reference's POVID image term (ref_povid_logps) but some lists have "
+                "none; set [reference] povid_image_term = true and run the reference stage (or povid_two_stage = true)"
+            )
     return lists
 
 
+def param_groups(model: Any, config: TrainConfig) -> list[dict[str, Any]]:
+    """The trainable parameters in AdamW groups: the rest at ``learning_rate`` (first, the logged lr), then the
+    projector and the vision tower at their own rates when set (as LLaVA's trainer groups mm_projector_lr)."""
+    own = [(config.vision_tower_learning_rate, config.vision_tower_modules),
+           (config.projector_learning_rate, config.projector_modules)]
+    groups: list[dict[str, Any]] = [{"params": [], "lr": config.learning_rate}]
+    groups += [{"params": [], "lr": lr} for lr, _ in own]
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        k = next((i + 1 for i, (lr, parts) in enumerate(own) if lr is not None and any(p in name for p in parts)), 0)
+        groups[k]["params"].append(param)
+    return [g for i, g in enumerate(groups) if i == 0 or g["params"]]
+
+
+def warmup_steps(config: TrainConfig, total: int) -> int:
+    """Warm-up steps: ``warmup_steps``, else ``ceil(warmup_ratio × total)`` (transformers' TrainingArguments rule)."""
+    return config.warmup_steps or math.ceil(config.warmup_ratio * total)
+
+
 def _build_optimizer(model: Any, config: TrainConfig, total: int) -> tuple[list[Any], Any, Any]:
-    """The trainable parameters, AdamW over them and the learning-rate schedule of ``total`` steps."""
+    """The trainable parameters, AdamW over their groups and the learning-rate schedule of ``total`` steps."""
     import torch
     from transformers import get_scheduler
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    groups = param_groups(model, config)
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
     schedule = "constant_with_warmup" if config.lr_scheduler == "constant" else config.lr_scheduler
-    scheduler = get_scheduler(schedule, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=total)
-    return params, optimizer, scheduler
+    scheduler = get_scheduler(schedule, optimizer, num_warmup_steps=warmup_steps(config, total), num_training_steps=total)
+    return [p for g in groups for p in g["params"]], optimizer, scheduler
 
 
 def _resume(out_dir: Path, model: Any, optimizer: Any, scheduler: Any, config: TrainConfig, digest: str, info: DistInfo) -> int:
@@ -312,7 +366,8 @@ def _wrap_scorer(model: Any, processor: Any, config: TrainConfig, lists: list[Li
     from stages.train.distributed import wrap_ddp
     from stages.train.scorer import ListScorer, has_unused_parameters
 
-    scorer = ListScorer(model, processor, config.forward_batch_size, config.share_prompt)
+    image_term = LOSSES[config.loss].image_term and config.povid_stage == 2
+    scorer = ListScorer(model, processor, config.forward_batch_size, config.share_prompt, image_term)
     if info.distributed:
         unused = any(all_gather_objects(has_unused_parameters(scorer, lists, autocast), info))
         scorer = wrap_ddp(scorer, info, find_unused_parameters=unused)

@@ -25,6 +25,7 @@ class LossName(StrEnum):
     MIPO = "mipo"
     LEANPO = "leanpo"
     POVID = "povid"
+    POVID_OFFLINE = "povid_offline"
     SFT = "sft"
 
 
@@ -42,6 +43,7 @@ class LossSpec:
     note: str = ""
     default_beta: float = 0.1
     needs_reference: bool = True
+    image_term: bool = False  # the policy's POVID image term is computed in the forward (stages.train.povid)
 
 
 LOSSES: Final[dict[LossName, LossSpec]] = {
@@ -79,9 +81,18 @@ LOSSES: Final[dict[LossName, LossSpec]] = {
             default_beta=2.0, needs_reference=False,
         ),
         LossSpec(
-            LossName.POVID, "0.5 · DPO(best vs hallucinated) + 0.5 · DPO(best vs distorted-image answer)",
-            "POVID, arXiv 2402.11411; YiyangZhou/POVID tool/dpo_trainer_inherent.py", False,
-            "the distorted-image answers are sampled beforehand by the perturb stage, not POVID's teacher-forced argmax",
+            LossName.POVID,
+            "0.5 · DPO(best clean answer vs hallucinated) + 0.5 · DPO(it vs its argmax tokens on the diffusion-noised "
+            "image, scored on the clean image); optional two-stage schedule",
+            "POVID, arXiv 2402.11411; YiyangZhou/POVID tool/dpo_trainer_inherent.py (_get_noisy_batch_logps)", True,
+            "as published, except: noise seeded per task (same image for policy and reference), clamped to [0, 1]",
+            image_term=True,
+        ),
+        LossSpec(
+            LossName.POVID_OFFLINE, "0.5 · DPO(best vs hallucinated) + 0.5 · DPO(best vs distorted-image answer)",
+            "POVID, arXiv 2402.11411 (data recipe only)", False,
+            "an offline variant: the image-side rejected answer is sampled beforehand on a distorted image by the "
+            "perturb stage, not POVID's teacher-forced argmax",
         ),
         LossSpec(
             LossName.SFT, "the best response of each list alone: its mean token negative log-likelihood",

@@ -42,7 +42,7 @@ def dpo_loss(
     beta: float = 0.1,
     label_smoothing: float = 0.0,
 ) -> Tensor:
-    """DPO (Rafailov et al. 2023, arXiv 2305.18290): −log σ(β[(pc − rc) − (pr − rr)]).
+    """DPO (Rafailov et al. 2023, arXiv 2305.18290, Eq. 7): −log σ(β[(pc − rc) − (pr − rr)]), as published.
 
     With ``label_smoothing`` ε > 0 this is conservative DPO (cDPO, Mitchell 2023):
     −(1−ε)·log σ(βΔ) − ε·log σ(−βΔ). Equals TRL's ``loss_type="sigmoid"`` at ε = 0.
@@ -63,7 +63,8 @@ def ipo_loss(
     """IPO (Azar et al. 2023, arXiv 2310.12036, Eq. 17): (Δ̄ − 1/(2β))².
 
     Δ̄ is the difference of the two log-ratios each divided by its response's token count
-    (clamped to ≥ 1), as TRL's ``loss_type="ipo"`` does; β plays the role of τ.
+    (clamped to ≥ 1), as TRL's ``loss_type="ipo"`` does (TRL DPOTrainer, which averages the log-probs
+    for ipo); the paper's Eq. 17 writes the log-ratios without a length; β plays the role of τ.
     """
     chosen = (policy_chosen - ref_chosen) / chosen_len.clamp(min=1)
     rejected = (policy_rejected - ref_rejected) / rejected_len.clamp(min=1)
@@ -80,8 +81,10 @@ def perpo_loss(
 ) -> Tensor:
     """PerPO listwise loss (arXiv 2502.04371), all inputs ``[B, N]``, result ``[B]``.
 
-    Over every pair (i, j) of valid entries with ψ_i > ψ_j:
-    Σ softplus(−β(s_i − s_j)) · |ψ_i − ψ_j|^γ / Σ |ψ_i − ψ_j|^γ, with s = policy − ref.
+    Source: ningerhhh/PerPO ``perpo/trainer/base_perpo_trainer.py`` ``perpo_loss``, as published
+    (it computes log(1 + exp(·)); softplus is the stable form of the same value). Over every pair
+    (i, j) of valid entries with ψ_i > ψ_j:
+    Σ softplus(−β(s_i − s_j)) · |ψ_i − ψ_j|^γ / Σ |ψ_i − ψ_j|^γ, with s = policy − ref (summed log-probs).
     Pairs are found from the rewards, so the N entries may come in any order; ties and masked
     entries add nothing (masked values may be anything, even NaN); a row without a valid pair
     gives 0 with a zero (not NaN) gradient.
@@ -222,21 +225,26 @@ def leanpo_loss(
 def povid_loss(
     policy_chosen: Tensor,
     policy_hallucinated: Tensor,
-    policy_distorted: Tensor,
+    policy_image: Tensor,
     ref_chosen: Tensor,
     ref_hallucinated: Tensor,
-    ref_distorted: Tensor,
+    ref_image: Tensor,
     beta: float = 0.1,
     hallucinated_mask: Tensor | None = None,
     distorted_mask: Tensor | None = None,
 ) -> Tensor:
-    """POVID (arXiv 2402.11411): 0.5·DPO(chosen vs hallucinated) + 0.5·DPO(chosen vs distorted-image answer).
+    """POVID (arXiv 2402.11411): 0.5·DPO(chosen vs hallucinated) + 0.5·DPO(chosen vs image-side rejected).
 
-    All log-probs are scored on the clean image (the distorted image only produced the dispreferred
-    text). The optional boolean masks drop a term for rows that lack that kind of rejected response.
+    Transcribes YiyangZhou/POVID ``tool/dpo_trainer_inherent.py`` ``get_batch_metrics``:
+    ``losses = 0.5 * self_losses + 0.5 * losses``, each a sigmoid DPO loss with the trainer's β
+    (0.1). For ``povid`` the image-side "rejected" log-probs are POVID's image term
+    (:func:`stages.train.povid.image_term_logprobs`, the policy's and the reference's own); for
+    ``povid_offline`` (ours) they are a distorted-image answer's log-probs on the clean image. The
+    optional boolean masks drop a term for rows that lack that kind of rejected response (ours:
+    POVID's rows always have both).
     """
     hallucination = dpo_loss(policy_chosen, policy_hallucinated, ref_chosen, ref_hallucinated, beta)
-    distortion = dpo_loss(policy_chosen, policy_distorted, ref_chosen, ref_distorted, beta)
+    distortion = dpo_loss(policy_chosen, policy_image, ref_chosen, ref_image, beta)
     if hallucinated_mask is not None:
         hallucination = torch.where(hallucinated_mask.bool(), hallucination, torch.zeros_like(hallucination))
     if distorted_mask is not None:

@@ -1,8 +1,10 @@
 """From a listwise batch to one loss per loss name, plus the metrics the trainer logs.
 
 A list holds the N responses of one prompt with their rewards and origins. Each loss picks what it
-needs from it: dpo/ipo the best vs the worst response, mdpo/mipo the top-k vs the bottom-k, povid
-the best clean answer vs its hallucinated and distorted-image answers, perpo and leanpo every pair.
+needs from it: dpo/ipo/leanpo the best vs the worst response, mdpo/mipo the top-k vs the bottom-k,
+povid the best clean answer vs its worst hallucination and vs POVID's image term (computed in the
+forward), povid_offline the best clean answer vs its hallucinated and distorted-image answers, perpo
+every pair.
 Selection reads the rewards, never the position, so the responses may come in any order (povid,
 whose preference comes from the origins, breaks reward ties between answers of one origin by position).
 """
@@ -26,7 +28,10 @@ from stages.train.losses import (
     sft_loss,
 )
 
-__all__ = ["ListBatch", "LossParams", "LossOutput", "ON_LISTS", "list_loss", "usable_list", "implicit_rewards", "pair_metrics"]
+__all__ = [
+    "ListBatch", "LossParams", "LossOutput", "ON_LISTS", "list_loss", "usable_list", "povid_chosen", "implicit_rewards",
+    "pair_metrics",
+]
 
 Tensor = torch.Tensor
 _REJECTED_ORIGINS: Final[frozenset[str]] = frozenset({"hallucination", "distorted_image"})
@@ -37,7 +42,9 @@ class ListBatch:
     """B lists of up to N responses, padded: every tensor is ``[B, N]``; ``mask`` marks real entries.
 
     ``ref_logps`` is ``None`` when no reference log-probs exist (only leanpo then works);
-    ``origins`` holds the origin string of each entry ("" for padding).
+    ``origins`` holds the origin string of each entry ("" for padding). ``policy_image_term`` and
+    ``ref_image_term`` (povid) hold POVID's image term of the entry :func:`povid_chosen` picks
+    (the other entries are unused).
     """
 
     policy_logps: Tensor
@@ -46,6 +53,8 @@ class ListBatch:
     rewards: Tensor
     mask: Tensor
     origins: Sequence[Sequence[str]]
+    policy_image_term: Tensor | None = None
+    ref_image_term: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,7 @@ class LossParams:
     max_smoothing: float = 0.1
     leanpo_smoothing: str = "none"
     mipo_unbiased: bool = False
+    povid_stage: int = 2  # povid: 1 = DPO vs hallucinations only (POVID's first stage), 2 = both terms
 
     def beta_for(self, name: LossName) -> float:
         """The β a loss runs with."""
@@ -130,6 +140,12 @@ def _pick(rewards: list[float], mask: list[bool], origins: Sequence[str], want: 
     if not idx:
         return None
     return (max if best else min)(idx, key=lambda i: rewards[i])
+
+
+def povid_chosen(rewards: Sequence[float | None], origins: Sequence[str]) -> int | None:
+    """The chosen answer of a povid list: its best-reward answer that is neither hallucinated nor from a distorted image."""
+    return _pick([0.0 if r is None else r for r in rewards], [True] * len(origins), origins,
+                 lambda o: o not in _REJECTED_ORIGINS, best=True)
 
 
 def _povid_indices(batch: ListBatch) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -205,11 +221,27 @@ def _leanpo(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
 
 
 def _povid(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
+    """POVID as published: chosen vs its worst hallucination and vs its image term (stage 1: hallucinations only)."""
+    c, h, _, has_c, has_h, _ = _povid_indices(batch)
+    ref, pol = _ref(batch), batch.policy_logps
+    beta = p.beta_for(LossName.POVID)
+    if p.povid_stage == 1:  # POVID's stage 1 (scripts/run_dpo.sh): plain DPO, chosen vs hallucinated
+        return dpo_loss(_take(pol, c), _take(pol, h), _take(ref, c), _take(ref, h), beta), has_c & has_h
+    if batch.policy_image_term is None or batch.ref_image_term is None:
+        raise ValueError("povid needs the policy's and the reference's image term (policy_image_term, ref_image_term)")
+    image_pol, image_ref = _take(batch.policy_image_term, c), _take(batch.ref_image_term, c)
+    loss = povid_loss(_take(pol, c), _take(pol, h), image_pol, _take(ref, c), _take(ref, h), image_ref, beta=beta,
+                      hallucinated_mask=has_h)
+    return loss, has_c
+
+
+def _povid_offline(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
+    """Ours: chosen vs its worst hallucination and vs its worst answer sampled on a distorted image."""
     c, h, d, has_c, has_h, has_d = _povid_indices(batch)
     ref, pol = _ref(batch), batch.policy_logps
     loss = povid_loss(
         _take(pol, c), _take(pol, h), _take(pol, d), _take(ref, c), _take(ref, h), _take(ref, d),
-        beta=p.beta_for(LossName.POVID), hallucinated_mask=has_h, distorted_mask=has_d,
+        beta=p.beta_for(LossName.POVID_OFFLINE), hallucinated_mask=has_h, distorted_mask=has_d,
     )
     return loss, has_c & (has_h | has_d)
 
@@ -228,6 +260,7 @@ ON_LISTS: Final[dict[LossName, Callable[[ListBatch, LossParams], tuple[Tensor, T
     LossName.MIPO: _mipo,
     LossName.LEANPO: _leanpo,
     LossName.POVID: _povid,
+    LossName.POVID_OFFLINE: _povid_offline,
     LossName.SFT: _sft,
 }
 
@@ -249,10 +282,13 @@ def list_loss(name: LossName | str, batch: ListBatch, params: LossParams = LossP
 def usable_list(name: LossName | str, rewards: Sequence[float | None], origins: Sequence[str]) -> bool:
     """Whether loss ``name`` can learn anything from a list (same rule as :func:`list_loss` uses per row).
 
-    povid needs a clean answer and a hallucinated or distorted-image one; every other loss needs
-    two responses with different (non-null) rewards.
+    povid needs a clean answer (its image term is always there); povid_offline a clean answer and a
+    hallucinated or distorted-image one; every other loss needs two responses with different
+    (non-null) rewards.
     """
     if LossName(name) is LossName.POVID:
+        return any(o not in _REJECTED_ORIGINS for o in origins)
+    if LossName(name) is LossName.POVID_OFFLINE:
         return any(o not in _REJECTED_ORIGINS for o in origins) and any(o in _REJECTED_ORIGINS for o in origins)
     known = {r for r in rewards if r is not None}
     return len(known) >= 2

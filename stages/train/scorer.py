@@ -19,25 +19,48 @@ __all__ = ["ListScorer", "has_unused_parameters"]
 
 
 class ListScorer(torch.nn.Module):
-    """``forward(lists) -> (sums, n_tokens)``: every response of ``lists`` scored under ``model``, flat, in list order."""
+    """``forward(lists) -> (sums, n_tokens, image_terms)``: every response of ``lists`` scored under ``model``, flat,
+    in list order; with ``image_term`` also POVID's image term of each list's chosen answer (``[len(lists)]``,
+    NaN for a list without one), else ``None``."""
 
-    def __init__(self, model: Any, processor: Any, forward_batch_size: int, share_prompt: bool) -> None:
+    def __init__(self, model: Any, processor: Any, forward_batch_size: int, share_prompt: bool, image_term: bool = False) -> None:
         super().__init__()
         self.model = model
         self.processor = processor
         self.forward_batch_size = forward_batch_size
         self.share_prompt = share_prompt
+        self.image_term = image_term
 
-    def forward(self, lists: list[ListExample]) -> tuple[torch.Tensor, torch.Tensor]:
-        images, prompts, responses = [], [], []
+    def forward(self, lists: list[ListExample]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        images, prompts, responses, list_images = [], [], [], []
         for ex in lists:
             image = ex.image()  # one object per list: its responses share the prompt pass
+            list_images.append(image)
             images += [image] * len(ex.responses)
             prompts += [ex.prompt] * len(ex.responses)
             responses += ex.responses
-        return response_logprobs(
+        sums, counts = response_logprobs(
             self.model, self.processor, images, prompts, responses, self.forward_batch_size, share_prompt=self.share_prompt
         )
+        return sums, counts, (self._image_terms(lists, list_images) if self.image_term else None)
+
+    def _image_terms(self, lists: list[ListExample], images: list[Any]) -> torch.Tensor:
+        """POVID's image term of each list's chosen answer (stages.train.povid), NaN where there is none."""
+        from stages.train.objective import povid_chosen
+        from stages.train.povid import image_term_logprobs, noised_image
+
+        picks = [(i, povid_chosen(ex.rewards, ex.origins)) for i, ex in enumerate(lists)]
+        picks = [(i, c) for i, c in picks if c is not None and images[i] is not None]
+        device = next(self.model.parameters()).device
+        out = torch.full((len(lists),), float("nan"), device=device)
+        if picks:
+            _, term, _ = image_term_logprobs(
+                self.model, self.processor, [images[i] for i, _ in picks],
+                [noised_image(images[i], lists[i].task_id) for i, _ in picks],
+                [lists[i].prompt for i, _ in picks], [lists[i].responses[c] for i, c in picks], self.forward_batch_size,
+            )
+            out = out.index_put((torch.tensor([i for i, _ in picks], device=device),), term.to(out.dtype))
+        return out
 
 
 def has_unused_parameters(scorer: ListScorer, lists: list[ListExample], autocast: bool = False) -> bool:
@@ -53,7 +76,7 @@ def has_unused_parameters(scorer: ListScorer, lists: list[ListExample], autocast
     device = params[0].device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-            sums, _ = scorer(lists[:1])
+            sums, _, _ = scorer(lists[:1])
         sums.sum().backward()
     unused = any(p.grad is None for p in params)
     for p in params:

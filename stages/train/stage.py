@@ -61,10 +61,12 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: TrainConfig) -> 
     """
     from stages.train.distributed import init_distributed
     from stages.train.loop import train_model
+    from stages.train.povid_schedule import train_povid_two_stage
 
     init_distributed(config.device)
+    train = train_povid_two_stage if config.povid_two_stage else train_model  # POVID's two stages, or one run
     tasks = train_split(inputs.table("tasks"))
-    return shard_result(train_model(config, tasks, inputs.table("listwise"), output.scratch_dir), config)
+    return shard_result(train(config, tasks, inputs.table("listwise"), output.scratch_dir), config)
 
 
 def train_model(config: TrainConfig, tasks_table: Any, listwise_table: Any, out_dir: Any, **kwargs: Any) -> dict[str, Any]:

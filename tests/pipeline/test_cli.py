@@ -28,7 +28,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, pattern: str) -> 
 def test_help_lists_every_command():
     result = cli("--help")
     assert result.returncode == 0
-    for command in ("run", "status", "make-demo", "make-tiny-model", "export", "publish", "train", "config-reference"):
+    for command in ("run", "status", "make-demo", "make-tiny-model", "export", "view", "publish", "train", "config-reference"):
         assert command in result.stdout
 
 

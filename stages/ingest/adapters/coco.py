@@ -25,7 +25,7 @@ from typing import Any
 from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import CorpusError
 from stages.base import quarantine_row
-from stages.ingest.adapters.common import PlanItem, existing_path, image_name, resolve_image_path
+from stages.ingest.adapters.common import PlanItem, confined_image_path, existing_path, image_name
 from stages.ingest.config import IngestConfig
 from stages.ingest.rejected import Rejected
 from stages.ingest.records import Planned, file_ref
@@ -57,9 +57,10 @@ def _list_of_objects(data: Mapping, key: str, path: Path, required: bool = True)
 class _Images:
     """COCO image entries by id, with their file ref (one stat per image, not per task)."""
 
-    def __init__(self, entries: list[dict], root: Path) -> None:
+    def __init__(self, entries: list[dict], config: IngestConfig, json_path: Path) -> None:
         self._entries = {e.get("id"): e for e in entries}
-        self._root = root
+        self._config = config
+        self._base = config.image_root or json_path.parent
         self._refs: dict[Any, dict | Rejected] = {}
 
     def get(self, image_id: Any) -> tuple[dict, dict, tuple[int, int] | None]:
@@ -72,7 +73,7 @@ class _Images:
             raise Rejected(QuarantineReason.MALFORMED_RECORD, f"image {image_id!r} has no file_name")
         if image_id not in self._refs:
             try:
-                self._refs[image_id] = file_ref(resolve_image_path(name, self._root), image_name(name))
+                self._refs[image_id] = file_ref(confined_image_path(name, self._base, self._config), image_name(name), max_bytes=self._config.max_bytes)
             except Rejected as rej:
                 self._refs[image_id] = rej
         ref = self._refs[image_id]
@@ -164,7 +165,7 @@ def plan_coco(config: IngestConfig) -> Iterator[PlanItem]:
     data = _load_json(path)
     if not isinstance(data, dict):
         raise CorpusError(f"'{path}' must hold a JSON object with images, annotations and categories")
-    images = _Images(_list_of_objects(data, "images", path), config.image_root or path.parent)
+    images = _Images(_list_of_objects(data, "images", path), config, path)
     refs, where = data.get("refs"), str(config.path)
     if config.refs_path is not None:
         refs_file = existing_path(config.refs_path, "a RefCOCO-style refs JSON file")

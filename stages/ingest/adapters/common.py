@@ -7,11 +7,22 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Callable
 
+from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import CorpusError
 from stages.ingest.config import IngestConfig
 from stages.ingest.records import Planned
+from stages.ingest.rejected import Rejected
+from stages.ingest.tasks import check_utf8
 
-__all__ = ["Adapter", "PlanItem", "existing_path", "resolve_image_path", "image_name", "mapped_fields"]
+__all__ = [
+    "Adapter",
+    "PlanItem",
+    "existing_path",
+    "resolve_image_path",
+    "confined_image_path",
+    "image_name",
+    "mapped_fields",
+]
 
 # An adapter yields one item per corpus row: a Planned task, or a quarantine row (``quarantine_row(...)``).
 PlanItem = Planned | dict[str, Any]
@@ -28,9 +39,28 @@ def existing_path(path: Path | None, what: str) -> Path:
 
 
 def resolve_image_path(value: str, root: Path) -> Path:
-    """Absolute path of an image named ``value`` (absolute, ``~``, or relative to ``root``); no filesystem access."""
+    """Absolute path of an image named ``value`` (absolute, ``~``, or relative to ``root``); no filesystem access.
+    A name that is not valid UTF-8 text raises ``Rejected(malformed_record)``."""
+    check_utf8(value, "image path")
     p = Path(value).expanduser()
     return Path(os.path.abspath(p if p.is_absolute() else root / p))
+
+
+def confined_image_path(value: str, base: Path, config: IngestConfig) -> Path:
+    """The real path (symlinks resolved) of image ``value`` named relative to ``base``; unless
+    ``[ingest] allow_outside_root``, one outside :meth:`IngestConfig.corpus_root` (``..``, an absolute path,
+    a symlink pointing out) raises ``Rejected(outside_root)`` and is never opened."""
+    path = Path(os.path.realpath(resolve_image_path(value, base)))
+    if config.allow_outside_root:
+        return path
+    root = Path(os.path.realpath(config.corpus_root()))
+    if not path.is_relative_to(root):
+        message = (
+            f"image {value!r} resolves to {path}, outside the corpus root {root}; "
+            "set [ingest] allow_outside_root = true to read it"
+        )
+        raise Rejected(QuarantineReason.OUTSIDE_ROOT, message)
+    return path
 
 
 def image_name(value: str) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import CorpusError
 from stages.base import quarantine_row
-from stages.ingest.adapters.common import PlanItem, existing_path, image_name, mapped_fields, resolve_image_path
+from stages.ingest.adapters.common import PlanItem, confined_image_path, existing_path, image_name, mapped_fields
 from stages.ingest.config import IngestConfig
 from stages.ingest.rejected import Rejected
 from stages.ingest.records import Planned, file_ref
@@ -55,8 +55,8 @@ def plan_jsonl(config: IngestConfig) -> Iterator[PlanItem]:
                 if not isinstance(image, str) or not image.strip():
                     message = f"field {config.image_column!r} must be an image path, got {image!r:.80}"
                     raise Rejected(QuarantineReason.MALFORMED_RECORD, message)
-                path = resolve_image_path(image, root)
-                ref = file_ref(path, image_name(image))
+                path = confined_image_path(image, root, config)
+                ref = file_ref(path, image_name(image), max_bytes=config.max_bytes)
             except Rejected as rej:
                 record = obj if obj is not None else {"line": raw.decode("utf-8", "replace")[:500]}
                 yield quarantine_row(source, rej.reason, rej.message, record)

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import CorpusError
 from stages.base import quarantine_row
-from stages.ingest.adapters.common import PlanItem, existing_path, image_name, mapped_fields, resolve_image_path
+from stages.ingest.adapters.common import PlanItem, confined_image_path, existing_path, image_name, mapped_fields
 from stages.ingest.config import IngestConfig
 from stages.ingest.rejected import Rejected
 from stages.ingest.records import ImageKind, Planned, file_ref
@@ -87,12 +87,15 @@ def _image_ref(cell: Any, kind: str, file: Path, row: int, config: IngestConfig)
     elif kind == "path":
         name = cell
     if data is None and isinstance(name, str) and name:
-        path = resolve_image_path(name, config.image_root or file.parent)
-        return file_ref(path, image_name(name)), f"file:{path}"
+        path = confined_image_path(name, config.image_root or file.parent, config)
+        return file_ref(path, image_name(name), max_bytes=config.max_bytes), f"file:{path}"
     if data is None:
         raise Rejected(QuarantineReason.MISSING_IMAGE, f"row {row} has no image (neither bytes nor path)")
     if not data:
         raise Rejected(QuarantineReason.EMPTY_IMAGE, f"row {row} has an empty (0-byte) image")
+    if len(data) > config.max_bytes:
+        message = f"row {row} has a {len(data)}-byte image, over [ingest] max_bytes = {config.max_bytes}"
+        raise Rejected(QuarantineReason.IMAGE_TOO_LARGE, message)
     digest = hashlib.sha256(data).hexdigest()
     ref = {
         "kind": ImageKind.PARQUET.value,

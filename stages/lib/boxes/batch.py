@@ -5,7 +5,7 @@ The untagged texts are joined with NUL (which no coordinate slot can contain, so
 two texts) and scanned by one ``finditer``; the coordinates become one (M, 4) array whose frame
 inference (:func:`~stages.lib.boxes.frames.infer_frame`, vectorized), scaling, reordering and
 clipping are numpy operations. Texts with box tags (``<``) or without any bracketed numbers (bare
-answers, no box) take the row-by-row parser.
+answers, no box) take the row-by-row parser, and so do the family formats.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from stages.lib.boxes.formats.names import GENERIC_FORMATS
 from stages.lib.boxes.parse import BoxParse, check_box_format, parse_boxes_detailed
 from stages.lib.boxes.scan import BOX_RE, floats
 from stages.lib.snippet import snippet
@@ -77,6 +78,8 @@ def parse_boxes_batch(
     """Parse ``texts[i]`` for a ``widths[i]`` x ``heights[i]`` image, for every i; equal, element by
     element, to ``parse_boxes_detailed(texts[i], widths[i], heights[i], box_format)``."""
     check_box_format(box_format)
+    if box_format not in GENERIC_FORMATS:  # family formats: row by row
+        return [parse_boxes_detailed(t, w, h, box_format) for t, w, h in zip(texts, widths, heights)]
     out: list[BoxParse | None] = [None] * len(texts)
     rows = [i for i, t in enumerate(texts) if "<" not in t]
     owner_list, slots, matches, unmatched = _scan(texts, rows)

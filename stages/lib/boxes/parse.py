@@ -1,9 +1,11 @@
 """Boxes out of free-form VLM output, as pixel xyxy: the scan, then the box format's frame.
 
-``box_format`` names how the model writes boxes:
-- ``"pixel"``, ``"norm1"`` (0-1) and ``"norm1000"`` (0-1000, Qwen-VL / CogVLM style) force a frame.
+``box_format`` names how the model writes boxes (:class:`~stages.lib.boxes.formats.names.BoxFormat`):
+- ``"pixel"``, ``"norm1"`` (0-1) and ``"norm1000"`` (0-1000) read any notation of the scan in that frame.
 - ``"auto"`` (default): boxes inside box tags are 0-1000; the other boxes of one text share one
   frame, guessed by :func:`stages.lib.boxes.frames.infer_frame`.
+- a model family's name (``"qwen2_vl"``, ``"paligemma"``, ...): that family's documented notation
+  and frame, from the registry in :mod:`stages.lib.boxes.formats`.
 
 Sanitizing: x1 > x2 (or y1 > y2) is reordered; coordinates are clipped to the image (negative
 ones become 0). A box with a NaN or infinite coordinate, a malformed tag, or a box of zero area
@@ -14,16 +16,16 @@ ones first). :mod:`stages.lib.boxes.batch` parses many texts at once with the sa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, get_args
 
+from stages.lib.boxes.formats.names import GENERIC_FORMATS, BoxFormat
 from stages.lib.boxes.frames import CoordFrame, infer_frame, to_pixel_box
 from stages.lib.boxes.scan import BoxMention, scan_boxes
 from stages.lib.snippet import snippet
 
-__all__ = ["BoxFormat", "BOX_FORMATS", "BoxParse", "check_box_format", "parse_boxes", "parse_boxes_detailed"]
+__all__ = ["BoxFormat", "BOX_FORMATS", "BoxParse", "check_box_format", "parse_generic", "parse_boxes", "parse_boxes_detailed"]
 
-BoxFormat = Literal["auto", "pixel", "norm1", "norm1000"]
-BOX_FORMATS: tuple[str, ...] = get_args(BoxFormat)
+BOX_FORMATS: tuple[str, ...] = tuple(f.value for f in BoxFormat)
+_KNOWN = frozenset(BOX_FORMATS)
 
 _INF = float("inf")
 
@@ -48,7 +50,7 @@ class BoxParse:
 
 def check_box_format(box_format: str) -> None:
     """Raise ``ValueError`` naming the available formats when ``box_format`` is not one."""
-    if box_format not in BOX_FORMATS:
+    if box_format not in _KNOWN:
         raise ValueError(f"unknown box_format {box_format!r}; available: {', '.join(BOX_FORMATS)}")
 
 
@@ -76,7 +78,15 @@ def parse_boxes_detailed(text: str, width: float, height: float, box_format: str
     check_box_format(box_format)
     if not (width > 0 and height > 0):
         raise ValueError(f"image size must be positive, got width={width!r}, height={height!r}")
-    width, height = float(width), float(height)
+    if box_format in GENERIC_FORMATS:
+        return parse_generic(text, float(width), float(height), str(box_format))
+    from stages.lib.boxes.formats import FORMATS  # the family readers import this module
+
+    return FORMATS[BoxFormat(box_format)].read(text, float(width), float(height))
+
+
+def parse_generic(text: str, width: float, height: float, box_format: str) -> BoxParse:
+    """The generic formats (``auto``, ``pixel``, ``norm1``, ``norm1000``) on a checked, positive size."""
     scan = scan_boxes(text)
     boxes: list[list[float]] = []
     dropped: list[dict[str, str]] = [{"text": snippet(tag), "reason": reason} for tag, reason in scan.malformed]

@@ -8,6 +8,10 @@ missing box and an extra box both cost. Boxes the answer spelled out but that we
 ``detail``: ``format`` (scale applied), ``boxes`` (parsed pixel boxes, first 32), ``ious`` and
 ``matches`` (``[predicted index, ground-truth index]``) of the matching, ``n_pred``, ``n_gt``,
 ``dropped`` (first 5, with ``n_dropped``) and ``reason`` when nothing usable was found.
+
+Under a model family's box format the ground truth is first expressed in that format
+(:func:`truth_in_format`: written as the family writes boxes and read back), so the best answer the
+family can give, on its coordinate grid, scores 1.0; the generic formats compare to the truth as is.
 """
 
 from __future__ import annotations
@@ -19,10 +23,20 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from stages.lib.boxes import BoxParse, box_iou, iou_matrix, paired_ious, parse_boxes_batch, parse_boxes_detailed
+from stages.lib.boxes import (
+    GENERIC_FORMATS,
+    BoxParse,
+    box_iou,
+    get_format,
+    iou_matrix,
+    paired_ious,
+    parse_boxes_batch,
+    parse_boxes_detailed,
+    quantized,
+)
 from stages.lib.rewards.result import GroundTruthError, RewardResult, gc_paused
 
-__all__ = ["IouTruth", "prepare_iou", "score_iou", "score_iou_batch", "iou_reward"]
+__all__ = ["IouTruth", "prepare_iou", "truth_in_format", "score_iou", "score_iou_batch", "iou_reward"]
 
 # Caps on what a detail lists, so an output spelling thousands of boxes stays a small JSON cell.
 _MAX_BOXES_IN_DETAIL = 32
@@ -57,6 +71,19 @@ def prepare_iou(gt_boxes: Sequence[Sequence[float]] | None, width: float, height
     return IouTruth(tuple(clipped), float(width), float(height))
 
 
+def truth_in_format(truth: IouTruth, box_format: str) -> IouTruth:
+    """``truth`` as a model writing ``box_format`` can best express it: each box quantized to the
+    format's grid (:func:`stages.lib.boxes.quantized`); unchanged for the generic formats and for
+    formats the pipeline cannot write (points)."""
+    if box_format in GENERIC_FORMATS:
+        return truth
+    spec = get_format(box_format)
+    if spec.write is None:
+        return truth
+    boxes = tuple(tuple(quantized(spec, b, truth.width, truth.height)) for b in truth.boxes)
+    return IouTruth(boxes, truth.width, truth.height)  # type: ignore[arg-type]
+
+
 def _result(parse: BoxParse, truth: IouTruth, reward: float, ious: list[float], matches: list[list[int]]) -> RewardResult:
     detail: dict = {"format": parse.fmt, "boxes": parse.boxes[:_MAX_BOXES_IN_DETAIL], "ious": ious, "matches": matches,
                     "n_pred": parse.n_found, "n_gt": len(truth.boxes)}
@@ -86,7 +113,7 @@ def _match(parse: BoxParse, truth: IouTruth) -> RewardResult:
 
 def score_iou(text: str, truth: IouTruth, box_format: str = "auto") -> RewardResult:
     """Score one output against prepared ground truth; never raises on model output."""
-    return _match(parse_boxes_detailed(text or "", truth.width, truth.height, box_format), truth)
+    return _match(parse_boxes_detailed(text or "", truth.width, truth.height, box_format), truth_in_format(truth, box_format))
 
 
 def score_iou_batch(texts: Sequence[str], truths: Sequence[IouTruth], box_format: str = "auto") -> list[RewardResult]:
@@ -95,6 +122,12 @@ def score_iou_batch(texts: Sequence[str], truths: Sequence[IouTruth], box_format
     their IoU in one numpy pass, the others go through Hungarian matching row by row."""
     with gc_paused():
         texts = [t or "" for t in texts]
+        if box_format not in GENERIC_FORMATS:
+            expressed: dict[int, IouTruth] = {}
+            for t in truths:
+                if id(t) not in expressed:
+                    expressed[id(t)] = truth_in_format(t, box_format)
+            truths = [expressed[id(t)] for t in truths]
         parses = parse_boxes_batch(texts, [tr.width for tr in truths], [tr.height for tr in truths], box_format)
         simple = [i for i, (p, tr) in enumerate(zip(parses, truths)) if len(p.boxes) == 1 and not p.dropped and len(tr.boxes) == 1]
         out: list[RewardResult | None] = [None] * len(parses)

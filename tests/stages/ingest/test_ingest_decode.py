@@ -6,10 +6,11 @@ import io
 import struct
 import zlib
 
-from data_schemas.quarantine import QuarantineReason
 import pytest
 from PIL import Image, ImageDraw
 
+
+from data_schemas.quarantine import QuarantineReason
 from stages.ingest.decode import normalize_image, read_image_file
 from stages.lib.boxes import orient_box
 from stages.ingest.rejected import Rejected
@@ -146,9 +147,30 @@ def test_pil_globals_are_restored(image_bytes):
 
 def test_read_image_file_missing_and_empty(tmp_path):
     with pytest.raises(Rejected) as err:
-        read_image_file(tmp_path / "nope.png")
+        read_image_file(tmp_path / "nope.png", max_bytes=CAP)
     assert err.value.reason == QuarantineReason.MISSING_IMAGE
     (tmp_path / "empty.png").write_bytes(b"")
     with pytest.raises(Rejected) as err:
-        read_image_file(tmp_path / "empty.png")
+        read_image_file(tmp_path / "empty.png", max_bytes=CAP)
     assert err.value.reason == QuarantineReason.EMPTY_IMAGE
+
+
+def test_read_image_file_reads_at_most_the_cap(tmp_path):
+    path = tmp_path / "big.jpg"
+    path.write_bytes(b"\xff" * 10_000)
+    assert read_image_file(path, max_bytes=10_000) == b"\xff" * 10_000
+    with pytest.raises(Rejected, match=r"over \[ingest\] max_bytes = 9999") as err:
+        read_image_file(path, max_bytes=9_999)
+    assert err.value.reason == QuarantineReason.IMAGE_TOO_LARGE
+
+
+def test_running_out_of_memory_while_decoding_is_image_too_large(image_bytes, monkeypatch):
+    from PIL import ImageFile
+
+    def exhausted(self):
+        raise MemoryError()
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", exhausted)
+    with pytest.raises(Rejected) as err:
+        normalize_image(image_bytes(), max_pixels=CAP)
+    assert err.value.reason == QuarantineReason.IMAGE_TOO_LARGE and "memory" in err.value.message

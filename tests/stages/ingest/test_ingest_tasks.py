@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from data_schemas.tables import TASK_TYPES
 from data_schemas.quarantine import QuarantineReason
+from data_schemas.tables import TASK_TYPES
 from stages.ingest.decode import StoredImage
 from stages.ingest.rejected import Rejected
 from stages.ingest.tasks import TaskSpec, annotation_boxes, check_task, dedupe_prompt, fit_to_image, parse_task, task_id

@@ -16,7 +16,7 @@ from data_schemas import decode_image_cell, validate_table
 from stages.lib.errors import ConfigError
 from stages.base import ShardInputs, ShardOutput
 from stages.perturb import SPEC, DistortionSpec, PerturbConfig, apply_distortion, make_gallery, run_shard, setup
-from tests.factories import task_row
+from tests.factories import png_bytes, task_row
 from stages.perturb.formats import is_valid_hallucination
 
 
@@ -109,6 +109,22 @@ def test_bad_image_and_rejected_request_are_quarantined(tmp_path):
     assert not any(r["task_id"] == "t-bad" and r["origin"] == "distorted_image" for r in out)
     assert not any(r["cand_id"].startswith("t-ocr:distorted_image:diffusion") for r in out)
     assert result.metrics["image_decode_errors"] == 1 and result.metrics["distorted_sample_errors"] == 1
+
+
+def test_a_distortion_that_fails_on_one_image_quarantines_only_that_row(tmp_path):
+    """A legal 8x66000 image (OpenCV's JPEG encoder stops at 65,500 px a side): that row is quarantined, the
+    shard goes on (issue 11, item 1)."""
+    tall = png_bytes(size=(8, 66_000))
+    rows = standard_tasks().to_pylist()[:2] + [task_row("t-tall", "vqa", "What colour?", image=tall, answer="red")]
+    tasks = validate_table(rows, "tasks")
+    config = _config(distortion={"distortions": [{"name": "jpeg"}], "n_answers": 1})
+    result = _run(config, tasks, policy_candidates(tasks, 1), ScriptedSampler(), tmp_path)
+    [bad] = result.quarantine
+    assert (bad["row_ref"], bad["reason"]) == ("t-tall", "distortion_failed")
+    assert "jpeg" in bad["message"] and "8x66000" in bad["message"] and "error" in bad["message"]
+    distorted = {r["task_id"] for r in result.tables["candidates"].to_pylist() if r["origin"] == "distorted_image"}
+    assert distorted == {"t-ground", "t-ocr"}
+    assert result.metrics["distortion_errors"] == 1
 
 
 def test_keep_images_writes_pngs_listed_as_artifacts(tmp_path):

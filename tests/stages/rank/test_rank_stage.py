@@ -332,3 +332,18 @@ def test_run_shard_on_empty_input():
 def test_spec_declares_its_tables():
     assert SPEC.reads == ("tasks", "scored") and SPEC.writes == ("listwise", "pairs", "groups")
     assert set(DEFAULT_ORIGIN_ORDER) == set(ORIGINS)
+
+
+def test_list_origins_compose_policy_only_lists_as_perpo_publishes():
+    """PerPO's lists are the N policy samples (answers_gen): list_origins = ['policy'], max_list_len >= n."""
+    rows = [("t", f"p{i}", "policy", f"answer {i}", i / 19) for i in range(20)]
+    rows += [("t", "gt", "ground_truth", "truth", 1.0), ("t", "h", "hallucination", "wrong", 0.0)]
+    result = _run(_tasks([("t", "grounding")]), _scored(rows), list_origins=["policy"], max_list_len=20)
+    (row,) = result.tables["listwise"].to_pylist()
+    assert row["origins"] == ["policy"] * 20 and len(row["responses"]) == 20
+    assert result.metrics["candidates_excluded_origin"] == 2 and result.metrics["candidates_capped"] == 0
+    everything = _run(_tasks([("t", "grounding")]), _scored(rows))  # the default keeps every origin, capped at 8
+    (mixed,) = everything.tables["listwise"].to_pylist()
+    assert {"ground_truth", "hallucination"} <= set(mixed["origins"]) and len(mixed["responses"]) == 8
+    with pytest.raises(ValidationError, match="list_origins"):
+        RankConfig(list_origins=[])

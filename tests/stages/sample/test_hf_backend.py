@@ -185,6 +185,35 @@ def test_oom_at_one_request_marks_the_requests(sampler, monkeypatch):
     assert all(r.outputs == [] for r in results)
 
 
+def test_prompt_longer_than_the_context_is_quarantined_before_generating(sampler, monkeypatch):
+    """The tiny model's context is 2048 tokens; a longer prompt never reaches generate (issue 11, item 1)."""
+    context = sampler.model.config.get_text_config().max_position_embeddings
+    long = SampleRequest("long", "Describe it. " * context, _image((255, 0, 0)), n=2, max_tokens=10, seed=1)
+    short = _requests(k=1, n=2)[0]
+    seen = []
+    original = sampler.model.generate
+
+    def recording(**kwargs):
+        seen.append(kwargs["input_ids"].shape)
+        return original(**kwargs)
+
+    monkeypatch.setattr(sampler.model, "generate", recording)
+    results = sampler.sample([long, short])
+    assert results[0].error_reason == QuarantineReason.PROMPT_TOO_LONG and results[0].outputs == []
+    assert f"context of {context} tokens" in results[0].error
+    assert len(results[1].outputs) == 2 and [shape[0] for shape in seen] == [1]  # only the short prompt
+
+
+def test_cpu_allocator_failure_counts_as_out_of_memory(sampler, monkeypatch):
+    def exhausted(**kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 96000000000 bytes. Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(sampler.model, "generate", exhausted)
+    results = sampler.sample(_requests(k=2, n=2))
+    assert [r.error_reason for r in results] == [QuarantineReason.OOM] * 2
+
+
 def test_other_generate_errors_propagate(sampler, monkeypatch):
     def broken(**kwargs):
         raise RuntimeError("shape mismatch")
@@ -199,6 +228,9 @@ def test_other_generate_errors_propagate(sampler, monkeypatch):
     [
         (torch.cuda.OutOfMemoryError("x"), True),
         (RuntimeError("CUDA out of memory. Tried to allocate"), True),
+        (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes"), True),
+        (RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 8 bytes"), True),
+        (MemoryError(), True),
         (RuntimeError("size mismatch"), False),
         (ValueError("out of memory"), False),
     ],

@@ -4,6 +4,7 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
+from data_schemas.quarantine import QuarantineReason
 from stages.sample.sampler import SampleRequest
 from stages.sample.vllm_backend import VLLM_INSTALL_HINT, build_vllm_inputs, import_vllm, result_from_vllm_output
 
@@ -60,6 +61,27 @@ def test_result_keeps_all_n_outputs_in_index_order():
         ("", 1, -0.5, "stop"),
         ("red", 2, None, "abort"),
     ]
+
+
+def test_prompt_over_max_model_len_is_prompt_too_long():
+    """vLLM validates each request's length itself (ValueError, vllm tests/v1/e2e/test_context_length.py);
+    that request is quarantined as prompt_too_long, the others are served (issue 11, item 1)."""
+    from stages.sample.vllm_backend import VLLMSampler
+
+    class FakeEngine(VLLMSampler):
+        def __init__(self):
+            self.processor = _TemplateOnly()
+
+        def _generate(self, prompts, params):
+            if any("long" in p["prompt"] for p in prompts):
+                raise ValueError("The decoder prompt (length 80000) plus the number of requested output tokens "
+                                 "(at least 1) is longer than the maximum model length of 32768.")
+            return [SimpleNamespace(outputs=[_completion(0, "ok", [1], -1.0, "stop")]) for _ in prompts]
+
+    image = Image.new("RGB", (8, 8))
+    results = FakeEngine().sample([SampleRequest("a", "long " * 10, image), SampleRequest("b", "short", image)])
+    assert results[0].error_reason == QuarantineReason.PROMPT_TOO_LONG and "32768" in results[0].error
+    assert [o.text for o in results[1].outputs] == ["ok"]
 
 
 def test_missing_vllm_raises_import_error_with_install_command(monkeypatch):

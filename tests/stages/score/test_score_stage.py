@@ -182,3 +182,26 @@ def test_every_config_field_is_documented():
     for name, field in ScoreConfig.model_fields.items():
         if name != "enabled":
             assert field.description, name
+
+
+def test_a_reward_that_fails_on_one_output_quarantines_only_that_candidate(monkeypatch):
+    """Per-row failures become quarantine rows, the shard goes on (issue 11, item 1)."""
+    from dataclasses import replace
+
+    from stages.lib.rewards import REWARDS
+
+    spec = REWARDS[RewardKind.OCR]
+
+    def fragile(texts, truths, options):
+        if any("BOOM" in t for t in texts):
+            raise RecursionError("maximum recursion depth exceeded")
+        return spec.score_batch(texts, truths, options)
+
+    monkeypatch.setitem(REWARDS, RewardKind.OCR, replace(spec, score_batch=fragile))
+    cands = [cand("o1", "ok-0", "HELLO WORLD"), cand("o1", "bad-0", "BOOM"), cand("v1", "v-0", "2")]
+    result = run(cands=cands)
+    [bad] = result.quarantine
+    assert (bad["row_ref"], bad["reason"]) == ("bad-0", "reward_failed") and "RecursionError" in bad["message"]
+    scored = {r["cand_id"]: r["reward"] for r in result.tables["scored"].to_pylist()}
+    assert scored == {"ok-0": 1.0, "v-0": 1.0}
+    assert result.metrics["rows"] == 2 and result.metrics["quarantined"] == 1

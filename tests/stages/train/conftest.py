@@ -12,7 +12,7 @@ def train_tables(tiny_model_dir, tmp_path_factory):
     from stages.base import ShardInputs, ShardOutput
     from stages.reference import ReferenceConfig, run_shard, setup
 
-    config = ReferenceConfig(model=str(tiny_model_dir), device="cpu", batch_size=8)
+    config = ReferenceConfig(model=str(tiny_model_dir), device="cpu", batch_size=8, povid_image_term=True)
     tasks = make_tasks()
     inputs = ShardInputs(tables={"tasks": tasks, "listwise": make_listwise()}, resources=setup(config))
     scratch = tmp_path_factory.mktemp("reference")

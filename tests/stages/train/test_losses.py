@@ -335,7 +335,7 @@ def _gradcheck_args(name: LossName):
         return mipo_loss, [t.detach().requires_grad_() for t in (pc, pr, rc, rr)] + [lc, lr, cm, rm], {}
     if name is LossName.LEANPO:
         return leanpo_loss, [_rand(3, seed=0), _rand(3, seed=1), lens, lens + 2], dict(reward_gap=torch.rand(3, dtype=torch.float64))
-    if name is LossName.POVID:
+    if name in (LossName.POVID, LossName.POVID_OFFLINE):  # one formula; they differ in what fills the image side
         return povid_loss, [_rand(3, seed=s, scale=1) for s in range(6)], dict(distorted_mask=torch.tensor([True, False, True]))
     if name is LossName.SFT:
         return sft_loss, [_rand(3, seed=0), lens], {}

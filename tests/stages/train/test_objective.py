@@ -26,6 +26,8 @@ def _batch(seed: int = 0, ref: bool = True) -> ListBatch:
         ),
         mask=torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]], dtype=torch.bool),
         origins=[ORIGINS] * 3,
+        policy_image_term=(torch.randn(B, N, generator=g, dtype=torch.float64) * 4).requires_grad_(True),
+        ref_image_term=torch.randn(B, N, generator=g, dtype=torch.float64) * 4,
     )
 
 
@@ -37,10 +39,15 @@ def _permuted(batch: ListBatch, perm: torch.Tensor) -> ListBatch:
         rewards=batch.rewards[:, perm],
         mask=batch.mask[:, perm],
         origins=[[row[i] for i in perm.tolist()] for row in batch.origins],
+        policy_image_term=batch.policy_image_term[:, perm],
+        ref_image_term=batch.ref_image_term[:, perm],
     )
 
 
-@pytest.mark.parametrize("name", [n for n in LOSSES if n is not LossName.POVID])
+POVIDS = (LossName.POVID, LossName.POVID_OFFLINE)
+
+
+@pytest.mark.parametrize("name", [n for n in LOSSES if n not in POVIDS])
 def test_every_loss_runs_and_skips_lists_without_spread(name):
     batch = _batch()
     out = list_loss(name, batch)
@@ -57,13 +64,14 @@ def test_order_of_responses_does_not_matter(name):
     batch = _batch(seed=1)
     perm = torch.tensor([3, 0, 5, 1, 4, 2])
     a, b = list_loss(name, batch).per_row, list_loss(name, _permuted(batch, perm)).per_row
-    rows = slice(0, 2) if name is LossName.POVID else slice(None)  # povid breaks reward ties (row 2) by position
+    rows = slice(0, 2) if name in POVIDS else slice(None)  # povid breaks reward ties (row 2) by position
     torch.testing.assert_close(a[rows], b[rows], **TOL)
 
 
-def test_povid_preference_comes_from_origins_not_rewards():
+@pytest.mark.parametrize("name", POVIDS)
+def test_povid_preference_comes_from_origins_not_rewards(name):
     batch = _batch()
-    out = list_loss(LossName.POVID, batch)
+    out = list_loss(name, batch)
     assert out.row_valid.all()  # row 2 has equal rewards but still a clean, a hallucinated and a distorted answer
     out.loss.backward()
     assert torch.isfinite(batch.policy_logps.grad).all()
@@ -150,19 +158,36 @@ def test_groups_shrink_until_every_chosen_beats_every_rejected(name):
         torch.testing.assert_close(got[row], want, **TOL)
 
 
-def test_povid_compares_the_best_clean_answer_with_the_perturbed_ones():
+def test_povid_compares_the_best_clean_answer_with_its_hallucination_and_its_image_term():
+    b = _batch(seed=5)
+    pol, ref, img_pol, img_ref = b.policy_logps[0], b.ref_logps[0], b.policy_image_term[0], b.ref_image_term[0]
+    # clean best: 0 (ground truth); hallucination: 3; POVID's image term of the chosen answer (column 0)
+    want = povid_loss(pol[0], pol[3], img_pol[0], ref[0], ref[3], img_ref[0])
+    torch.testing.assert_close(list_loss("povid", b).per_row[0], want, **TOL)
+    # POVID's first stage: plain DPO, chosen vs hallucinated
+    stage1 = list_loss("povid", b, LossParams(povid_stage=1)).per_row[0]
+    torch.testing.assert_close(stage1, dpo_loss(pol[0], pol[3], ref[0], ref[3]), **TOL)
+    b.policy_image_term = None
+    with pytest.raises(ValueError, match="image term"):
+        list_loss("povid", b)
+
+
+def test_povid_offline_compares_the_best_clean_answer_with_the_perturbed_ones():
     b = _batch(seed=5)
     pol, ref = b.policy_logps[0], b.ref_logps[0]
     # clean best: 0 (ground truth); hallucination: 3; worst distorted-image answer: 5
     want = povid_loss(pol[0], pol[3], pol[5], ref[0], ref[3], ref[5])
-    torch.testing.assert_close(list_loss("povid", b).per_row[0], want, **TOL)
+    torch.testing.assert_close(list_loss("povid_offline", b).per_row[0], want, **TOL)
 
 
-def test_povid_skips_lists_without_perturbed_answers():
+def test_povid_needs_a_clean_answer_and_povid_offline_a_perturbed_one():
     b = _batch(seed=6)
     b.origins = [["policy"] * 6] * 3
-    out = list_loss("povid", b)
+    assert list_loss("povid", b).row_valid.all()  # the image term is always there
+    out = list_loss("povid_offline", b)
     assert not out.row_valid.any() and out.loss == 0
+    b.origins = [["hallucination"] * 6] * 3
+    assert not list_loss("povid", b).row_valid.any()
 
 
 def test_perpo_adapter_is_the_listwise_loss():

@@ -6,6 +6,8 @@ import json
 
 import pyarrow as pa
 
+from data_schemas.quarantine import QuarantineReason
+
 from data_schemas.tables import validate_table
 from stages.train.data import image_cells, load_lists
 
@@ -52,7 +54,7 @@ def test_bad_rows_are_quarantined_with_their_reason_never_dropped():
     examples, quarantine = load_lists(tasks, validate_table(rows, "listwise"))
     assert [ex.task_id for ex in examples] == ["t-red"]
     reasons = {q["row_ref"]: q["reason"] for q in quarantine}
-    assert reasons == {"t-green": "ragged_list", "t-blue": "bad_image", "t-unknown": "missing_task"}
+    assert reasons == {"t-green": QuarantineReason.RAGGED_LIST, "t-blue": QuarantineReason.CORRUPT_IMAGE, "t-unknown": QuarantineReason.UNKNOWN_TASK}
     ragged = next(q for q in quarantine if q["row_ref"] == "t-green")
     assert "4 responses" in ragged["message"] and json.loads(ragged["record"])["task_id"] == "t-green"
 

@@ -181,3 +181,66 @@ def test_precision_on_cpu_is_float32_without_autocast():
 
     assert precision(TrainConfig(device="cpu")) == ("float32", False)
     assert precision(TrainConfig(device="cpu", dtype="bfloat16", lora=True)) == ("bfloat16", False)
+
+
+def test_povid_needs_the_references_image_term(tiny_model_dir, train_tables, tmp_path):
+    tasks, listwise = train_tables
+    without = listwise.set_column(listwise.schema.get_field_index("ref_povid_logps"), "ref_povid_logps",
+                                  pa.nulls(listwise.num_rows, listwise.schema.field("ref_povid_logps").type))
+    with pytest.raises(ConfigError, match="povid_image_term = true"):
+        train_model(_config(tiny_model_dir, loss="povid", max_steps=1), tasks, without, tmp_path)
+
+
+def test_povid_two_stage_schedule_trains_stage_2_from_the_merged_stage_1_model(tiny_model_dir, train_tables, tmp_path):
+    from stages.train.povid_schedule import reference_under, train_povid_two_stage
+
+    tasks, listwise = train_tables
+    cfg = _config(tiny_model_dir, loss="povid", beta=None, povid_two_stage=True, max_steps=2, lora=True, lora_r=4,
+                  lora_alpha=8, lora_dropout=0.0)
+    result = train_povid_two_stage(cfg, tasks, listwise, tmp_path)
+    assert result["stage1_steps"] == 2 and result["steps"] == 2
+    stage1 = Path(result["stage1_model_dir"])
+    assert stage1 == tmp_path / "stage1" / "model" and (stage1 / "model.safetensors").is_file()
+    assert any(not torch.equal(v, _weights(str(tiny_model_dir))[k]) for k, v in _weights(str(stage1)).items())
+    # stage 2's reference is the stage-1 model: its log-probs differ from the reference stage's (the initial model)
+    again = reference_under(stage1, cfg, tasks, listwise)
+    assert again["ref_logps"].to_pylist() != listwise["ref_logps"].to_pylist()
+    assert all(len(t) == len(r) for t, r in zip(again["ref_povid_logps"].to_pylist(), again["responses"].to_pylist()))
+    log = _log(result)
+    assert len(log) == 2 and all(math.isfinite(r["loss"]) for r in log)
+    # POVID's stage 1 alone (povid_stage = 1) is plain DPO vs the hallucinations and needs no image term
+    only1 = train_model(_config(tiny_model_dir, loss="povid", povid_stage=1, max_steps=1), tasks, listwise, tmp_path / "s1")
+    assert only1["steps"] == 1
+
+
+def test_per_module_learning_rates_group_the_projector_and_the_vision_tower(tiny_model_dir):
+    from stages.sample.hf_backend import load_vlm
+    from stages.train.loop import param_groups, warmup_steps
+
+    model, _ = load_vlm(tiny_model_dir, device="cpu")
+    names = {id(p): n for n, p in model.named_parameters()}
+    cfg = TrainConfig(learning_rate=1e-5, projector_learning_rate=2e-5, vision_tower_learning_rate=5e-7)
+    main, vision, projector = param_groups(model, cfg)
+    assert [g["lr"] for g in (main, vision, projector)] == [1e-5, 5e-7, 2e-5]
+    assert all("multi_modal_projector" in names[id(p)] for p in projector["params"]) and projector["params"]
+    assert all("vision_tower" in names[id(p)] for p in vision["params"]) and vision["params"]
+    assert not any("vision_tower" in names[id(p)] or "projector" in names[id(p)] for p in main["params"])
+    assert sum(len(g["params"]) for g in (main, vision, projector)) == len(list(model.parameters()))
+    (only,) = param_groups(model, TrainConfig(learning_rate=1e-5))  # unset: one group at learning_rate
+    assert only["lr"] == 1e-5 and len(only["params"]) == len(list(model.parameters()))
+    assert warmup_steps(TrainConfig(warmup_ratio=0.03), 100) == 3 and warmup_steps(TrainConfig(warmup_steps=4), 100) == 4
+    with pytest.raises(ValidationError, match="warmup_steps = 2 and warmup_ratio = 0.1 are both set"):
+        TrainConfig(warmup_steps=2, warmup_ratio=0.1)
+
+
+def test_llava_lora_recipe_trains_the_projector_in_full_and_leaves_the_vision_tower(tiny_model_dir, train_tables, tmp_path):
+    tasks, listwise = train_tables
+    cfg = _config(tiny_model_dir, max_steps=2, lora=True, lora_r=4, lora_alpha=8, lora_dropout=0.0,
+                  lora_exclude_modules=["vision_tower", "multi_modal_projector"],
+                  lora_modules_to_save=["multi_modal_projector"], projector_learning_rate=1e-2)
+    result = train_model(cfg, tasks, listwise, tmp_path)
+    before, after = _weights(str(tiny_model_dir)), _weights(result["model_dir"])
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert any("multi_modal_projector" in k for k in changed)  # trained in full, at its own rate
+    assert not any("vision_tower" in k for k in changed)  # no adapter there, and frozen
+    assert any("language_model" in k for k in changed)  # the adapters, merged

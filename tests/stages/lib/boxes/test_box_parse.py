@@ -133,11 +133,14 @@ def test_nan_word_inside_text_is_not_a_number():
 
 
 def test_unknown_box_format_and_bad_size_raise():
-    with pytest.raises(ValueError, match="unknown box_format 'xywh'; available: auto, pixel, norm1, norm1000"):
+    with pytest.raises(ValueError, match="unknown box_format 'xywh'; available: auto, pixel, norm1, norm1000, qwen2_vl"):
         parse_boxes("[1, 2, 3, 4]", W, H, box_format="xywh")
     with pytest.raises(ValueError, match="image size must be positive"):
         parse_boxes("[1, 2, 3, 4]", 0, H)
 
 
 def test_box_formats_registry():
-    assert BOX_FORMATS == ("auto", "pixel", "norm1", "norm1000")
+    assert BOX_FORMATS[:4] == ("auto", "pixel", "norm1", "norm1000")
+    families = {"qwen2_vl", "qwen2_5_vl", "qwen3_vl", "internvl", "llava", "cogvlm", "shikra", "kosmos2", "paligemma",
+                "florence2", "minicpm_v", "deepseek_vl2", "gemini", "molmo"}
+    assert set(BOX_FORMATS[4:]) == families
