@@ -74,7 +74,8 @@ def test_make_demo_then_ingest_it_and_status(tmp_path):
     disable = [f"--set={s}.enabled=false" for s in ("sample", "perturb", "score", "rank", "reference", "train", "eval")]
     result = cli(
         "run", "--run-dir", str(run_dir), "--no-ray", "--no-progress",
-        "--set", "ingest.format=jsonl", "--set", f"ingest.path={manifest}", "--set", "ingest.shard_size=4", *disable,
+        "--set", "ingest.format=jsonl", "--set", f"ingest.path={manifest}", "--set", "ingest.shard_size=4",
+        "--set", "ingest.eval_fraction=0", *disable,
     )
     assert result.returncode == 0, result.stderr
     status = cli("status", "--run-dir", str(run_dir))
