@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-TINY_MODEL := runs/_models/tiny-vlm
+TINY_MODEL := runs/_models/tiny-vlm-warm
 
-.PHONY: install run test bench clean gpu-constraints
+.PHONY: install run test bench reproduce demo-policy clean gpu-constraints
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,11 +15,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-$(TINY_MODEL)/config.json: | $(STAMP)
-	$(BIN)/perpo-pipeline make-tiny-model --out $(TINY_MODEL)
+## the demo policy: the tiny VLM warm-started on a synthetic split (built once, then reused from runs/_models/)
+demo-policy: $(STAMP)
+	$(BIN)/perpo-pipeline make-tiny-model --out $(TINY_MODEL) --warm-start
 
-## run the whole pipeline on the bundled demo corpus with the tiny offline model (CPU)
-run: $(STAMP) $(TINY_MODEL)/config.json
+## run the whole pipeline on the bundled demo corpus with the tiny offline model (CPU), eval table at the end
+run: $(STAMP) demo-policy
 	$(BIN)/perpo-pipeline run --config pipeline.toml
 	@echo
 	@echo "outputs in runs/demo/:"
@@ -27,6 +28,7 @@ run: $(STAMP) $(TINY_MODEL)/config.json
 	@echo "  export/          Hub-ready dataset (README card + data/{listwise,pairs,groups}); publish with perpo-pipeline publish"
 	@echo "  viewer/          open runs/demo/viewer/index.html in a browser (no server): filter, inspect, flag lists, download review.jsonl"
 	@echo "  train/artifacts/ trained model (model/), checkpoints, train_log.jsonl"
+	@echo "  report/eval.*    held-out eval: starting policy vs trained model (json, png, txt; benchmarks.md for lmms-eval / VLMEvalKit)"
 	@echo "  quarantine/      rows set aside, with their reasons (present only when there are any)"
 
 ## run the test suite (first: the GPU constraint set still resolves; skipped offline)
@@ -37,6 +39,10 @@ test: $(STAMP)
 ## re-resolve constraints-gpu.txt from vLLM's own pins (needs the package index)
 gpu-constraints: $(STAMP)
 	$(BIN)/python tools/check_gpu_constraints.py --write
+
+## every loss from the demo policy on the same data, 3 seeds, held-out eval; table and chart into bench/RESULTS.md
+reproduce: $(STAMP) demo-policy
+	$(BIN)/python bench/reproduce.py
 
 ## run the benchmarks (by hand, not in CI); figures go to bench/RESULTS.md
 bench: $(STAMP)

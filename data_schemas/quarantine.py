@@ -94,7 +94,7 @@ QUARANTINE_REASONS: Final[dict[QuarantineReason, ReasonInfo]] = {
         ("ingest",), "No accepted decoder (JPEG, PNG, WEBP, GIF, BMP, TIFF) recognises the bytes."
     ),
     _R.CORRUPT_IMAGE: ReasonInfo(
-        ("ingest", "sample", "perturb", "reference", "train"),
+        ("ingest", "sample", "perturb", "reference", "train", "eval"),
         "The image is recognised but does not decode (truncated, damaged); after ingest: the stored image no "
         "longer decodes.",
     ),
@@ -104,13 +104,13 @@ QUARANTINE_REASONS: Final[dict[QuarantineReason, ReasonInfo]] = {
     _R.SIZE_MISMATCH: ReasonInfo(
         ("ingest",), "The annotation declares an image size that fits neither orientation of the file."
     ),
-    _R.IMAGE_REJECTED: ReasonInfo(("sample", "perturb"), "The model's processor refused the image or the prompt."),
+    _R.IMAGE_REJECTED: ReasonInfo(("sample", "perturb", "eval"), "The model's processor refused the image or the prompt."),
     _R.PROMPT_TOO_LONG: ReasonInfo(
-        ("sample", "perturb"), "The encoded prompt (image tokens included) plus `max_tokens` is longer than the "
+        ("sample", "perturb", "eval"), "The encoded prompt (image tokens included) plus `max_tokens` is longer than the "
         "model's context; checked before generating."
     ),
-    _R.OOM: ReasonInfo(("sample", "perturb"), "Out of memory (GPU or CPU allocator) even with a batch of one request."),
-    _R.GENERATION_FAILED: ReasonInfo(("sample", "perturb"), "The engine failed on this request for another reason."),
+    _R.OOM: ReasonInfo(("sample", "perturb", "eval"), "Out of memory (GPU or CPU allocator) even with a batch of one request."),
+    _R.GENERATION_FAILED: ReasonInfo(("sample", "perturb", "eval"), "The engine failed on this request for another reason."),
     _R.DISTORTION_FAILED: ReasonInfo(
         ("perturb",), "An image distortion failed on this image (e.g. OpenCV's JPEG encoder refuses a side over "
         "65,500 px); the task's other candidates are kept."
@@ -123,7 +123,7 @@ QUARANTINE_REASONS: Final[dict[QuarantineReason, ReasonInfo]] = {
         ("rank",), "The candidate's origin is none of policy, distorted_image, hallucination, ground_truth."
     ),
     _R.BAD_GROUND_TRUTH: ReasonInfo(
-        ("score",), "The task's ground truth cannot be scored against (grounding without boxes, empty OCR text, a "
+        ("score", "eval"), "The task's ground truth cannot be scored against (grounding without boxes, empty OCR text, a "
         "multiple-choice answer that is none of the choices)."
     ),
     _R.REWARD_FAILED: ReasonInfo(

@@ -22,12 +22,15 @@ __all__ = [
     "TASK_TYPES",
     "ORIGINS",
     "TASKS",
+    "SPLITS",
     "CANDIDATES",
     "SCORED",
     "LISTWISE",
     "PAIRS",
     "GROUPS",
     "QUARANTINE",
+    "MODEL",
+    "EVAL",
     "TABLES",
     "schema_for",
     "empty_table",
@@ -50,6 +53,8 @@ class Origin(StrEnum):
 
 
 ORIGINS: Final[tuple[str, ...]] = tuple(o.value for o in Origin)
+Split = Literal["train", "eval"]
+SPLITS: Final[tuple[str, ...]] = get_args(Split)  # a null split reads as "train"
 
 _BOX = pa.list_(pa.float64())
 
@@ -71,6 +76,7 @@ TASKS = with_hf_metadata(
             pa.field("choices", pa.list_(pa.string())),  # multiple-choice options, in letter order
             pa.field("source", pa.string()),  # where the row came from (file, line, annotation id)
             pa.field("meta", pa.string()),  # JSON object, adapter-specific
+            pa.field("split", pa.string()),  # "train" | "eval" (held out: only the eval stage reads it); null = train
         ]
     )
 )
@@ -156,19 +162,52 @@ QUARANTINE = pa.schema(
     ]
 )
 
+# The train stage's output: where the trained model is and a digest of its weights, so a stage that
+# reads the model (eval) is redone exactly when the weights change.
+MODEL = pa.schema(
+    [
+        pa.field("model_dir", pa.string(), nullable=False),
+        pa.field("weights_sha256", pa.string(), nullable=False),
+        pa.field("base_model", pa.string()),
+        pa.field("loss", pa.string()),
+        pa.field("steps", pa.int64()),
+    ]
+)
+
+# The eval stage's output: one row per (model, held-out task, decoding, sample).
+EVAL = pa.schema(
+    [
+        pa.field("model_role", pa.string(), nullable=False),  # "start" (the policy before training) | "trained"
+        pa.field("model", pa.string()),
+        pa.field("task_id", pa.string(), nullable=False),
+        pa.field("task_type", pa.string(), nullable=False),
+        pa.field("decoding", pa.string(), nullable=False),  # "greedy" | "sample"
+        pa.field("sample_index", pa.int32()),
+        pa.field("text", pa.string()),
+        pa.field("n_tokens", pa.int32()),
+        pa.field("reward", pa.float64()),
+        pa.field("reward_kind", pa.string()),
+        pa.field("parse_ok", pa.bool_()),
+        pa.field("metrics", pa.string()),  # JSON: the task type's extra metrics (iou, edit_similarity, anls, accuracy)
+    ]
+)
+
 TABLES: Final[dict[str, pa.Schema]] = {
     "tasks": TASKS,
+    "eval_tasks": TASKS,  # the held-out split, written by ingest beside ``tasks``
     "candidates": CANDIDATES,
     "scored": SCORED,
     "listwise": LISTWISE,
     "pairs": PAIRS,
     "groups": GROUPS,
     "quarantine": QUARANTINE,
+    "model": MODEL,
+    "eval": EVAL,
 }
 
 
 # Columns that must hold a value although their Arrow field is nullable (see TASKS.image).
-REQUIRED_VALUES: Final[dict[str, tuple[str, ...]]] = {"tasks": ("image",)}
+REQUIRED_VALUES: Final[dict[str, tuple[str, ...]]] = {"tasks": ("image",), "eval_tasks": ("image",)}
 
 
 def schema_for(table_name: str) -> pa.Schema:

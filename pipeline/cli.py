@@ -98,26 +98,51 @@ def run(
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bars.")] = None,
 ) -> None:
     """Run the pipeline (or some stages of it) into a run folder, resuming finished shards."""
-    from pipeline.outputs import finalize_run
-    from pipeline.runner import resolve_run_dir, run_pipeline
-    from pipeline.status import format_status, run_status
-    from pipeline.store import RunStore
+    from pipeline.runner import resolve_run_dir
+    from pipeline.status import format_run_status
 
     cfg = _load(config, [f"run.preset={_toml_quote(preset)}"] + list(overrides or []) if preset else overrides)
     folder = _run_folder(resolve_run_dir(cfg, run_dir), must_exist=False)
     with _writing(folder):
-        summaries = run_pipeline(
-            cfg, folder, stages=_split(stages), force=_split(force), use_ray=not no_ray, progress=progress
-        )
-        for s in summaries:
-            typer.echo(
-                f"{s.stage:<10} shards run {s.shards_run}, reused {s.shards_skipped} of {s.shards_total}; "
-                f"quarantined {s.quarantined}; {s.seconds:.1f}s",
-                err=True,
+        stage_list, forced = _split(stages), _split(force)
+        if cfg.run.rounds == 1:
+            _run_once(cfg, folder, stage_list, forced, not no_ray, progress)
+        else:
+            from pipeline.eval_report import trained_model_dir
+            from pipeline.rounds import run_rounds
+
+            if not cfg.train.enabled:
+                from stages.lib.errors import ConfigError
+
+                raise ConfigError(f"[run] rounds = {cfg.run.rounds} needs the train stage; set [train] enabled = true or rounds = 1")
+            run_rounds(
+                cfg,
+                folder,
+                lambda round_cfg, round_folder, redo: _run_once(
+                    round_cfg, round_folder, stage_list, redo or forced, not no_ray, progress
+                ),
+                trained_model_dir,
+                log=lambda line: typer.echo(line, err=True),
             )
-        with RunStore(folder).lock():  # the report and export read the run; no other writer meanwhile
-            finalize_run(cfg, folder, ran=[s.stage for s in summaries])
-    typer.echo(format_status(folder, run_status(folder)))
+    typer.echo(format_run_status(folder))
+
+
+def _run_once(cfg, folder: Path, stages: list[str], force: list[str], use_ray: bool, progress: bool | None) -> list:
+    """One run folder: the stages, then the report and the export; the per-stage summary goes to stderr."""
+    from pipeline.outputs import finalize_run
+    from pipeline.runner import run_pipeline
+    from pipeline.store import RunStore
+
+    summaries = run_pipeline(cfg, folder, stages=stages, force=force, use_ray=use_ray, progress=progress)
+    for s in summaries:
+        typer.echo(
+            f"{s.stage:<10} shards run {s.shards_run}, reused {s.shards_skipped} of {s.shards_total}; "
+            f"quarantined {s.quarantined}; {s.seconds:.1f}s",
+            err=True,
+        )
+    with RunStore(folder).lock():  # the report and export read the run; no other writer meanwhile
+        finalize_run(cfg, folder, ran=[s.stage for s in summaries])
+    return summaries
 
 
 @app.command()
@@ -128,11 +153,11 @@ def status(
 ) -> None:
     """Per stage: shards done / planned, rows, quarantined rows; where the report and export are."""
     from pipeline.runner import resolve_run_dir
-    from pipeline.status import format_status, run_status
+    from pipeline.status import format_run_status
 
     folder = run_dir if run_dir is not None else resolve_run_dir(_load(config, overrides), None)
     _run_folder(folder, must_exist=True)
-    typer.echo(format_status(folder, run_status(folder)))
+    typer.echo(format_run_status(folder))
 
 
 @app.command("make-demo")
@@ -152,12 +177,31 @@ def make_demo(
 def make_tiny_model(
     out: Annotated[Path, typer.Option("--out", help="Folder to save the tiny model into.")],
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random weights.")] = 0,
+    warm_start: Annotated[
+        bool,
+        typer.Option(
+            "--warm-start/--random",
+            help="Fine-tune it on a synthetic split disjoint from the demo corpus, so it answers the demo tasks a "
+            "little (the demo policy); an existing folder made with the same settings is reused.",
+        ),
+    ] = False,
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Warm start: optimizer steps.")] = None,
 ) -> None:
-    """Build a tiny random-weight VLM offline (save_pretrained), loadable like any Hub model id."""
-    from stages.lib.models import build_tiny_vlm
+    """Build a tiny VLM offline (save_pretrained), loadable like any Hub model id: random weights, or warm-started."""
+    if not warm_start:
+        from stages.lib.models import build_tiny_vlm
 
-    path = build_tiny_vlm(out, seed=seed)
-    typer.echo(f"tiny model: {path}")
+        typer.echo(f"tiny model: {build_tiny_vlm(out, seed=seed)}")
+        return
+    import dataclasses
+
+    from stages.lib.models.warm_start import WarmStartSettings, ensure_warm_tiny_vlm
+
+    settings = WarmStartSettings(model_seed=seed)
+    if steps is not None:
+        settings = dataclasses.replace(settings, steps=steps)
+    path, built = ensure_warm_tiny_vlm(out, settings, log=lambda line: typer.echo(line, err=True))
+    typer.echo(f"warm-started tiny model: {path}" + ("" if built else " (cached)"))
 
 
 @app.command()
@@ -240,6 +284,31 @@ def train(
         err=True,
     )
     typer.echo(format_status(folder, run_status(folder)))
+
+
+@app.command("eval")
+def eval_command(
+    model: Annotated[
+        Optional[str], typer.Option("--model", help="Model folder or Hub id to evaluate (default: the run's trained model).")
+    ] = None,
+    config: ConfigOpt = Path("pipeline.toml"),
+    run_dir: RunDirOpt = None,
+    overrides: SetOpt = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="Folder for eval.json / eval.png (default: <run>/report/eval-<model>).")
+    ] = None,
+) -> None:
+    """Evaluate a model beside the run's starting policy on the run's held-out tasks (settings: [eval])."""
+    from pipeline.eval_report import evaluate_model_dir
+    from pipeline.runner import resolve_run_dir
+    from stages.eval.metrics import format_table
+
+    folder = run_dir if run_dir is not None else resolve_run_dir(_load(config, overrides), None)
+    snapshot = folder / "config.toml"
+    cfg = _load(snapshot if snapshot.is_file() else config, overrides)  # the run's own settings when it has them
+    summary, written = evaluate_model_dir(cfg, folder, model, out)
+    typer.echo(format_table(summary))
+    typer.echo(f"eval report: {written}")
 
 
 @app.command("config-reference")

@@ -44,6 +44,14 @@ class RunConfig(BaseModel):
     progress: bool = Field(True, description="Show a progress bar over shards and rows.")
     export: bool = Field(True, description="After the last stage, write the Hub-ready dataset folder to `<run>/export/`.")
     report: bool = Field(True, description="After the last stage, write `report/stats.json` and the plots.")
+    rounds: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="On-policy rounds: round r samples from round r-1's trained model and trains it further. Above 1, "
+        "each round is a run folder `<run>/round-NN/` of its own (resumable per round) and `report/rounds.json` "
+        "holds the eval table of every round.",
+    )
     viewer: bool = Field(
         True, description="After the last stage, write the static HTML viewer to `<run>/viewer/` (open `index.html`)."
     )
@@ -218,6 +226,7 @@ def load_config(path: Path | None, overrides: list[str] | None = None) -> BaseMo
     _resolve_shared_models(cfg)
     _resolve_family(cfg)
     _check_stage_resources(cfg, source)
+    _resolve_eval(cfg)
     return cfg
 
 
@@ -229,6 +238,14 @@ def _check_stage_resources(cfg: BaseModel, source: str) -> None:
     for name in cfg.ray.resources:
         if name not in known:
             raise ConfigError(f"{source}: [ray] resources.{name}: unknown stage; available: {', '.join(known)}")
+
+
+def _resolve_eval(cfg: BaseModel) -> None:
+    """``[eval]`` takes ``[score]``'s rewards unless it sets its own (see :func:`stages.eval.config.resolve_eval_section`)."""
+    if hasattr(cfg, "eval"):
+        from stages.eval.config import resolve_eval_section
+
+        resolve_eval_section(cfg.eval, cfg.score, cfg.ingest, cfg.train)
 
 
 def section_for_fingerprint(section: BaseModel) -> dict[str, Any]:

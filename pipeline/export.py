@@ -108,6 +108,9 @@ class CardInfo(BaseModel):
     counts: dict[str, int | float] = Field(default_factory=dict, description="Run counters shown in the card.")
     license: str = Field("other", description="License identifier for the card's YAML (e.g. cc-by-4.0).")
     plots: list[Path] = Field(default_factory=list, description="PNG files copied into plots/ and shown in the card.")
+    eval_table: str | None = Field(
+        None, description="Markdown table of the held-out eval (starting policy vs trained model), shown in the card."
+    )
     examples: list[Path] = Field(
         default_factory=list, description="PNG example lists (image with boxes, ranked answers, rewards) shown as a gallery."
     )
@@ -326,6 +329,12 @@ def _card_body(rows: dict[str, int], info: CardInfo, plots: list[str], examples:
         lines += ["", "## Example lists", "",
                   "A few ranked lists, best response first: the image with its ground-truth boxes (dashed) and each "
                   "response's parsed boxes, the rewards as bars; the colours are named under each picture.", "", *(f"![{Path(p).stem}]({p})" for p in examples)]
+    if info.eval_table:
+        lines += [
+            "", "## Evaluation", "",
+            "The policy before training and the model trained on this data, answering held-out tasks (never in "
+            "the data above) and scored with the same rewards:", "", info.eval_table,
+        ]  # fmt: skip
     if plots:
         lines += ["", "## Plots", "", *(f"![{Path(p).stem}]({p})" for p in plots)]
     license_note = f"`{info.license}`; images and ground truth keep the license of the source corpus."

@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from data_schemas import TASK_TYPES
 from pipeline.config import load_config
+from pipeline.eval_report import eval_summary, write_eval_report
 from pipeline.export import CONFIGS, is_export_folder
 from pipeline.report import REPORT_TABLES
 from pipeline.runner import enabled_chain, last_writers
@@ -61,6 +62,13 @@ def public_model_name(model: str) -> str:
     return path.resolve().name if path.exists() else model
 
 
+def _eval_markdown(run_dir: Path) -> str | None:
+    from stages.eval.metrics import markdown_table
+
+    summary = eval_summary(run_dir)
+    return None if summary is None else markdown_table(summary)
+
+
 def _card_info(cfg, stats: dict[str, Any], report_dir: Path) -> dict[str, Any]:
     """What the dataset card says about how the data was made, from the run's config and stats."""
     perturbations: list[str] = []
@@ -86,6 +94,7 @@ def _card_info(cfg, stats: dict[str, Any], report_dir: Path) -> dict[str, Any]:
         "counts": counts,
         "license": cfg.export.license,
         "plots": sorted(report_dir.glob("*.png")) if report_dir.is_dir() else [],
+        "eval_table": _eval_markdown(report_dir.parent),
         "examples": sorted((report_dir / EXAMPLES_DIR).glob("example-*.png")) if report_dir.is_dir() else [],
     }
 
@@ -209,6 +218,7 @@ def finalize_run(cfg, run_dir: Path, ran: list[str]) -> None:
         return
     if cfg.run.report:
         write_run_report(cfg, run_dir)
+        write_eval_report(run_dir)
     if cfg.run.export:
         export_run(run_dir, cfg=cfg)
     if getattr(cfg.run, "viewer", False):

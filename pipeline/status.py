@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.eval_report import eval_table_text
 from pipeline.store import RunStore
 from stages import registry
 
-__all__ = ["StageStatus", "run_status", "format_status"]
+__all__ = ["StageStatus", "run_status", "format_status", "format_run_status"]
 
 NODE_ID_CHARS = 12  # of Ray's 56-hex-digit node id: enough to tell nodes apart (our choice)
 
@@ -46,8 +47,20 @@ def run_status(run_dir: Path) -> list[StageStatus]:
     return out
 
 
-def format_status(run_dir: Path, statuses: list[StageStatus]) -> str:
-    """Render the status as an aligned text table followed by where the report and export are.
+def format_run_status(run_dir: Path) -> str:
+    """The status of a run folder: its stages and eval table, or for a multi-round run each round's stages and
+    the table over rounds (:mod:`pipeline.rounds`)."""
+    from pipeline.rounds import format_rounds, round_dirs, rounds_summary
+
+    rounds = round_dirs(run_dir)
+    if not rounds:
+        return format_status(run_dir, run_status(run_dir))
+    parts = [format_status(folder, run_status(folder), with_eval=False) for folder in rounds]
+    return "\n\n".join([*parts, format_rounds(rounds_summary(run_dir))])
+
+
+def format_status(run_dir: Path, statuses: list[StageStatus], with_eval: bool = True) -> str:
+    """Render the status as an aligned text table followed by where the report and export are, and the eval table.
 
     When the run's shards ran on more than one Ray node, each stage also lists its nodes (the first
     characters of the node id, as ``ray list nodes`` shows it) with the number of shards each ran.
@@ -73,4 +86,7 @@ def format_status(run_dir: Path, statuses: list[StageStatus]) -> str:
     ):
         if path.exists():
             lines.append(f"{label}: {path}")
+    table = eval_table_text(run_dir) if with_eval else None
+    if table:
+        lines += ["", table]
     return "\n".join(lines)

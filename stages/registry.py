@@ -18,6 +18,7 @@ STAGE_MODULES: tuple[str, ...] = (
     "stages.rank",
     "stages.reference",
     "stages.train",
+    "stages.eval",
 )
 
 

@@ -197,7 +197,7 @@ def _eval_tables(store: RunStore, writers: dict[str, Any]) -> dict[str, pa.Table
     """Tables named ``eval…`` that an enabled stage writes (the eval stage's results), when present."""
     out = {}
     for name, spec in writers.items():
-        if name.startswith("eval"):
+        if name.startswith("eval") and name != "eval_tasks":  # eval_tasks: ingest's held-out tasks, not results
             files = store.table_files(spec.name, name, spec.writes[0])
             if files:
                 out[name] = pa.concat_tables([pq.read_table(f) for f in files])

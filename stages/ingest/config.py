@@ -91,6 +91,11 @@ class IngestConfig(StageConfig):
     answers_column: str = Field(default="answers", description="jsonl/parquet: field holding all annotator answers.")
     choices_column: str = Field(default="choices", description="jsonl/parquet: field holding multiple-choice options.")
     meta_column: str = Field(default="meta", description="jsonl/parquet: field holding a JSON object kept as `meta`.")
+    split_column: str = Field(
+        default="split",
+        description="jsonl/parquet: field naming a row's split (train; eval, val, validation, dev or test = held out). "
+        "Rows without one are split by `eval_fraction`.",
+    )
     default_task_type: TaskType | None = Field(
         default=None,
         description="jsonl/parquet: task type of rows that have none (e.g. vqa for a Hub VQA dataset); "
@@ -101,6 +106,16 @@ class IngestConfig(StageConfig):
         validation_alias=AliasChoices("box_layout", "box_format"),
         description="jsonl/parquet: which four pixel numbers a ground-truth box holds, xyxy ([x1, y1, x2, y2]) "
         "or xywh ([x, y, width, height]). (The key was called box_format before; that name still reads.)",
+    )
+
+    # --- held-out split -----------------------------------------------------------------------
+    eval_fraction: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Fraction of tasks held out for the eval stage (chosen by a hash of the task id, so the same "
+        "task is always on the same side). Held-out tasks go to `ingest/eval_tasks/`; no stage that trains "
+        "sees them. A corpus row's own split (`split_column`) takes precedence.",
     )
 
     # --- sharding and image checks ------------------------------------------------------------

@@ -16,6 +16,7 @@ from stages.ingest.fetch import ImageFetcher
 from stages.ingest.decode import normalize_image
 from stages.ingest.rejected import Rejected
 from stages.ingest.records import decode_record
+from stages.ingest.split import EVAL, assign_split
 from stages.ingest.tasks import fit_to_image, task_row
 
 __all__ = ["SPEC", "run_shard"]
@@ -34,7 +35,8 @@ def _record_for_quarantine(text: str) -> Any:
 
 def run_shard(inputs: ShardInputs, output: ShardOutput, config: IngestConfig) -> ShardResult:
     """Decode and check every record of ``inputs.tables["records"]`` (from :func:`plan_shards`) and return
-    the ``tasks`` table (validated against ``data_schemas.TASKS``).
+    the ``tasks`` table (validated against ``data_schemas.TASKS``) and the held-out ``eval_tasks`` (same
+    schema): each row's ``split`` is set by :func:`stages.ingest.split.assign_split`.
 
     Each record's image is read, fully decoded, size-capped, made upright RGB and stored (see
     :mod:`stages.ingest.decode`); boxes are checked against the real size. A record that fails becomes a
@@ -43,8 +45,8 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: IngestConfig) ->
     shard's output plus one image.
     """
     records = inputs.table("records")
-    tables: list[pa.Table] = []
-    rows: list[dict[str, Any]] = []
+    tables: dict[str, list[pa.Table]] = {"tasks": [], "eval_tasks": []}
+    rows: dict[str, list[dict[str, Any]]] = {"tasks": [], "eval_tasks": []}
     quarantine: list[dict[str, Any]] = []
     first_seen: dict[str, str] = {}
     reencoded = image_bytes = 0
@@ -67,30 +69,35 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: IngestConfig) ->
             first_seen[row["task_id"]] = source
             reencoded += image.reencoded
             image_bytes += len(image.data)
-            rows.append(row)
-            if len(rows) == _ROWS_PER_BATCH:
-                tables.append(validate_table(rows, "tasks"))
-                rows = []
-    if rows:
-        tables.append(validate_table(rows, "tasks"))
-    table = pa.concat_tables(tables) if tables else empty_table("tasks")
+            row["split"] = assign_split(row["task_id"], row["split"], config.eval_fraction)
+            name = "eval_tasks" if row["split"] == EVAL else "tasks"
+            rows[name].append(row)
+            if len(rows[name]) == _ROWS_PER_BATCH:
+                tables[name].append(validate_table(rows[name], name))
+                rows[name] = []
+    out: dict[str, pa.Table] = {}
+    for name, parts in tables.items():
+        if rows[name]:
+            parts.append(validate_table(rows[name], name))
+        out[name] = pa.concat_tables(parts) if parts else empty_table(name)
     metrics = {
         "records": float(records.num_rows),
-        "tasks": float(table.num_rows),
+        "tasks": float(out["tasks"].num_rows),
+        "eval_tasks": float(out["eval_tasks"].num_rows),
         "quarantined": float(len(quarantine)),
         "images_reencoded": float(reencoded),
         "image_bytes": float(image_bytes),
     }
-    return ShardResult(tables={"tasks": table}, quarantine=quarantine, metrics=metrics)
+    return ShardResult(tables=out, quarantine=quarantine, metrics=metrics)
 
 
 SPEC = StageSpec(
     name="ingest",
     config_cls=IngestConfig,
     reads=(),
-    writes=("tasks",),
+    writes=("tasks", "eval_tasks"),
     run_shard=run_shard,
     plan=plan_shards,
     description="Read a corpus with ground truth (demo, coco, jsonl, parquet), decode and check every image, "
-    "and write the tasks table.",
+    "and write the tasks table (and the held-out eval_tasks, see eval_fraction).",
 )

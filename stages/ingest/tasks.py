@@ -21,6 +21,7 @@ from data_schemas.tables import TASK_TYPES
 from stages.ingest.decode import StoredImage
 from stages.ingest.rejected import Rejected
 from stages.lib.boxes import BOX_DECIMALS, BadBox, BoxLayout, boxes_from_annotation, check_pixel_box, orient_box, pixel_boxes_text
+from stages.ingest.split import parse_split
 
 __all__ = [
     "TaskSpec",
@@ -49,10 +50,12 @@ class TaskSpec:
     choices: list[str] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     declared_size: tuple[int, int] | None = None
+    split: str | None = None  # "train" | "eval" when the corpus row names one (stages.ingest.split)
 
     def to_record(self) -> dict[str, Any]:
         """Return a JSON-able dict (the ``task`` part of a plan record)."""
-        out = {k: getattr(self, k) for k in ("task_type", "prompt", "answer", "boxes", "answers", "choices", "meta")}
+        keys = ("task_type", "prompt", "answer", "boxes", "answers", "choices", "meta", "split")
+        out = {k: getattr(self, k) for k in keys}
         out["declared_size"] = list(self.declared_size) if self.declared_size else None
         return out
 
@@ -144,6 +147,7 @@ def parse_task(
         answers=_text_list(fields.get("answers"), "answers") or None,
         choices=_text_list(fields.get("choices"), "choices") or None,
         meta=_meta(fields.get("meta")),
+        split=parse_split(fields.get("split")),
     )
     return check_task(spec)
 
@@ -255,7 +259,7 @@ def dedupe_prompt(prompt: str) -> str:
 
 
 def task_row(spec: TaskSpec, image: StoredImage, source: str) -> dict[str, Any]:
-    """Return one ``tasks`` row (a dict matching ``data_schemas.TASKS``)."""
+    """Return one ``tasks`` row (a dict matching ``data_schemas.TASKS``); ``split`` is the corpus's, or None."""
     meta = dict(spec.meta)
     if image.reencoded:
         meta["ingest"] = {
@@ -277,4 +281,5 @@ def task_row(spec: TaskSpec, image: StoredImage, source: str) -> dict[str, Any]:
         "choices": spec.choices,
         "source": source,
         "meta": json.dumps(meta, sort_keys=True, ensure_ascii=False),
+        "split": spec.split,
     }

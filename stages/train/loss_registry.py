@@ -26,6 +26,7 @@ class LossName(StrEnum):
     LEANPO = "leanpo"
     POVID = "povid"
     POVID_OFFLINE = "povid_offline"
+    SFT = "sft"
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,11 @@ LOSSES: Final[dict[LossName, LossSpec]] = {
             "POVID, arXiv 2402.11411 (data recipe only)", False,
             "an offline variant: the image-side rejected answer is sampled beforehand on a distorted image by the "
             "perturb stage, not POVID's teacher-forced argmax",
+        ),
+        LossSpec(
+            LossName.SFT, "the best response of each list alone: its mean token negative log-likelihood",
+            "supervised fine-tuning, the baseline row of PerPO's and DPO's tables (e.g. TRL SFTTrainer)", True,
+            needs_reference=False,
         ),
     )
 }

@@ -19,6 +19,7 @@ __all__ = [
     "mipo_loss",
     "leanpo_loss",
     "povid_loss",
+    "sft_loss",
     "dynamic_smoothing",
 ]
 
@@ -250,3 +251,9 @@ def povid_loss(
         distortion = torch.where(distorted_mask.bool(), distortion, torch.zeros_like(distortion))
     return 0.5 * hallucination + 0.5 * distortion
 
+
+def sft_loss(policy_best: Tensor, best_len: Tensor) -> Tensor:
+    """Supervised fine-tuning, the baseline row: −logp(y_best) / |y_best|, the mean token negative
+    log-likelihood of each list's best response (TRL's SFTTrainer likewise averages over tokens). No
+    reference model and no rejected response."""
+    return -policy_best / best_len.clamp(min=1)

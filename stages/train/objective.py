@@ -26,6 +26,7 @@ from stages.train.losses import (
     mipo_loss,
     perpo_loss,
     povid_loss,
+    sft_loss,
 )
 
 __all__ = [
@@ -246,6 +247,11 @@ def _povid_offline(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
     return loss, has_c & (has_h | has_d)
 
 
+def _sft(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
+    best, _, valid = _best_worst(batch)  # the lists the pairwise losses use (rewards not all equal)
+    return sft_loss(_take(batch.policy_logps, best), _take(batch.n_tokens, best)), valid
+
+
 # How each registered loss (stages.train.loss_registry.LOSSES) reads a listwise batch: per-row losses and which rows count.
 ON_LISTS: Final[dict[LossName, Callable[[ListBatch, LossParams], tuple[Tensor, Tensor]]]] = {
     LossName.DPO: _dpo,
@@ -256,6 +262,7 @@ ON_LISTS: Final[dict[LossName, Callable[[ListBatch, LossParams], tuple[Tensor, T
     LossName.LEANPO: _leanpo,
     LossName.POVID: _povid,
     LossName.POVID_OFFLINE: _povid_offline,
+    LossName.SFT: _sft,
 }
 
 

@@ -7,16 +7,43 @@ from typing import Any
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageSpec
 from stages.train.config import RESUME_NEUTRAL_FIELDS, TrainConfig
 
-__all__ = ["SPEC", "run_shard", "shard_result", "train_model"]
+__all__ = ["SPEC", "run_shard", "shard_result", "model_table", "train_split", "train_model"]
 
 METRIC_KEYS = ("steps", "resumed_from", "lists", "skipped_lists", "final_loss", "final_reward_accuracy")
 
 
-def shard_result(result: dict[str, Any]) -> ShardResult:
-    """The runner's view of a :func:`~stages.train.loop.train_model` result: no table, the metrics, model and log as artifacts."""
+def model_table(result: dict[str, Any], config: TrainConfig) -> Any:
+    """The ``model`` table of a training result: one row, the model folder and a digest of its weights
+    (what a stage reading the trained model, eval, is fingerprinted by)."""
+    from data_schemas.tables import validate_table
+    from stages.lib.models.digest import model_digest
+
+    row = {
+        "model_dir": str(result["model_dir"]),
+        "weights_sha256": model_digest(result["model_dir"]),
+        "base_model": config.model,
+        "loss": str(config.loss),
+        "steps": int(result["steps"]),
+    }
+    return validate_table([row], "model")
+
+
+def train_split(tasks: Any) -> Any:
+    """The tasks a model may train on: every row whose ``split`` is not ``eval`` (ingest already keeps held-out
+    tasks in their own table; this guards tables assembled by hand)."""
+    import pyarrow.compute as pc
+
+    if "split" not in tasks.column_names:
+        return tasks
+    return tasks.filter(pc.fill_null(pc.not_equal(tasks["split"], "eval"), True))
+
+
+def shard_result(result: dict[str, Any], config: TrainConfig) -> ShardResult:
+    """The runner's view of a :func:`~stages.train.loop.train_model` result: the ``model`` table, the metrics,
+    and the model and log as artifacts."""
     metrics = {key: float("nan") if result[key] is None else float(result[key]) for key in METRIC_KEYS}
     return ShardResult(
-        tables={},
+        tables={"model": model_table(result, config)},
         quarantine=result["quarantine"],
         metrics=metrics,
         artifacts=[result["model_dir"], result["log_path"]],
@@ -38,7 +65,8 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: TrainConfig) -> 
 
     init_distributed(config.device)
     train = train_povid_two_stage if config.povid_two_stage else train_model  # POVID's two stages, or one run
-    return shard_result(train(config, inputs.table("tasks"), inputs.table("listwise"), output.scratch_dir))
+    tasks = train_split(inputs.table("tasks"))
+    return shard_result(train(config, tasks, inputs.table("listwise"), output.scratch_dir), config)
 
 
 def train_model(config: TrainConfig, tasks_table: Any, listwise_table: Any, out_dir: Any, **kwargs: Any) -> dict[str, Any]:
@@ -52,7 +80,7 @@ SPEC = StageSpec(
     name="train",
     config_cls=TrainConfig,
     reads=("tasks", "listwise"),
-    writes=(),
+    writes=("model",),
     run_shard=run_shard,
     fan_in=True,
     uses_model=True,

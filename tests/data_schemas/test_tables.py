@@ -22,7 +22,9 @@ def _task(**over) -> dict:
 
 
 def test_every_table_has_a_schema_and_a_version():
-    assert set(TABLES) == {"tasks", "candidates", "scored", "listwise", "pairs", "groups", "quarantine"}
+    assert set(TABLES) == {
+        "tasks", "eval_tasks", "candidates", "scored", "listwise", "pairs", "groups", "quarantine", "model", "eval"
+    }
     assert SCHEMA_VERSION
     with pytest.raises(SchemaError, match="unknown table 'nope'; available: tasks"):
         schema_for("nope")

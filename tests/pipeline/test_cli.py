@@ -73,10 +73,11 @@ def test_make_demo_then_ingest_it_and_status(tmp_path):
     manifest = tmp_path / "demo" / "manifest.jsonl"
     assert manifest.is_file() and len(manifest.read_text().splitlines()) == 6
     run_dir = tmp_path / "run"
-    disable = [f"--set={s}.enabled=false" for s in ("sample", "perturb", "score", "rank", "reference", "train")]
+    disable = [f"--set={s}.enabled=false" for s in ("sample", "perturb", "score", "rank", "reference", "train", "eval")]
     result = cli(
         "run", "--run-dir", str(run_dir), "--no-ray", "--no-progress",
-        "--set", "ingest.format=jsonl", "--set", f"ingest.path={manifest}", "--set", "ingest.shard_size=4", *disable,
+        "--set", "ingest.format=jsonl", "--set", f"ingest.path={manifest}", "--set", "ingest.shard_size=4",
+        "--set", "ingest.eval_fraction=0", *disable,
     )
     assert result.returncode == 0, result.stderr
     status = cli("status", "--run-dir", str(run_dir))
@@ -106,7 +107,8 @@ def test_train_with_two_processes_via_torchrun(tiny_model_dir, tmp_path):
     run_dir = tmp_path / "run"
     common = ["--set", "ingest.n_tasks=6", "--set", "ingest.shard_size=3", "--set", f"sample.model={tiny_model_dir}",
               "--set", "sample.max_tokens=6", "--set", "perturb.max_tokens=6", "--set", "train.max_steps=1"]
-    data = cli("run", "--run-dir", str(run_dir), "--no-ray", "--no-progress", "--set", "train.enabled=false", *common)
+    data = cli("run", "--run-dir", str(run_dir), "--no-ray", "--no-progress", "--set", "train.enabled=false",
+               "--set", "eval.enabled=false", *common)
     assert data.returncode == 0, data.stderr
     result = cli("train", "--nproc", "2", "--run-dir", str(run_dir), *common)
     assert result.returncode == 0, result.stderr

@@ -31,23 +31,35 @@ def _settings(model_dir) -> list[str]:
     ]
 
 
+# The held-out split and the eval stage: 2 of the 12 demo tasks (seed 0: a grounding and a vqa task) are held out.
+EVAL = ["ingest.eval_fraction=0.25", "eval.enabled=true", "eval.n=2", "eval.max_tokens=8", "eval.bootstrap_samples=200"]
+
+
 def test_full_chain_then_reward_change_redoes_only_downstream(ray_session, tiny_model_dir, tmp_path):
     datasets = pytest.importorskip("datasets")
     run_dir = tmp_path / "run"
-    cfg = load_config(None, _settings(tiny_model_dir))
+    cfg = load_config(None, [*_settings(tiny_model_dir), *EVAL])
     first = {s.stage: s for s in run_pipeline(cfg, run_dir)}
-    assert list(first) == ["ingest", "sample", "perturb", "score", "rank", "reference", "train"]
+    assert list(first) == ["ingest", "sample", "perturb", "score", "rank", "reference", "train", "eval"]
     assert all(s.shards_run == s.shards_total for s in first.values())
-    assert first["ingest"].rows == {"tasks": 12}
-    # 2 policy + 1 ground truth per task from sample; perturb adds hallucinations and distorted-image answers
-    assert first["sample"].rows == {"candidates": 36}
-    assert first["perturb"].rows["candidates"] > 36
+    assert first["ingest"].rows == {"tasks": 10, "eval_tasks": 2}
+    # 2 policy + 1 ground truth per training task from sample; perturb adds hallucinations and distorted-image answers
+    assert first["sample"].rows == {"candidates": 30}
+    assert first["perturb"].rows["candidates"] > 30
+    held_out = set(RunStore(run_dir).read_table("ingest", "eval_tasks", "tasks")["task_id"].to_pylist())
+    listed = set(RunStore(run_dir).read_table("reference", "listwise", "listwise")["task_id"].to_pylist())
+    assert held_out and not held_out & listed  # no held-out task reaches the training lists
+    assert first["eval"].rows == {"eval": 2 * 2 * (1 + 2)}  # start + trained, 2 tasks, greedy + 2 samples
     assert first["score"].rows["scored"] == first["perturb"].rows["candidates"]
     assert first["rank"].rows["listwise"] > 0
 
     finalize_run(cfg, run_dir, ran=list(first))
     stats = json.loads((run_dir / "report" / "stats.json").read_text())
-    assert stats["tasks"]["in"] == 12
+    assert stats["tasks"]["in"] == 10
+    summary = json.loads((run_dir / "report" / "eval.json").read_text())
+    assert summary["tasks"] and set(summary["models"]) == {"start", "trained"}
+    assert (run_dir / "report" / "eval.png").is_file() and (run_dir / "report" / "benchmarks.md").is_file()
+    assert "## Evaluation" in (run_dir / "export" / "README.md").read_text()
     assert (run_dir / "report" / "distortions.png").stat().st_size > 0
     pairs = datasets.load_dataset(str(run_dir / "export"), "pairs", split="train", cache_dir=str(tmp_path / "hf"))
     assert pairs.num_rows == first["rank"].rows["pairs"]
@@ -60,13 +72,14 @@ def test_full_chain_then_reward_change_redoes_only_downstream(ray_session, tiny_
     assert listing[0].startswith("would upload")
     assert any(line.startswith("  README.md  (") for line in listing)
 
-    changed = load_config(None, [*_settings(tiny_model_dir), 'score.reward_kinds={ ocr = "anls" }'])
+    changed = load_config(None, [*_settings(tiny_model_dir), *EVAL, 'score.reward_kinds={ ocr = "anls" }'])
     second = {s.stage: s for s in run_pipeline(changed, run_dir)}
     assert [second[s].shards_run for s in ("ingest", "sample", "perturb")] == [0, 0, 0]
     assert second["score"].shards_run == second["score"].shards_total == 3
     kinds = set(RunStore(run_dir).read_table("score", "scored", "scored", columns=["reward_kind"])["reward_kind"].to_pylist())
     assert "anls" in kinds
     assert second["rank"].shards_run == 3 and second["train"].shards_run == 1
+    assert second["eval"].shards_run == 1  # the held-out answers are scored with the new reward too
 
 
 def test_bad_model_path_fails_before_any_sample_shard(ray_session, tmp_path):

@@ -80,5 +80,6 @@ def mapped_fields(row: Mapping[str, Any], config: IngestConfig) -> dict[str, Any
         "answers": config.answers_column,
         "choices": config.choices_column,
         "meta": config.meta_column,
+        "split": config.split_column,
     }
     return {canonical: row.get(column) for canonical, column in names.items()}

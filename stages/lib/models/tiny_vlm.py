@@ -12,13 +12,23 @@ projector. Its answers are random text; what matters is that every API behaves l
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Final
 
 from stages.lib.errors import ModelError
 from stages.lib.models.folder import save_model_folder
 
-__all__ = ["TINY_MODEL_MARKER", "IMAGE_SIZE", "PATCH_SIZE", "CHAT_TEMPLATE", "build_tiny_vlm", "is_tiny_model_dir"]
+__all__ = [
+    "TINY_MODEL_MARKER",
+    "IMAGE_SIZE",
+    "PATCH_SIZE",
+    "CHAT_TEMPLATE",
+    "TinySpec",
+    "DEMO_POLICY_SPEC",
+    "build_tiny_vlm",
+    "is_tiny_model_dir",
+]
 
 TINY_MODEL_MARKER: Final[str] = "perpo_tiny_vlm.json"
 IMAGE_SIZE: Final[int] = 64
@@ -58,7 +68,31 @@ _TOKENIZER_CORPUS: Final[tuple[str, ...]] = (
 )
 
 
-def _build_tokenizer():
+@dataclass(frozen=True)
+class TinySpec:
+    """The sizes of a tiny VLM. The default is the 0.5M-parameter test model every test uses.
+
+    ``number_tokens``: teach the tokenizer every integer up to this as one token (with and without a
+    leading space), so a pixel coordinate is always one token; 0 keeps the original tokenizer.
+    ``squash_images``: resize images to the square input instead of resizing the short side and
+    cropping the centre (which cuts the ends off a wide OCR image).
+    """
+
+    vision_hidden: int = 64
+    vision_layers: int = 2
+    text_hidden: int = 128
+    text_layers: int = 2
+    vocab_size: int = 512
+    number_tokens: int = 0
+    squash_images: bool = False
+
+
+# The warm-started demo policy (stages/lib/models/warm_start.py): one token per pixel coordinate of
+# the 96x96 demo images and whole OCR images; same widths, so it stays as fast as the test model.
+DEMO_POLICY_SPEC: Final[TinySpec] = TinySpec(vocab_size=1024, number_tokens=128, squash_images=True)
+
+
+def _build_tokenizer(spec: TinySpec = TinySpec()):
     """Train a byte-level BPE on the corpus above and wrap it as a fast tokenizer with a chat template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -67,12 +101,17 @@ def _build_tokenizer():
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=512,
+        vocab_size=spec.vocab_size,
         special_tokens=list(_SPECIAL_TOKENS),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(_TOKENIZER_CORPUS, trainer)
+    corpus = list(_TOKENIZER_CORPUS)
+    if spec.number_tokens:
+        # each number many times, alone and after a space, so BPE merges it into one token either way
+        numbers = [str(i) for i in range(spec.number_tokens + 1)]
+        corpus += [" ".join(numbers)] * 4 + [",".join(numbers)] * 4 + [f"[{n}, " for n in numbers] * 4
+    bpe.train_from_iterator(corpus, trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe,
         bos_token=_BOS,
@@ -85,15 +124,15 @@ def _build_tokenizer():
     return tokenizer
 
 
-def _build_model(tokenizer, seed: int):
-    """Return a randomly initialised LlavaForConditionalGeneration sized for CPU tests."""
+def _build_model(tokenizer, seed: int, spec: TinySpec = TinySpec()):
+    """Return a randomly initialised LlavaForConditionalGeneration sized by ``spec``."""
     import torch
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
     vision = CLIPVisionConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
+        hidden_size=spec.vision_hidden,
+        intermediate_size=2 * spec.vision_hidden,
+        num_hidden_layers=spec.vision_layers,
         num_attention_heads=2,
         image_size=IMAGE_SIZE,
         patch_size=PATCH_SIZE,
@@ -101,9 +140,9 @@ def _build_model(tokenizer, seed: int):
     )
     text = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
+        hidden_size=spec.text_hidden,
+        intermediate_size=2 * spec.text_hidden,
+        num_hidden_layers=spec.text_layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=2048,
@@ -127,14 +166,17 @@ def _build_model(tokenizer, seed: int):
     return model
 
 
-def _build_processor(tokenizer):
+def _build_processor(tokenizer, spec: TinySpec = TinySpec()):
     """Return a LlavaProcessor whose image-token count matches the model (64 tokens per image)."""
     from transformers import LlavaProcessor
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-    image_processor = CLIPImageProcessorPil(
-        size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}
-    )
+    if spec.squash_images:
+        image_processor = CLIPImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, do_center_crop=False)
+    else:
+        image_processor = CLIPImageProcessorPil(
+            size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+        )
     # With the "default" strategy the model drops the CLS feature; num_additional_image_tokens=1
     # counts it so the processor emits exactly (64/8)^2 = 64 <image> tokens per image.
     return LlavaProcessor(
@@ -153,10 +195,10 @@ def is_tiny_model_dir(path: str | Path) -> bool:
     return (p / TINY_MODEL_MARKER).is_file() and (p / "config.json").is_file()
 
 
-def build_tiny_vlm(out_dir: str | Path, seed: int = 0) -> Path:
+def build_tiny_vlm(out_dir: str | Path, seed: int = 0, spec: TinySpec = TinySpec()) -> Path:
     """Write the tiny VLM (model, processor, tokenizer, chat template) to ``out_dir`` and return it.
 
-    Same ``seed`` -> identical weights and tokenizer. The folder loads with
+    Same ``seed`` and ``spec`` -> identical weights and tokenizer. The folder loads with
     ``AutoModelForImageTextToText.from_pretrained`` / ``AutoProcessor.from_pretrained``. An existing
     tiny-model folder is replaced; any other non-empty folder raises :class:`ModelError` (never
     overwritten). The files are written to a temporary sibling folder and moved into place, so an
@@ -171,8 +213,10 @@ def build_tiny_vlm(out_dir: str | Path, seed: int = 0) -> Path:
             "choose an empty or new folder"
         )
     out.parent.mkdir(parents=True, exist_ok=True)
-    tokenizer = _build_tokenizer()
-    model = _build_model(tokenizer, seed)
-    processor = _build_processor(tokenizer)
+    tokenizer = _build_tokenizer(spec)
+    model = _build_model(tokenizer, seed, spec)
+    processor = _build_processor(tokenizer, spec)
     marker = {"format_version": _FORMAT_VERSION, "seed": seed, "image_size": IMAGE_SIZE, "patch_size": PATCH_SIZE}
+    if spec != TinySpec():
+        marker["spec"] = asdict(spec)
     return save_model_folder(model, processor, out, {TINY_MODEL_MARKER: json.dumps(marker, indent=2) + "\n"})

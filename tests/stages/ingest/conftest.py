@@ -57,6 +57,7 @@ class IngestRun:
     tasks: pa.Table
     quarantine: list[dict[str, Any]]
     n_shards: int
+    eval_tasks: pa.Table | None = None
 
     def reasons(self) -> dict[str, str]:
         """row_ref -> reason of every quarantined row."""
@@ -69,13 +70,15 @@ def run_ingest(tmp_path: Path) -> Callable[[IngestConfig], IngestRun]:
 
     def run(config: IngestConfig) -> IngestRun:
         plan = plan_shards(config)
-        tables, quarantine = [], list(plan.quarantine)
+        tables, held_out, quarantine = [], [], list(plan.quarantine)
         for i, shard in enumerate(plan.shards):
             out = ShardOutput(stage="ingest", index=i, scratch_dir=tmp_path / "scratch")
             result = run_shard(ShardInputs({"records": shard}), out, config)
             tables.append(result.tables["tasks"])
+            held_out.append(result.tables["eval_tasks"])
             quarantine += result.quarantine
         tasks = pa.concat_tables(tables) if tables else empty_table("tasks")
-        return IngestRun(tasks, quarantine, len(plan.shards))
+        eval_tasks = pa.concat_tables(held_out) if held_out else empty_table("eval_tasks")
+        return IngestRun(tasks, quarantine, len(plan.shards), eval_tasks)
 
     return run

@@ -16,7 +16,7 @@ from stages.ingest import RECORDS_SCHEMA, IngestConfig, plan_shards, run_shard
 
 def test_spec_declares_a_source_stage_with_a_planner():
     spec = stages.ingest.SPEC
-    assert (spec.name, spec.reads, spec.writes) == ("ingest", (), ("tasks",))
+    assert (spec.name, spec.reads, spec.writes) == ("ingest", (), ("tasks", "eval_tasks"))
     assert spec.config_cls is IngestConfig and spec.run_shard is run_shard and spec.description
     assert callable(stages.ingest.plan_shards)
 
@@ -52,7 +52,8 @@ def test_run_shard_output_is_a_valid_tasks_table_with_metrics(tmp_path):
     (shard,) = plan_shards(config).shards
     result = run_shard(ShardInputs({"records": shard}), ShardOutput("ingest", 0, tmp_path), config)
     tasks = result.tables["tasks"]
-    assert set(result.tables) == {"tasks"} and validate_table(tasks, "tasks").equals(tasks)
+    assert set(result.tables) == {"tasks", "eval_tasks"} and validate_table(tasks, "tasks").equals(tasks)
+    assert result.tables["eval_tasks"].num_rows == 0 and set(tasks.column("split").to_pylist()) == {"train"}
     assert result.metrics["records"] == result.metrics["tasks"] == 6 and result.metrics["quarantined"] == 0
     assert result.metrics["image_bytes"] == sum(len(r["image"]["bytes"]) for r in tasks.to_pylist())
     assert not any(tmp_path.iterdir())  # a shard never writes into the run folder

@@ -20,6 +20,7 @@ from stages.train.losses import (
     mipo_loss,
     perpo_loss,
     povid_loss,
+    sft_loss,
 )
 
 TOL = dict(rtol=1e-6, atol=1e-6)
@@ -307,6 +308,12 @@ def test_povid_is_mean_of_two_dpo_terms_and_masks_drop_a_term():
     torch.testing.assert_close(got, torch.tensor(want, dtype=torch.float64), **TOL)
 
 
+def test_sft_is_the_mean_token_nll_of_the_best_response():
+    logp, lens = _rand(4, seed=3), torch.tensor([4.0, 1.0, 0.0, 7.0], dtype=torch.float64)
+    want = [-logp[i].item() / max(lens[i].item(), 1.0) for i in range(4)]
+    torch.testing.assert_close(sft_loss(logp, lens), torch.tensor(want, dtype=torch.float64), **TOL)
+
+
 # ---- gradients ----------------------------------------------------------------------------------
 
 
@@ -330,6 +337,8 @@ def _gradcheck_args(name: LossName):
         return leanpo_loss, [_rand(3, seed=0), _rand(3, seed=1), lens, lens + 2], dict(reward_gap=torch.rand(3, dtype=torch.float64))
     if name in (LossName.POVID, LossName.POVID_OFFLINE):  # one formula; they differ in what fills the image side
         return povid_loss, [_rand(3, seed=s, scale=1) for s in range(6)], dict(distorted_mask=torch.tensor([True, False, True]))
+    if name is LossName.SFT:
+        return sft_loss, [_rand(3, seed=0), lens], {}
     raise AssertionError(f"no gradcheck inputs for loss {name!r}: add them here")
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from stages.train.loss_registry import LOSSES, LossName
-from stages.train.losses import dpo_loss, ipo_loss, leanpo_loss, mdpo_loss, mipo_loss, perpo_loss, povid_loss
+from stages.train.losses import dpo_loss, ipo_loss, leanpo_loss, mdpo_loss, mipo_loss, perpo_loss, povid_loss, sft_loss
 from stages.train.objective import ListBatch, LossParams, implicit_rewards, list_loss, pair_metrics
 
 TOL = dict(rtol=1e-6, atol=1e-6)
@@ -106,6 +106,15 @@ def test_dpo_and_ipo_use_best_vs_worst():
     torch.testing.assert_close(
         list_loss("leanpo", b, ours).per_row[:2], leanpo_loss(*lean, reward_gap=gap, beta=2.0, max_smoothing=0.2), **TOL
     )
+
+
+def test_sft_trains_the_best_response_alone():
+    b = _batch(seed=5)
+    rows, best = torch.arange(2), torch.tensor([0, 0])  # row 1: first of the tie at 0.9; row 2 has no spread
+    out = list_loss("sft", b)
+    torch.testing.assert_close(out.per_row[:2], sft_loss(b.policy_logps[rows, best], b.n_tokens[rows, best]), **TOL)
+    assert out.row_valid.tolist() == [True, True, False]
+    assert torch.isfinite(list_loss("sft", _batch(ref=False)).loss)  # no reference needed
 
 
 def test_mdpo_uses_top_k_vs_bottom_k():

@@ -15,6 +15,8 @@ from safetensors.torch import load_file
 from stages.lib.errors import ConfigError
 from stages.base import ShardInputs, ShardOutput
 from stages.train import LOSSES, SPEC, TrainConfig, train_model
+from stages.train.stage import train_split
+from stages.lib.models.digest import model_digest
 
 from train_tables import make_listwise
 
@@ -153,14 +155,25 @@ def test_config_checks_name_the_field():
 
 
 def test_stage_spec_and_run_shard(tiny_model_dir, train_tables, tmp_path):
-    assert SPEC.name == "train" and SPEC.fan_in and SPEC.uses_model and SPEC.writes == ()
+    assert SPEC.name == "train" and SPEC.fan_in and SPEC.uses_model and SPEC.writes == ("model",)
     assert SPEC.reads == ("tasks", "listwise") and SPEC.config_cls is TrainConfig
     tasks, listwise = train_tables
     inputs = ShardInputs(tables={"tasks": tasks, "listwise": listwise})
     out = SPEC.run_shard(inputs, ShardOutput("train", 0, tmp_path / "scratch"), _config(tiny_model_dir, max_steps=2))
-    assert out.tables == {} and out.metrics["steps"] == 2 and out.metrics["lists"] == 3
+    assert set(out.tables) == {"model"} and out.metrics["steps"] == 2 and out.metrics["lists"] == 3
     assert out.artifacts[0] == str(tmp_path / "scratch" / "model")
+    (model,) = out.tables["model"].to_pylist()
+    assert model["model_dir"] == out.artifacts[0] and model["steps"] == 2 and model["loss"] == "perpo"
+    assert model["weights_sha256"] == model_digest(out.artifacts[0])
     assert (tmp_path / "scratch" / "checkpoints" / "step-00000002" / "checkpoint.pt").exists()
+
+
+def test_held_out_tasks_never_reach_training(train_tables):
+    tasks, _ = train_tables
+    splits = ["eval" if i == 0 else ("train" if i == 1 else None) for i in range(tasks.num_rows)]
+    marked = tasks.drop_columns(["split"]).append_column("split", pa.array(splits, pa.string()))
+    kept = train_split(marked).column("task_id").to_pylist()
+    assert kept == tasks.column("task_id").to_pylist()[1:]
 
 
 def test_povid_needs_the_references_image_term(tiny_model_dir, train_tables, tmp_path):
