@@ -59,7 +59,9 @@ def test_task_records_hold_the_list_in_rank_order_with_boxes_and_detail(viewer_r
         assert rec["image"]["src"].startswith("data:image/png;base64,")  # small PNGs are kept as they are
     grounding = next(r for r in records if r["type"] == "grounding" and r["list"])
     gt = next(c for c in grounding["list"] if c["origin"] == "ground_truth")
-    assert gt["boxes"] == grounding["gt_boxes"] and gt["detail"]["ious"]
+    assert len(gt["boxes"]) == len(grounding["gt_boxes"]) and gt["detail"]["ious"]
+    for drawn, truth in zip(gt["boxes"], grounding["gt_boxes"]):  # the answer's text may round the boxes
+        assert drawn == pytest.approx(truth, abs=1.0)
     hallucination = next(c for r in records for c in r["list"] + r["others"] if c["origin"] == "hallucination")
     assert {op for op, _ in hallucination["diff"]} & {"+", "-"}
     distorted = next(c for r in records for c in r["list"] + r["others"] if c["origin"] == "distorted_image")
