@@ -23,7 +23,7 @@ def _quiet_env(monkeypatch):
 
 def _jobs(tmp_path, n: int = 1) -> list[ShardJob]:
     return [
-        ShardJob(i, f"fp{i}", lambda: {"pairs": PAIRS}, ShardOutput("ranks", i, tmp_path / f"scratch{i}"))
+        ShardJob(i, f"fp{i}", ShardOutput("ranks", i, tmp_path / f"scratch{i}"), tmp_path, input_tables={"pairs": PAIRS})
         for i in range(n)
     ]
 
