@@ -31,16 +31,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data_schemas.images import encode_image_cell  # noqa: E402
-from data_schemas.tables import validate_table  # noqa: E402
-from pipeline.config import load_config  # noqa: E402
-from pipeline.store import Manifest, RunStore  # noqa: E402
-from stages.base import ShardInputs, ShardOutput  # noqa: E402
-from stages.ingest.demo_corpus import demo_item, render_demo_item  # noqa: E402
-from stages.rank import SPEC as RANK  # noqa: E402
-from stages.rank import RankConfig  # noqa: E402
-from stages.score import SPEC as SCORE  # noqa: E402
-from stages.score import ScoreConfig  # noqa: E402
+from data_schemas.images import encode_image_cell
+from data_schemas.tables import validate_table
+from pipeline.config import load_config
+from pipeline.store import Manifest, RunStore
+from stages.base import ShardInputs, ShardOutput
+from stages.ingest.demo_corpus import demo_item, render_demo_item
+from stages.rank import SPEC as RANK
+from stages.rank import RankConfig
+from stages.score import SPEC as SCORE
+from stages.score import ScoreConfig
 
 SETTINGS = ["sample.enabled=false", "perturb.enabled=false", "reference.enabled=false", "train.enabled=false"]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -161,7 +161,7 @@ def main() -> None:
         cfg = load_config(None, SETTINGS)
         if hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
-        import pyarrow.dataset  # noqa: F401  (imported by the first filtered read; not the viewer's cost)
+        import pyarrow.dataset  # (imported by the first filtered read; not the viewer's cost)
 
         (fresh, fresh_cpu), (again, again_cpu) = write_timed(cfg, run_dir), write_timed(cfg, run_dir)
         viewer = run_dir / "viewer"

@@ -35,7 +35,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.reproduce_report import aggregate, write_results  # noqa: E402
+from bench.reproduce_report import aggregate, write_results
 
 METHODS = ("sft", "dpo", "ipo", "perpo", "mdpo", "mipo", "leanpo", "povid")
 WARM_MODEL = ROOT / "runs" / "_models" / "tiny-vlm-warm"
@@ -90,7 +90,7 @@ def _job(args: argparse.Namespace, run_dir: Path, method: str, seed: int, steps:
     train_cfg = cfg.train.model_copy(
         update={"enabled": True, "model": str(WARM_MODEL), "loss": method, "seed": seed, "max_steps": steps,
                 "learning_rate": args.lr, "save_every": steps, "keep_checkpoints": 1, "warmup_steps": 0}
-    )  # fmt: skip
+    )
     train_cfg = type(train_cfg).model_validate(train_cfg.model_dump())
     started = time.perf_counter()
     out = Path(args.out) / "methods" / f"{method}-seed{seed}"
@@ -129,7 +129,7 @@ def main() -> None:
     steps = max(1, round(args.epochs * listwise.num_rows))
     data_seconds = time.perf_counter() - started - warm_seconds
     print(f"data: {tasks.num_rows} train tasks, {eval_tasks.num_rows} held-out, {listwise.num_rows} lists; "
-          f"{steps} steps per method ({data_seconds:.0f}s)", flush=True)  # fmt: skip
+          f"{steps} steps per method ({data_seconds:.0f}s)", flush=True)
 
     rows = {"start": {0: _eval(cfg, eval_tasks, "trained", str(WARM_MODEL))}}
     jobs = [(m, s) for m in args.methods.split(",") for s in range(args.seeds)]
@@ -146,7 +146,7 @@ def main() -> None:
         "train_tasks": tasks.num_rows, "eval_tasks": eval_tasks.num_rows, "lists": listwise.num_rows,
         "steps": steps, "epochs": args.epochs, "lr": args.lr, "seeds": args.seeds, "n": cfg.eval.n,
         "seconds": round(total), "warm_seconds": round(warm_seconds), "workers": args.workers,
-    }  # fmt: skip
+    }
     print(write_results(table, setup, Path(args.results), ROOT / "bench" / "reproduce.png"))
 
 

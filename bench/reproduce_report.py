@@ -18,12 +18,12 @@ __all__ = ["TABLE_METRICS", "aggregate", "markdown", "write_results"]
 # (task type, metric) columns of the main table, then of the second one.
 TABLE_METRICS = (
     ("grounding", "reward"), ("ocr", "reward"), ("vqa", "reward"),
-)  # fmt: skip
+)
 DETAIL_METRICS = (
     ("grounding", "iou_at_0.5"), ("ocr", "anls"), ("vqa", "accuracy"),
     ("grounding", "sample_reward"), ("ocr", "sample_reward"), ("vqa", "sample_reward"),
     ("grounding", "best_of_n"),
-)  # fmt: skip
+)
 START, BEGIN, END = "start", "<!-- reproduce:begin -->", "<!-- reproduce:end -->"
 
 
@@ -90,7 +90,7 @@ def _cell(stat: dict[str, float] | None) -> str:
 
 def _table(table: dict[str, Any], columns: tuple[tuple[str, str], ...], with_changed: bool) -> list[str]:
     labels = {"reward": "reward", "iou_at_0.5": "IoU@0.5", "anls": "ANLS", "accuracy": "accuracy",
-              "sample_reward": "mean of n", "best_of_n": "best of n"}  # fmt: skip
+              "sample_reward": "mean of n", "best_of_n": "best of n"}
     tasks = {k: s.get("tasks") for m in table["cells"].values() for k, s in m.items()}
     head = ["method"] + [f"{t} {labels[m]} ({tasks.get((t, m), '?')} tasks)" for t, m in columns]
     if with_changed:

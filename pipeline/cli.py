@@ -301,10 +301,11 @@ def eval_command(
     """Evaluate a model beside the run's starting policy on the run's held-out tasks (settings: [eval])."""
     from pipeline.eval_report import evaluate_model_dir
     from pipeline.runner import resolve_run_dir
+    from pipeline.store import RunStore
     from stages.eval.metrics import format_table
 
     folder = run_dir if run_dir is not None else resolve_run_dir(_load(config, overrides), None)
-    snapshot = folder / "config.toml"
+    snapshot = RunStore(folder).config_path
     cfg = _load(snapshot if snapshot.is_file() else config, overrides)  # the run's own settings when it has them
     summary, written = evaluate_model_dir(cfg, folder, model, out)
     typer.echo(format_table(summary))

@@ -334,7 +334,7 @@ def _card_body(rows: dict[str, int], info: CardInfo, plots: list[str], examples:
             "", "## Evaluation", "",
             "The policy before training and the model trained on this data, answering held-out tasks (never in "
             "the data above) and scored with the same rewards:", "", info.eval_table,
-        ]  # fmt: skip
+        ]
     if plots:
         lines += ["", "## Plots", "", *(f"![{Path(p).stem}]({p})" for p in plots)]
     license_note = f"`{info.license}`; images and ground truth keep the license of the source corpus."

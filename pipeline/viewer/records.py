@@ -37,7 +37,7 @@ TASK_COLUMNS = ["task_id", "task_type", "width", "height", "prompt", "answer", "
 SCORED_COLUMNS = [
     "task_id", "cand_id", "origin", "text", "n_tokens", "logprob_sum", "finish_reason", "distortion",
     "reward", "reward_kind", "parse_ok", "detail",
-]  # fmt: skip
+]
 _META_CHARS = 600  # a task's meta / a quarantine record is shown cut to this many characters
 _TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
 

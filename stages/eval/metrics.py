@@ -161,7 +161,7 @@ def _rows(summary: dict[str, Any]) -> list[list[str]]:
             out.append([
                 f"{task_type} ({summary['tasks'][task_type]})", labels[key],
                 _cell(stats.get("start")), _cell(stats.get("trained")), _cell(stats.get("change"), signed=True),
-            ])  # fmt: skip
+            ])
     return out
 
 

@@ -36,7 +36,7 @@ def test_eval_of_a_run_without_a_trained_model_or_run_folder(tmp_path):
 def test_eval_of_a_run_whose_held_out_split_is_empty(tiny_model_dir, tmp_path):
     run_dir = tmp_path / "run"
     setup = cli("run", "--run-dir", str(run_dir), "--no-ray", "--no-progress", "--stages", "ingest",
-                "--set", "ingest.n_tasks=3", "--set", "ingest.eval_fraction=0", "--set", "eval.enabled=false")  # fmt: skip
+                "--set", "ingest.n_tasks=3", "--set", "ingest.eval_fraction=0", "--set", "eval.enabled=false")
     assert setup.returncode == 0, setup.stderr
     result = cli("eval", "--model", str(tiny_model_dir), "--run-dir", str(run_dir))
     assert_one_line_error(result, "the held-out split has no tasks")

@@ -24,7 +24,7 @@ def _settings(model_dir) -> list[str]:
         f'sample.model="{model_dir}"', "sample.n=2", "sample.max_tokens=4",
         "perturb.enabled=false", "train.max_steps=1", "train.loss=sft",
         "eval.enabled=true", "eval.n=1", "eval.max_tokens=4", "eval.bootstrap_samples=100",
-    ]  # fmt: skip
+    ]
 
 
 def _run(cfg, run_dir):

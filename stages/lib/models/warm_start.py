@@ -147,7 +147,7 @@ def sft_train(model: Any, data: dict[str, Any], settings: WarmStartSettings, log
         if log is not None and (step % 50 == 0 or step == settings.steps - 1):
             recent = losses[-50:]
             log(f"warm start: step {step + 1}/{settings.steps}, loss {sum(recent) / len(recent):.3f}, "
-                f"{time.perf_counter() - started:.0f}s")  # fmt: skip
+                f"{time.perf_counter() - started:.0f}s")
     model.eval()
     return losses
 

@@ -14,7 +14,7 @@ def _row(role, task_id, decoding, reward, task_type="vqa", index=0, parse_ok=Tru
         "model_role": role, "model": f"m-{role}", "task_id": task_id, "task_type": task_type, "decoding": decoding,
         "sample_index": index, "text": "x", "n_tokens": 1, "reward": reward, "reward_kind": "vqa",
         "parse_ok": parse_ok, "metrics": json.dumps(metrics if metrics is not None else {"accuracy": reward}),
-    }  # fmt: skip
+    }
 
 
 def _rows():
