@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from stages.registry import stage_names
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -130,8 +132,7 @@ def _main(monkeypatch, capsys, *args: str) -> tuple[int, str]:
 
 
 INGEST_ONLY = ["--no-ray", "--no-progress", "--set", "ingest.n_tasks=2", "--set", "run.export=false",
-               "--set", "run.report=false"] + [f"--set={s}.enabled=false" for s in
-                                                ("sample", "perturb", "score", "rank", "reference", "train", "eval")]
+               "--set", "run.report=false"] + [f"--set={s}.enabled=false" for s in stage_names() if s != "ingest"]
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT])

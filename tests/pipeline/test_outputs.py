@@ -12,5 +12,6 @@ def test_the_card_names_a_local_model_by_its_folder_name_only(tmp_path):
     local.mkdir(parents=True)
     info = _card_info(load_config(None, [f"sample.model={local}/"]), {}, tmp_path / "report")
     assert info["model"] == "tiny-vlm"
-    info = _card_info(load_config(None, ["sample.model=Qwen/Qwen2.5-VL-7B-Instruct"]), {}, tmp_path / "report")
+    hub_id = ["sample.model=Qwen/Qwen2.5-VL-7B-Instruct", "sample.family=qwen2_5_vl"]  # no Hub lookup offline
+    info = _card_info(load_config(None, hub_id), {}, tmp_path / "report")
     assert info["model"] == "Qwen/Qwen2.5-VL-7B-Instruct"

@@ -71,6 +71,7 @@ def test_prompt_over_max_model_len_is_prompt_too_long():
     class FakeEngine(VLLMSampler):
         def __init__(self):
             self.processor = _TemplateOnly()
+            self.decoder = None  # text as vLLM decoded it
 
         def _generate(self, prompts, params):
             if any("long" in p["prompt"] for p in prompts):
