@@ -150,10 +150,15 @@ def _chart(table: dict[str, Any], path: Path) -> None:
 
 
 def write_results(table: dict[str, Any], setup: dict[str, Any], results: Path, chart: Path) -> str:
-    """Write the chart and put the section into ``results`` (replacing an earlier one); return the section."""
+    """Write the chart (and its figures as ``<chart>.json``) and put the section into ``results`` (replacing an
+    earlier one); return the section."""
     from stages.lib.files import atomic_write_text
 
+    import json
+
     _chart(table, chart)
+    cells = {m: {f"{t}/{k}": v for (t, k), v in c.items()} for m, c in table["cells"].items()}
+    atomic_write_text(chart.with_suffix(".json"), json.dumps({**table, "cells": cells, "setup": setup}, indent=1) + "\n")
     section = markdown(table, setup)
     text = results.read_text(encoding="utf-8") if results.is_file() else ""
     if BEGIN in text and END in text:

@@ -2,11 +2,13 @@
 
     python -m torch.distributed.run --standalone --nproc-per-node K -m pipeline.torchrun_worker JOB_DIR
 
-Reads the job the executor wrote, loads the stage's resources, runs the shard through
-:func:`pipeline.executor.execute_shard` (the function every executor calls) and, on rank 0, writes
-``(ShardResult, seconds)`` to ``JOB_DIR/result.pkl``. A rank whose shard raises writes the exception
-to ``JOB_DIR/error-<rank>.pkl`` and exits 1 (torchrun then stops the other ranks). It writes nothing
-into the run folder itself: committing is the runner's job.
+Reads the job the executor wrote, loads the stage's resources, reads the shard's inputs and runs it
+through :func:`pipeline.executor.execute_shard`, as every executor's worker does
+(:func:`pipeline.executor.run_job`); rank 0 alone stages the outputs
+(:func:`pipeline.executor.stage_result`) and writes its :class:`ShardDone` to
+``JOB_DIR/result.pkl``. A rank whose shard raises writes the exception to
+``JOB_DIR/error-<rank>.pkl`` and exits 1 (torchrun then stops the other ranks). Nothing is
+committed here: that is the runner's job.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import pickle
 import sys
 from pathlib import Path
 
-from pipeline.executor import execute_shard
-from pipeline.torchrun_executor import JOB_FILE, RESULT_FILE, TABLES_DIR, error_file, read_tables
+from pipeline.executor import execute_shard, stage_result
+from pipeline.torchrun_executor import JOB_FILE, RESULT_FILE, error_file
 from stages.lib.errors import first_line
 from stages.lib.files import atomic_write_bytes
 
@@ -50,13 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     rank = int(os.environ.get("RANK", "0"))
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no per-rank "Loading weights" bars
     try:
-        job = pickle.loads((job_dir / JOB_FILE).read_bytes())
-        spec, config = job["spec"], job["config"]
-        tables = read_tables(job_dir / TABLES_DIR, job["tables"])
+        payload = pickle.loads((job_dir / JOB_FILE).read_bytes())
+        spec, config, job = payload["spec"], payload["config"], payload["job"]
         resources = spec.setup(config) if spec.setup else None
-        result, seconds = execute_shard(spec, config, tables, job["output"], resources)
-        if rank == 0:
-            atomic_write_bytes(job_dir / RESULT_FILE, pickle.dumps((result, seconds)))
+        result, seconds = execute_shard(spec, config, job.load_inputs(), job.output, resources)
+        if rank == 0:  # the other ranks' results are the same shard seen from their share of the work
+            atomic_write_bytes(job_dir / RESULT_FILE, pickle.dumps(stage_result(spec, job, result, seconds)))
         return 0
     except BaseException as exc:  # every failure goes back to the executor, which decides
         atomic_write_bytes(error_file(job_dir, rank), pickled_exception(exc))

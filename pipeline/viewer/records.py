@@ -17,6 +17,7 @@ from typing import Any, Iterable
 
 import pyarrow as pa
 
+from data_schemas.tables import Origin
 from stages.lib.boxes import parse_boxes
 from stages.rank import NORMALIZERS, Candidate, RankConfig, RankedList, rank_candidates
 
@@ -52,7 +53,8 @@ class RunTables:
     groups: pa.Table
     quarantine: pa.Table
     rank: RankConfig = field(default_factory=RankConfig)
-    box_format: str = "auto"
+    box_format: str = "auto"  # how the policy's answers write boxes
+    candidate_box_format: str = "pixel"  # how the pipeline wrote its own candidates (ground truth, hallucinations)
     review_drops: frozenset[str] = frozenset()  # task ids a review file dropped
 
 
@@ -101,13 +103,15 @@ def quarantine_task_id(row: dict[str, Any], task_ids: set[str]) -> str | None:
     return head if head in task_ids else None
 
 
-def _candidate_view(row: dict[str, Any], task: dict[str, Any], box_format: str) -> dict[str, Any]:
-    """One scored candidate as the task page shows it."""
+def _candidate_view(row: dict[str, Any], task: dict[str, Any], tables: RunTables) -> dict[str, Any]:
+    """One scored candidate as the task page shows it (boxes read in the format they were written in)."""
     detail = _json(row["detail"]) or {}
     distortion = _json(row["distortion"]) or {}
     boxes = detail.get("boxes") if isinstance(detail, dict) else None
     if boxes is None and task["task_type"] == "grounding":
-        boxes = parse_boxes(row["text"] or "", task["width"], task["height"], box_format)
+        ours = row["origin"] in (Origin.GROUND_TRUTH, Origin.HALLUCINATION)
+        fmt = tables.candidate_box_format if ours else tables.box_format
+        boxes = parse_boxes(row["text"] or "", task["width"], task["height"], fmt)
     view = {
         "cand_id": row["cand_id"],
         "origin": row["origin"],
@@ -203,7 +207,7 @@ class RecordBuilder:
         """Return the record of one ``tasks`` row (TASK_COLUMNS, optionally ``split``)."""
         tid = task["task_id"]
         rank = self.tables.rank
-        cands = {row["cand_id"]: _candidate_view(row, task, self.tables.box_format) for row in self.scored.get(tid, [])}
+        cands = {row["cand_id"]: _candidate_view(row, task, self.tables) for row in self.scored.get(tid, [])}
         listed = self._ranked(tid, cands)
         in_list = {c["cand_id"]: c for c in listed}
         others = [{**c, "why": None} for cid, c in cands.items() if cid not in in_list]

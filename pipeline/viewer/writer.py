@@ -293,7 +293,8 @@ def load_run(cfg, store: RunStore) -> tuple[RunTables, dict[str, Any]]:
         groups=_read(store, writers, "groups"),
         quarantine=store.read_quarantine(),
         rank=cfg.rank,
-        box_format=str(cfg.score.box_format),
+        box_format=cfg.score.policy_box_format(),
+        candidate_box_format=cfg.score.candidate_box_format(),
         review_drops=drops,
     )
     return tables, {"writers": writers, "task_files": files, "task_columns": task_cols, "review": review}

@@ -23,7 +23,8 @@ def plot_bars(groups: dict[str, dict[str, dict[str, dict[str, float]]]], series:
 
     labels = {m.key: m.label for m in METRICS}
     names = list(groups) or ["(none)"]
-    fig = Figure(figsize=(max(4.5, 1.2 * len(series)) * len(names), 3.8), layout="constrained")
+    widest = max([len(groups[g]) for g in groups] or [1])
+    fig = Figure(figsize=(max(4.0, 0.28 * len(series) * widest + 1.2) * len(names), 3.8), layout="constrained")
     FigureCanvasAgg(fig)
     fig.suptitle(title, fontsize="medium")
     width = 0.8 / max(1, len(series))
@@ -42,7 +43,8 @@ def plot_bars(groups: dict[str, dict[str, dict[str, dict[str, float]]]], series:
                 errors[1].append(max(0.0, stat["high"] - stat["mean"]))
             ax.bar(xs, heights, width=width, yerr=errors, capsize=2, label=name)
         ax.set_xticks(range(len(metrics)), [labels.get(m, m) for m in metrics], rotation=35, ha="right", fontsize="small")
-        ax.set_ylim(0, 1.05)
+        top = max([s["high"] for m in groups.get(group, {}).values() for s in m.values()] or [1.0])
+        ax.set_ylim(0, min(1.05, max(0.1, 1.15 * top)))  # per panel, so small rewards stay readable
         ax.set_title(group)
         if g_index == 0:
             ax.legend(fontsize="small")

@@ -138,6 +138,8 @@ SPEC = StageSpec(
     run_shard=run_shard,
     fan_in=True,
     uses_model=True,
+    # changing only how answers are summarised (or adding the start column) keeps the answers already made
+    resume_neutral=frozenset({"enabled", "bootstrap_samples", "confidence", "compare_start"}),
     description="Answer the held-out tasks with the starting policy and the trained model (greedy and n samples), "
     "score them with the same rewards, and compare per task type with bootstrap intervals (report/eval.json).",
 )

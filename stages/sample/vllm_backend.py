@@ -101,6 +101,7 @@ class VLLMSampler:
     """
 
     backend = "vllm"
+    decoder: ResponseDecoder | None = None  # set by __init__; None: vLLM's own text (no kept tokens)
 
     def __init__(
         self,

@@ -131,7 +131,7 @@ def _main(monkeypatch, capsys, *args: str) -> tuple[int, str]:
 
 INGEST_ONLY = ["--no-ray", "--no-progress", "--set", "ingest.n_tasks=2", "--set", "run.export=false",
                "--set", "run.report=false"] + [f"--set={s}.enabled=false" for s in
-                                                ("sample", "perturb", "score", "rank", "reference", "train")]
+                                                ("sample", "perturb", "score", "rank", "reference", "train", "eval")]
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT])

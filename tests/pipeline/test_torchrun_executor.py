@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline.executor import ShardJob
-from pipeline.torchrun_executor import TorchrunExecutor, read_tables, write_tables
+from pipeline.torchrun_executor import TorchrunExecutor
 from stages.base import ShardOutput
 from stages.lib.errors import ConfigError, StageFailedError
 from tests.pipeline.torchrun_stages import RANK_SPEC, RankConfig
@@ -28,24 +28,26 @@ def _jobs(tmp_path, n: int = 1) -> list[ShardJob]:
     ]
 
 
+def _staged_rows(tmp_path, done) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(tmp_path / done.staged.tables["pairs"].temp).to_pylist()
+
+
 def _run(tmp_path, nproc: int, cfg: RankConfig, jobs: list[ShardJob], max_retries: int = 0) -> dict:
     done: dict = {}
     TorchrunExecutor(nproc).run(RANK_SPEC, cfg, jobs, lambda job, result, s: done.setdefault(job.index, result), max_retries)
     return done
 
 
-def test_tables_round_trip_with_schema_metadata(tmp_path):
-    table = PAIRS.replace_schema_metadata({b"huggingface": b'{"x": 1}'})
-    write_tables(tmp_path, {"pairs": table})
-    assert read_tables(tmp_path, ["pairs"])["pairs"].equals(table, check_metadata=True)
-
-
 def test_rank_zero_result_comes_back_from_two_processes(tmp_path):
     done = _run(tmp_path, 2, RankConfig(), _jobs(tmp_path))
-    (row,) = done[0].tables["out"].to_pylist()
-    assert row == {"rank": 0, "world": 2, "rank_sum": 1.0, "rows": 2}  # both ranks took part; rank 0 reported
+    (row,) = _staged_rows(tmp_path, done[0])  # rank 0 staged its table for the runner to commit
+    assert {k: row[k] for k in ("task_id", "prompt", "chosen", "rejected")} == {
+        "task_id": "rank 0", "prompt": "world 2", "chosen": "rank sum 1", "rejected": "rows 2"}
     assert done[0].metrics == {"rank": 0.0} and done[0].artifacts == [str(tmp_path / "scratch0")]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["scratch0"]  # the job folder is gone
+    assert done[0].staged.rows == {"pairs": 1}
+    assert not list(tmp_path.glob(".scratch0.tmp-*"))  # the job folder is gone
 
 
 def test_a_user_error_on_any_rank_is_raised_as_is_without_retry(tmp_path):
@@ -57,7 +59,7 @@ def test_a_user_error_on_any_rank_is_raised_as_is_without_retry(tmp_path):
 def test_failures_are_retried_then_named(tmp_path):
     # shard 0 fails on its first attempt only, then succeeds on the retry
     done = _run(tmp_path, 1, RankConfig(fail="once"), _jobs(tmp_path), max_retries=1)
-    assert (tmp_path / "scratch0" / "attempts-0").read_text() == "xx" and done[0].tables["out"].num_rows == 1
+    assert (tmp_path / "scratch0" / "attempts-0").read_text() == "xx" and done[0].staged.rows == {"pairs": 1}
     # a process that dies (as under the OOM killer) leaves no result: the shard is named with the exit code
     killed = tmp_path / "killed"
     with pytest.raises(StageFailedError, match=r"shard 0 failed after 1 attempt\(s\): RuntimeError: torchrun with 2 "

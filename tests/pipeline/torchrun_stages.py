@@ -33,8 +33,9 @@ def rank_run(inputs, output, cfg: RankConfig) -> ShardResult:
     total = torch.tensor([float(rank)])
     dist.all_reduce(total)
     rows = inputs.table("pairs").num_rows
-    table = pa.table({"rank": [rank], "world": [world], "rank_sum": [total.item()], "rows": [rows]})
-    return ShardResult(tables={"out": table}, metrics={"rank": float(rank)}, artifacts=[str(output.scratch_dir)])
+    table = pa.table({"task_id": [f"rank {rank}"], "prompt": [f"world {world}"], "chosen": [f"rank sum {total.item():g}"],
+                      "rejected": [f"rows {rows}"]})
+    return ShardResult(tables={"pairs": table}, metrics={"rank": float(rank)}, artifacts=[str(output.scratch_dir)])
 
 
-RANK_SPEC = StageSpec(name="ranks", config_cls=RankConfig, reads=("pairs",), writes=("out",), run_shard=rank_run)
+RANK_SPEC = StageSpec(name="ranks", config_cls=RankConfig, reads=("pairs",), writes=("pairs",), run_shard=rank_run)

@@ -15,6 +15,7 @@ from pipeline.viewer import COLOUR_MEANINGS, ORIGIN_COLOURS, write_viewer
 from pipeline.viewer.images import ImageEncoder
 from pipeline.viewer.records import quarantine_task_id, text_diff
 from pipeline.viewer.writer import TASKS_PER_CHUNK, looks_like_viewer
+from stages.lib.boxes import box_iou
 from stages.lib.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -59,7 +60,10 @@ def test_task_records_hold_the_list_in_rank_order_with_boxes_and_detail(viewer_r
         assert rec["image"]["src"].startswith("data:image/png;base64,")  # small PNGs are kept as they are
     grounding = next(r for r in records if r["type"] == "grounding" and r["list"])
     gt = next(c for c in grounding["list"] if c["origin"] == "ground_truth")
-    assert gt["boxes"] == grounding["gt_boxes"] and gt["detail"]["ious"]
+    # the ground-truth candidate is written on the policy family's grid (the tiny model is a LLaVA: 0-1 of the
+    # padded square, 2 decimals), so its boxes are the task's boxes up to that grid
+    assert len(gt["boxes"]) == len(grounding["gt_boxes"]) and gt["detail"]["ious"]
+    assert all(box_iou(a, b) > 0.8 for a, b in zip(gt["boxes"], grounding["gt_boxes"]))
     hallucination = next(c for r in records for c in r["list"] + r["others"] if c["origin"] == "hallucination")
     assert {op for op, _ in hallucination["diff"]} & {"+", "-"}
     distorted = next(c for r in records for c in r["list"] + r["others"] if c["origin"] == "distorted_image")
