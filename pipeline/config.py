@@ -187,6 +187,9 @@ def _resolve_family(cfg: BaseModel) -> None:
         section = getattr(cfg, name)
         if name != "sample" and hasattr(section, "family") and section.family == "":
             section.family = sample.family
+        nested = getattr(section, "score", None)  # [eval] score: the held-out tasks are scored as the data was
+        if hasattr(nested, "family") and nested.family == "":
+            nested.family = sample.family
 
 
 def load_config(path: Path | None, overrides: list[str] | None = None) -> BaseModel:

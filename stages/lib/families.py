@@ -17,11 +17,14 @@ parsing, no kept tokens: the pipeline's behaviour before families existed.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from stages.lib.boxes.formats.names import BoxFormat
 from stages.lib.errors import ConfigError, first_line
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "ChatQuirks",
@@ -173,8 +176,9 @@ def _looks_like_hub_id(model: str) -> bool:
 def model_type_of(model: str) -> str | None:
     """The ``model_type`` in the ``config.json`` of ``model`` (a local folder, or a Hub id read
     through the Hub cache, downloading only that file). ``None`` when ``model`` is neither an
-    existing folder nor a Hub id, or its config has no ``model_type`` (the model stage then
-    reports the missing model). Raises :class:`ConfigError` when a Hub id's config cannot be read."""
+    existing folder nor a Hub id, its config has no ``model_type``, or a Hub id's config cannot be
+    read (offline, gated, no such repo: logged as a warning naming ``[sample] family``); the model
+    stage then reports the model itself, and a later run reads the family again."""
     path = Path(model).expanduser()
     if path.is_dir():
         config = path / "config.json"
@@ -190,10 +194,11 @@ def model_type_of(model: str) -> str | None:
         with open(hf_hub_download(model, "config.json"), encoding="utf-8") as f:
             return json.load(f).get("model_type")
     except Exception as exc:  # network, auth, missing repo: all say the same thing to the user
-        raise ConfigError(
-            f"cannot read the model_type of {model!r} to pick its family ({first_line(exc)}); "
-            f"set [sample] family to one of: {', '.join(FAMILIES)}"
-        ) from None
+        _log.warning(
+            "cannot read the model_type of %r to pick its model family (%s); using 'generic' "
+            "(set [sample] family to one of: %s)", model, first_line(exc), ", ".join(FAMILIES),
+        )
+        return None
 
 
 def resolve_family(model: str, family: str = "") -> str:

@@ -122,3 +122,8 @@ def test_missing_model_gets_the_generic_family(tmp_path):
 def test_unknown_family_is_a_one_line_config_error():
     with pytest.raises(ConfigError, match=r"\[sample\] family: Value error, unknown model family 'qwen'"):
         load_config(None, ['sample.family="qwen"'])
+
+
+def test_eval_scores_in_the_policy_family_too(tiny_model_dir):
+    cfg = load_config(None, [f'sample.model="{tiny_model_dir}"', "eval.score.box_format=\"auto\""])
+    assert cfg.eval.score.family == "llava" and cfg.eval.score.candidate_box_format() == "llava"
