@@ -35,8 +35,8 @@ __all__ = [
     "score_lists",
 ]
 
-Triple = tuple[Any, str, str]
-"""One scored response: ``(image or None, prompt, response)``."""
+Triple = tuple[Any, str, str, "list[int] | None"]
+"""One scored response: ``(image or None, prompt, response, its sampled token ids or None)``."""
 Score = tuple[float, int] | ScoringError
 """A triple's ``(summed log-prob, n_tokens)``, or why the engine refused it."""
 
@@ -61,11 +61,11 @@ def _score_hf(resources: ReferenceModel, triples: list[Triple], config: Referenc
 
     from stages.train.logprobs import response_logprobs
 
-    images, prompts, responses = (list(column) for column in zip(*triples)) if triples else ([], [], [])
+    images, prompts, responses, token_ids = (list(column) for column in zip(*triples)) if triples else ([], [], [], [])
     with torch.inference_mode():
         sums, counts = response_logprobs(
             resources.model, resources.processor, images, prompts, responses,
-            config.batch_size, config.append_eos, config.share_prompt,
+            config.batch_size, config.append_eos, config.share_prompt, response_ids=token_ids,
         )
     return [(s, int(n)) for s, n in zip(sums.double().cpu().tolist(), counts.cpu().tolist())]
 
@@ -104,7 +104,8 @@ def score_lists(
     owner: list[int] = []
     for i, ex in enumerate(examples):
         image = ex.image()  # one object per list: the hf backend runs a shared prompt once per object
-        triples += [(image, ex.prompt, text) for text in ex.responses]
+        ids = ex.response_token_ids or [None] * len(ex.responses)
+        triples += [(image, ex.prompt, text, tokens) for text, tokens in zip(ex.responses, ids)]
         owner += [i] * len(ex.responses)
     scores = SCORERS[Backend(config.backend)](resources, triples, config)
     out: list[tuple[list[float], list[int]] | ScoringError] = [([], []) for _ in examples]

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Sequence
 
 from stages.lib.errors import ModelError, first_line
-from stages.sample.chat import render_prompt
+from stages.sample.inputs import profile_of, render_family_prompt, turn_end_id, written_response_ids
 
 __all__ = [
     "SCORING_PARAMS",
@@ -76,7 +76,7 @@ def _tokenizer(processor: Any) -> Any:
 
 
 def build_reference_requests(
-    triples: Sequence[tuple[Any | None, str, str]], processor: Any, append_eos: bool = True
+    triples: Sequence[tuple], processor: Any, append_eos: bool = True
 ) -> list[ReferenceRequest]:
     """Return one request per ``(image, prompt, response)`` triple, in order.
 
@@ -84,17 +84,24 @@ def build_reference_requests(
     ``"multi_modal_data": {"image": image}`` when ``image`` is not None. ``prompt_ids`` is the
     rendered prompt tokenized by the model's tokenizer (with its one image placeholder, which vLLM
     expands); ``response_ids`` is the response tokenized without special tokens, plus EOS when
-    ``append_eos`` — the tokens the hf path scores. Pure: no vLLM, no model weights.
+    ``append_eos`` — the tokens the hf path scores. A triple may carry a 4th item, the response's
+    sampled token ids, which are then used as they are. Pure: no vLLM, no model weights.
     """
     tok = _tokenizer(processor)
-    keys = list(dict.fromkeys((image is not None, prompt) for image, prompt, _ in triples))  # each prompt once
-    texts = [render_prompt(processor, prompt, with_image=with_image) for with_image, prompt in keys]
-    prompt_ids = dict(zip(keys, tok(texts)["input_ids"])) if keys else {}
-    eos = [tok.eos_token_id] if append_eos and tok.eos_token_id is not None else []
-    responses = tok([r for _, _, r in triples], add_special_tokens=False)["input_ids"] if triples else []
+    quirks = profile_of(processor).chat
+    keys = list(dict.fromkeys((t[0] is not None, t[1]) for t in triples))  # each prompt once
+    texts = [render_family_prompt(processor, prompt, with_image, quirks) for with_image, prompt in keys]
+    bos = getattr(tok, "bos_token", None)
+    prompt_ids = {}
+    for key, text in zip(keys, texts):
+        prompt_ids[key] = tok(text, add_special_tokens=not (bos and text.startswith(bos)))["input_ids"]
+    given = [t[3] if len(t) > 3 else None for t in triples]
+    end = turn_end_id(processor, None, quirks) if append_eos else None
+    written = iter(written_response_ids(processor, [t[2] for t, g in zip(triples, given) if g is None], end))
+    responses = [list(g) if g is not None else next(written) for g in given]
     requests = []
-    for (image, prompt, _), ids in zip(triples, responses):
-        response_ids = list(ids) + eos
+    for (image, prompt, *_), ids in zip(triples, responses):
+        response_ids = list(ids)
         entry: dict[str, Any] = {"prompt_token_ids": list(prompt_ids[(image is not None, prompt)]) + response_ids}
         if image is not None:
             entry["multi_modal_data"] = {"image": image}
@@ -154,7 +161,7 @@ def setup_vllm(config: Any) -> VLLMReferenceModel:
 
 
 def score_triples_vllm(
-    resources: VLLMReferenceModel, triples: Sequence[tuple[Any | None, str, str]], append_eos: bool = True
+    resources: VLLMReferenceModel, triples: Sequence[tuple], append_eos: bool = True
 ) -> list[tuple[float, int] | ScoringError]:
     """Score every triple in one ``LLM.generate`` call; return ``(sum, n_tokens)`` per triple, in order.
 

@@ -23,8 +23,8 @@ from typing import Any
 
 from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import ConfigError, ModelError, first_line
-from stages.sample.chat import render_prompt
 from stages.sample.decode import ResponseDecoder
+from stages.sample.inputs import encode_prompts, profile_of
 from stages.sample.sampler import SampledText, SampleRequest, SampleResult
 from stages.sample.seeds import sequence_seed
 
@@ -219,6 +219,7 @@ class HFSampler:
         self.tokenizer = self.processor.tokenizer
         self.tokenizer.padding_side = "left"  # generation appends on the right
         self.decoder = ResponseDecoder(self.tokenizer, keep_tokens)  # the family's box tokens survive decoding
+        self.quirks = profile_of(self.processor, self.model).chat  # how this family's prompts are encoded
         eos = self.model.generation_config.eos_token_id
         eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
         if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in eos_ids:
@@ -250,9 +251,7 @@ class HFSampler:
         ``num_return_sequences`` would expand it, but through the processor so every family's image
         inputs expand correctly."""
         rows = [r for r in requests for _ in range(r.n)]
-        images = [r.image for r in rows if r.image is not None]
-        texts = [render_prompt(self.processor, r.prompt, with_image=r.image is not None) for r in rows]
-        batch = self.processor(text=texts, images=images or None, return_tensors="pt", padding=True)
+        batch = encode_prompts(self.processor, [r.image for r in rows], [r.prompt for r in rows], self.quirks)
         batch = batch.to(self.device)
         for key, value in batch.items():
             if hasattr(value, "is_floating_point") and value.is_floating_point():
@@ -366,6 +365,7 @@ class HFSampler:
                         n_tokens=int(sampler.n_tokens[row]),
                         logprob_sum=float(sampler.logprob_sum[row]),
                         finish_reason="stop" if stop is not None else "length",
+                        token_ids=tuple(kept),
                     )
                 )
             results.append(SampleResult(request_id=r.request_id, outputs=outputs))

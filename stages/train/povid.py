@@ -87,8 +87,8 @@ def image_term_logprobs(
     chosen, term, counts = [], [], []
     for start in range(0, len(prompts), batch_size):
         sl = slice(start, start + batch_size)
-        clean = tokenize_triples(processor, images[sl], prompts[sl], responses[sl], append_eos)
-        noisy = tokenize_triples(processor, noised[sl], prompts[sl], responses[sl], append_eos)
+        clean = tokenize_triples(processor, images[sl], prompts[sl], responses[sl], append_eos, model=model)
+        noisy = tokenize_triples(processor, noised[sl], prompts[sl], responses[sl], append_eos, model=model)
         if not torch.equal(clean["input_ids"], noisy["input_ids"]):
             raise ValueError("the noised image changed the prompt's tokens; it must keep the clean image's size")
         with torch.no_grad():
