@@ -100,15 +100,23 @@ def score_lists(
     ``resources`` is what :func:`setup` returned for ``config``. An example with a response the
     engine refused gets that response's :class:`ScoringError` instead.
     """
+    from stages.sample.inputs import placeholder_ids
+
+    placeholders = placeholder_ids(resources.processor, getattr(resources, "model", None))
     triples: list[Triple] = []
     owner: list[int] = []
+    out: list[tuple[list[float], list[int]] | ScoringError] = [([], []) for _ in examples]
     for i, ex in enumerate(examples):
-        image = ex.image()  # one object per list: the hf backend runs a shared prompt once per object
         ids = ex.response_token_ids or [None] * len(ex.responses)
+        bad = next((k for k, t in enumerate(ids) if t is not None and placeholders.intersection(t)), None)
+        if bad is not None:  # the model would read it as an image slot with no image behind it
+            out[i] = ScoringError(f"response {bad} was sampled with an image placeholder token "
+                                  f"({sorted(placeholders.intersection(ids[bad]))}); it cannot be scored")
+            continue
+        image = ex.image()  # one object per list: the hf backend runs a shared prompt once per object
         triples += [(image, ex.prompt, text, tokens) for text, tokens in zip(ex.responses, ids)]
         owner += [i] * len(ex.responses)
-    scores = SCORERS[Backend(config.backend)](resources, triples, config)
-    out: list[tuple[list[float], list[int]] | ScoringError] = [([], []) for _ in examples]
+    scores = SCORERS[Backend(config.backend)](resources, triples, config) if triples else []
     for i, score in zip(owner, scores, strict=True):
         if isinstance(out[i], ScoringError):
             continue  # the list is already lost to an earlier response

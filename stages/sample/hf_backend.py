@@ -24,7 +24,7 @@ from typing import Any
 from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import ConfigError, ModelError, first_line
 from stages.sample.decode import ResponseDecoder
-from stages.sample.inputs import encode_prompts, profile_of
+from stages.sample.inputs import encode_prompts, placeholder_ids, profile_of
 from stages.sample.sampler import SampledText, SampleRequest, SampleResult
 from stages.sample.seeds import sequence_seed
 
@@ -135,7 +135,7 @@ def context_length(model: Any) -> int | None:
 
 
 def _seeded_sampling_processor(
-    seeds: list[int], temperature: float, top_p: float, eos_ids: list[int], max_steps: int
+    seeds: list[int], temperature: float, top_p: float, eos_ids: list[int], max_steps: int, banned: list[int] = ()
 ):
     """Build the logits processor that samples each row from its own generator and records log-probs."""
     import torch
@@ -152,13 +152,17 @@ def _seeded_sampling_processor(
             self.logprob_sum = torch.zeros(len(seeds), dtype=torch.float64)
             self.n_tokens = torch.zeros(len(seeds), dtype=torch.long)
             self.finished = torch.zeros(len(seeds), dtype=torch.bool)
+            self.banned = torch.tensor(sorted(set(banned)), dtype=torch.long)
 
         def _draw(self, logits: torch.Tensor, logprobs: torch.Tensor) -> torch.Tensor:
+            banned = self.banned.to(logits.device)
             if temperature == 0:
-                return logits.argmax(dim=-1)
+                return (logits.index_fill(1, banned, -math.inf) if len(banned) else logits).argmax(dim=-1)
             # float32 over the vocabulary, like generate's own sampling: float64 doubles the memory
             # traffic of every pass and made sampling ~2x slower than generate at a 152k vocabulary.
             probs = logprobs.exp() if temperature == 1 else torch.softmax(logits / temperature, dim=-1)
+            if len(banned):  # never draw an image placeholder: scoring the response would count it as an image slot
+                probs = probs.index_fill_(1, banned, 0.0)
             if top_p < 1.0:
                 sorted_p, order = probs.sort(dim=-1, descending=True, stable=True)
                 drop_sorted = (sorted_p.cumsum(dim=-1) - sorted_p) >= top_p  # mass before it already covers top_p
@@ -227,6 +231,7 @@ class HFSampler:
         if not eos_ids:
             raise ModelError(f"{self.model_name!r} defines no eos token (generation_config or tokenizer)")
         self.eos_ids = eos_ids
+        self.placeholders = placeholder_ids(self.processor, self.model) - set(eos_ids)  # never sampled
         self.context = context_length(self.model)
         pad = self.model.generation_config.pad_token_id
         self.pad_id = pad if pad is not None else (self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos_ids[0])
@@ -331,7 +336,9 @@ class HFSampler:
         first = requests[0]
         n = first.n
         seeds = [sequence_seed(r.seed, j) for r in requests for j in range(n)]
-        sampler = _seeded_sampling_processor(seeds, first.temperature, first.top_p, self.eos_ids, first.max_tokens)
+        sampler = _seeded_sampling_processor(
+            seeds, first.temperature, first.top_p, self.eos_ids, first.max_tokens, sorted(self.placeholders)
+        )
         # Greedy decoding over rows that each request fills n times (see _encode): our processor makes
         # the draw, and generate's own multinomial pass over the vocabulary (the costliest step at a
         # real vocabulary size) never runs.

@@ -35,6 +35,7 @@ __all__ = [
     "turn_end_id",
     "written_response_ids",
     "response_token_type",
+    "placeholder_ids",
 ]
 
 
@@ -140,3 +141,27 @@ def written_response_ids(processor: Any, texts: Sequence[str], end_id: int | Non
 def response_token_type(quirks: ChatQuirks) -> int:
     """The ``token_type_ids`` value of response tokens: 1 for PaliGemma (its suffix), else 0."""
     return 1 if quirks.response_token_type_ids else 0
+
+
+_PLACEHOLDER_ATTRS = ("image_token_id", "image_token_index", "video_token_id", "video_token_index", "audio_token_id")
+
+
+def placeholder_ids(processor: Any, model: Any | None = None) -> frozenset[int]:
+    """The token ids the model replaces with image (video, audio) features: a response must not hold
+    one, or a forward pass over prompt + response counts more placeholders than there are images."""
+    found: set[int] = set()
+    sources = [processor, _tokenizer(processor)]
+    if model is not None:
+        config = getattr(_unwrap(model), "config", None)
+        sources.append(config)
+    for source in sources:
+        for attr in _PLACEHOLDER_ATTRS:
+            value = getattr(source, attr, None)
+            if isinstance(value, int) and value >= 0:
+                found.add(value)
+    token = getattr(processor, "image_token", None)
+    if isinstance(token, str):
+        tid = _tokenizer(processor).convert_tokens_to_ids(token)
+        if isinstance(tid, int) and tid != getattr(_tokenizer(processor), "unk_token_id", None):
+            found.add(tid)
+    return frozenset(found)
