@@ -42,3 +42,30 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from stages.lib.models.tiny_vlm import build_tiny_vlm
 
     return build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm") / "model", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_family_dir(tmp_path_factory):
+    """``tiny_family_dir(name)``: the folder of the tiny build of a real VLM family
+    (stages/lib/models/tiny_families.py), built on first use and reused for the whole session.
+    A family whose processor needs a package this environment lacks (torchvision, num2words) is skipped."""
+    import importlib.util
+
+    from stages.lib.errors import ModelError
+    from stages.lib.models.tiny_families import build_tiny_family
+
+    root = tmp_path_factory.mktemp("tiny-families")
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            try:
+                built[name] = build_tiny_family(name, root / name, seed=0)
+            except ModelError as exc:
+                missing = [p for p in ("torchvision", "num2words") if importlib.util.find_spec(p) is None]
+                if missing:
+                    pytest.skip(f"{name}: {exc} (missing here: {', '.join(missing)})")
+                raise
+        return built[name]
+
+    return get

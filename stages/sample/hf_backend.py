@@ -103,12 +103,27 @@ def load_vlm(model_name_or_path: str | Path, device: str = "auto", dtype: str = 
     try:
         processor = AutoProcessor.from_pretrained(name)
         model = AutoModelForImageTextToText.from_pretrained(name, dtype=torch_dtype)
+    except ImportError as exc:  # an optional package the family's processor or model needs (torchvision, num2words)
+        raise ModelError(f"cannot load image-text model {name!r}: {_missing_package_hint(exc)}") from exc
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"cannot load image-text model {name!r}: {first_line(exc)}") from exc
     if getattr(processor, "image_processor", None) is None or getattr(processor, "tokenizer", None) is None:
         raise ModelError(f"{name!r} has no image processor; [sample] model must be a vision-language model")
     model.to(device).eval()
     return model, processor
+
+
+def _missing_package_hint(exc: ImportError) -> str:
+    """One line naming the missing package and its install command (transformers' own messages are long)."""
+    package = getattr(exc, "name", None)
+    text = str(exc)
+    for known in ("torchvision", "num2words", "timm", "einops", "av", "vllm"):
+        if package == known or f"`{known}`" in text or f" {known} " in f" {text.lower()} ":
+            package = known
+            break
+    if package:
+        return f"the Python package {package!r} is missing; install it with `pip install {package}` (or `pip install -e .` for this project's pins)"
+    return first_line(exc)
 
 
 # How allocators say they ran out: CUDA ("CUDA out of memory"), torch's CPU allocator ("DefaultCPUAllocator:

@@ -113,5 +113,22 @@ def test_family_runs_the_whole_chain_with_exact_logprobs(family, tiny_family_dir
         diffs.append(abs(truth - cand["logprob_sum"]))
         if cand["cand_id"] in ref:
             diffs.append(abs(truth - ref[cand["cand_id"]]))
+    # the candidates we wrote end with the token the policy ends its turn with (seen in its own samples)
+    stops = {c["token_ids"][-1] for c in candidates if c["origin"] == "policy" and c["finish_reason"] == "stop"}
+    eos = model.generation_config.eos_token_id
+    end = next(iter(stops)) if len(stops) == 1 else (eos[0] if isinstance(eos, list) else eos)
+    tok = processor.tokenizer
+    written = 0
+    for row in listwise:
+        task = tasks[row["task_id"]]
+        for cid, origin, text, lp in zip(row["cand_ids"], row["origins"], row["responses"], row["ref_logps"]):
+            if origin not in ("ground_truth", "hallucination"):
+                continue
+            ids = tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"] + [end]
+            truth = _plain_forward(model, processor, profile.name, decode_image_cell(task["image"]), task["prompt"], ids)
+            diffs.append(abs(truth - lp))
+            written += 1
+    assert written, f"{family}: no ground-truth or hallucinated response reached the reference stage"
+    print(f"{family}: {len(diffs)} log-probs, max |stored - plain forward| = {max(diffs):.2e}")
     assert diffs and max(diffs) <= TOLERANCE, f"{family}: max |Δ logprob| = {max(diffs):.2e}"
     assert not math.isnan(max(diffs))
