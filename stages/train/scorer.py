@@ -60,6 +60,7 @@ class ListScorer(torch.nn.Module):
                 self.model, self.processor, [images[i] for i, _ in picks],
                 [noised_image(images[i], lists[i].task_id) for i, _ in picks],
                 [lists[i].prompt for i, _ in picks], [lists[i].responses[c] for i, c in picks], self.forward_batch_size,
+                response_ids=[(lists[i].response_token_ids or [None] * len(lists[i].responses))[c] for i, c in picks],
             )
             out = out.index_put((torch.tensor([i for i, _ in picks], device=device),), term.to(out.dtype))
         return out
