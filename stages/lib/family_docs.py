@@ -18,7 +18,8 @@ def _quirks(profile) -> str:
     chat = profile.chat
     parts = []
     if not chat.has_chat_template:
-        parts.append("no chat template (own prompt format)")
+        parts.append("no chat template: " + ("the processor's prefix format" if chat.prefix_prompt
+                                             else "prompt format not supported yet (one-line error)"))
     if chat.template_writes_bos:
         parts.append("template writes BOS")
     if chat.turn_end:

@@ -77,9 +77,15 @@ def render_family_prompt(processor: Any, prompt: str, with_image: bool, quirks: 
     """The prompt text the processor is given: the chat template's rendering, or for a family
     without one (PaliGemma) the image placeholder then the prompt, to which PaliGemmaProcessor adds
     BOS and the closing newline itself (transformers ``PaliGemmaProcessor.prepare_inputs_layout``)."""
+    from stages.lib.errors import ModelError
     from stages.sample.chat import render_prompt
 
     if not quirks.has_chat_template and getattr(processor, "chat_template", None) is None:
+        if not quirks.prefix_prompt:
+            raise ModelError(
+                f"{type(processor).__name__} has no chat template and the pipeline has no prompt format for this "
+                "family (its task prompts, e.g. <OD> or <grounding>, are not supported yet); use a chat model"
+            )
         token = getattr(processor, "image_token", None) or "<image>"
         return f"{token}{prompt}" if with_image else prompt
     return render_prompt(processor, prompt, with_image=with_image)

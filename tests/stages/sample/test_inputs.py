@@ -110,3 +110,15 @@ def test_sampled_ids_are_scored_as_they_are(tiny_family_dir):
         by_ids, n_ids = response_logprobs(model, processor, [image], ["Where?"], ["ignored"], response_ids=[other])
     assert n_text.tolist() == n_ids.tolist() == [len(other)]
     assert float(by_text[0]) == pytest.approx(float(by_ids[0]), abs=1e-5)
+
+
+def test_a_family_without_a_template_or_prompt_format_is_a_one_line_error():
+    from stages.lib.errors import ModelError
+    from stages.lib.families import get_family
+    from stages.sample.inputs import render_family_prompt
+
+    class Florence2Processor:  # a stand-in: no chat template, no prompt format of ours
+        chat_template = None
+
+    with pytest.raises(ModelError, match="Florence2Processor has no chat template and the pipeline has no prompt format"):
+        render_family_prompt(Florence2Processor(), "Where?", True, get_family("florence2").chat)
