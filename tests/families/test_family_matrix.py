@@ -10,6 +10,7 @@ score 1.0 under the family's box format.
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -89,6 +90,9 @@ def test_family_runs_the_whole_chain_with_exact_logprobs(family, tiny_family_dir
     store = RunStore(run_dir)
     assert (run_dir / "export" / "README.md").is_file()
     assert (run_dir / "train" / "artifacts" / "model" / "config.json").is_file()
+    # before its first update the policy is the reference: train scores the same ids the reference stored
+    first_step = json.loads((run_dir / "train" / "artifacts" / "train_log.jsonl").read_text().splitlines()[0])
+    assert abs(first_step["reward_margin"]) < 1e-3, first_step
     quarantine = {s: summary[s].rows.get("quarantine", 0) for s in summary}
     candidates = store.read_table("sample", "candidates", "candidates").to_pylist()
     policy = [c for c in candidates if c["origin"] == "policy"]
