@@ -21,7 +21,7 @@ def _settings(model_dir) -> list[str]:
     return [
         "run.progress=false", "run.export=false", "run.rounds=2",
         "ingest.n_tasks=6", "ingest.shard_size=6", "ingest.eval_fraction=0.4",
-        f'sample.model="{model_dir}"', "sample.n=2", "sample.max_tokens=4",
+        f'sample.engine.model="{model_dir}"', "sample.n=2", "sample.max_tokens=4",
         "perturb.enabled=false", "train.max_steps=1", "train.loss=sft",
         "eval.enabled=true", "eval.n=1", "eval.max_tokens=4", "eval.bootstrap_samples=100",
     ]

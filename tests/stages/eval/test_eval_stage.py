@@ -22,7 +22,7 @@ def samplers(monkeypatch):
         made.append(ScriptedSampler(config.model))
         return made[-1]
 
-    monkeypatch.setattr("stages.sample.backends.make_sampler", make)
+    monkeypatch.setattr("stages.vlm.engines.make_sampler", make)
     return made
 
 

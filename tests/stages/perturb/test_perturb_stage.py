@@ -174,7 +174,7 @@ def test_config_errors_name_the_field(over, match):
 
 
 def test_llm_mode_with_tiny_model_falls_back_and_says_so(tmp_path, tiny_model_dir):
-    from stages.sample.hf_backend import HFSampler
+    from stages.vlm.hf_engine import HFSampler
 
     config = _config(
         model=str(tiny_model_dir),

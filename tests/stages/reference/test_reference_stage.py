@@ -13,7 +13,7 @@ from stages.lib.errors import ConfigError
 from stages.base import ShardInputs, ShardOutput
 from stages.reference import SCORERS, SETUPS, SPEC, ReferenceConfig, run_shard, setup
 from stages.sample.config import Backend
-from stages.train.logprobs import response_logprobs
+from stages.vlm.logprobs import response_logprobs
 from tests.factories import png_bytes, task_row
 
 

@@ -14,7 +14,7 @@ from tests.factories import task_row
 @pytest.fixture(scope="session")
 def tiny_sampler(tiny_model_dir: Path):
     """An HFSampler on the tiny model, CPU, batch of 4 requests; tests that change batch_size restore it."""
-    from stages.sample.hf_backend import HFSampler
+    from stages.vlm.hf_engine import HFSampler
 
     return HFSampler(tiny_model_dir, device="cpu", batch_size=4)
 

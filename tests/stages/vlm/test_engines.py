@@ -1,8 +1,8 @@
 import pytest
 
-from stages.sample.backends import BACKENDS, make_sampler
+from stages.vlm.engines import BACKENDS, make_sampler
 from stages.sample.config import Backend, SampleConfig
-from stages.sample.sampler import Sampler
+from stages.vlm.requests import Sampler
 
 
 def test_registry_covers_every_backend():

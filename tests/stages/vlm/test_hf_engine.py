@@ -6,9 +6,9 @@ from PIL import Image
 
 from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import ModelError
-from stages.sample.chat import render_prompt
-from stages.sample.hf_backend import HFSampler, is_oom_error
-from stages.sample.sampler import SampleRequest, Sampler
+from stages.vlm.chat import render_prompt
+from stages.vlm.hf_engine import HFSampler, is_oom_error
+from stages.vlm.requests import SampleRequest, Sampler
 
 
 def _image(color, size=(64, 48)):

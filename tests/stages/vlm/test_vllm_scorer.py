@@ -18,7 +18,7 @@ from test_reference_stage import _tables
 from stages.lib.errors import ModelError
 from stages.base import ShardInputs, ShardOutput
 from stages.reference import ReferenceConfig, run_shard, setup
-from stages.reference.vllm_scorer import (
+from stages.vlm.vllm_scorer import (
     SCORING_PARAMS,
     ScoringError,
     VLLMReferenceModel,
@@ -26,7 +26,7 @@ from stages.reference.vllm_scorer import (
     response_logprob_from_output,
     score_triples_vllm,
 )
-from stages.train.logprobs import response_logprobs, tokenize_triples
+from stages.vlm.logprobs import response_logprobs, tokenize_triples
 
 RESPONSES = ["red", " a red square", "", "[1, 2, 3]", "two\nlines, ünïcode", "</s> inside"]
 

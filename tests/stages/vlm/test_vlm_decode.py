@@ -8,10 +8,10 @@ import pytest
 
 from stages.lib.families import FAMILIES
 from stages.lib.rewards import iou_reward
-from stages.sample.backends import keep_tokens_of
+from stages.vlm.engines import keep_tokens_of
 from stages.sample.config import SampleConfig
-from stages.sample.decode import ResponseDecoder
-from stages.sample.vllm_backend import result_from_vllm_output
+from stages.vlm.decode import ResponseDecoder
+from stages.vlm.vllm_engine import result_from_vllm_output
 
 
 @pytest.fixture(scope="module")
