@@ -160,7 +160,7 @@ def hallucination_rows(
     if config.hallucination.mode == HallucinationMode.RULE:
         return _rule_rows(eligible, config.hallucination, metrics, written_in)
     if sampler is None:
-        raise ConfigError("[perturb] hallucination.mode = 'llm' needs a model; set [perturb] model or use mode = 'rule'")
+        raise ConfigError("[perturb] hallucination.mode = 'llm' needs a model; set [perturb] engine.model or use mode = 'rule'")
     return _llm_rows(eligible, config, sampler, images, metrics, written_in)
 
 

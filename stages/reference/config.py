@@ -41,7 +41,7 @@ class ReferenceConfig(ModelStageConfig):
     def _check_backend_resources(self) -> "ReferenceConfig":
         if self.povid_image_term and self.engine.backend == Backend.VLLM:
             raise ValueError(
-                "povid_image_term = true needs backend = 'hf' (the term takes per-position argmax tokens of a "
+                "povid_image_term = true needs engine.backend = 'hf' (the term takes per-position argmax tokens of a "
                 "noised-image forward, which vLLM's prompt log-probs do not give); set engine.backend = 'hf'"
             )
         return self

@@ -106,5 +106,5 @@ def test_the_vllm_reference_cannot_compute_the_term():
 
     from stages.reference import ReferenceConfig
 
-    with pytest.raises(ValidationError, match="povid_image_term = true needs backend = 'hf'"):
-        ReferenceConfig(backend="vllm", num_gpus=1, povid_image_term=True)
+    with pytest.raises(ValidationError, match="povid_image_term = true needs engine.backend = 'hf'"):
+        ReferenceConfig(engine={"backend": "vllm", "num_gpus": 1}, povid_image_term=True)
