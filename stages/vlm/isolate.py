@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence, TypeVar
 
+from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import first_line
 
 __all__ = ["Rejected", "serve_isolating"]
@@ -42,7 +43,7 @@ def serve_isolating(
     fail: Callable[[T, str, str], R],
     *,
     reject_reason: str,
-    oom_reason: str = "oom",
+    oom_reason: str = QuarantineReason.OOM,
     probe: Callable[[T], object] | None = None,
     rejects: tuple[type[BaseException], ...] = (),
     is_oom: Callable[[BaseException], bool] = lambda exc: False,

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final, Sequence
 
+from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import ModelError, first_line
 from stages.vlm.chat import render_prompt
 from stages.vlm.isolate import Rejected, serve_isolating
@@ -177,9 +178,9 @@ def score_triples_vllm(
         try:
             outputs = generate(batch)
         except (ValueError, TypeError) as exc:  # input validation failed for some request: the helper finds which
-            raise Rejected("scoring_failed", first_line(exc)) from exc
+            raise Rejected(QuarantineReason.SCORING_FAILED, first_line(exc)) from exc
         if len(outputs) != len(batch):
             raise ModelError(f"[reference] vLLM returned {len(outputs)} outputs for {len(batch)} requests")
         return [extract(r, o) for r, o in zip(batch, outputs)]
 
-    return serve_isolating(requests, run, lambda r, reason, message: ScoringError(message), reject_reason="scoring_failed")
+    return serve_isolating(requests, run, lambda r, reason, message: ScoringError(message), reject_reason=QuarantineReason.SCORING_FAILED)
