@@ -69,3 +69,11 @@ def tiny_family_dir(tmp_path_factory):
         return built[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def tiny_sampler(tiny_model_dir: Path):
+    """An HFSampler on the tiny model, CPU, batch of 4 requests; tests that change batch_size restore it."""
+    from stages.vlm.hf_engine import HFSampler
+
+    return HFSampler(tiny_model_dir, device="cpu", batch_size=4)

@@ -35,10 +35,10 @@ def _settings(model_dir) -> list[str]:
         "ingest.shard_size=4",
         "ingest.eval_fraction=0.0",
         "eval.enabled=false",
-        f'sample.model="{model_dir}"',
+        f'sample.engine.model="{model_dir}"',
         'sample.family=""',
         "sample.n=2",
-        "sample.batch_size=4",
+        "sample.engine.batch_size=4",
         "sample.max_tokens=6",
         "perturb.max_tokens=6",
         "perturb.distortion.n_answers=1",
@@ -79,7 +79,8 @@ def _plain_forward(model, processor, family: str, image, prompt: str, response_i
 def test_family_runs_the_whole_chain_with_exact_logprobs(family, tiny_family_dir, tmp_path):
     from data_schemas.images import decode_image_cell
     from stages.lib.rewards import iou_reward  # noqa: F401  (the reward the score stage applies)
-    from stages.sample.hf_backend import load_vlm
+    from stages.vlm.engine_config import EngineConfig
+    from stages.vlm.load import load_vlm
 
     model_dir = tiny_family_dir(family)
     profile = family_for_model_type(TINY_FAMILIES[family].model_type)
@@ -107,7 +108,7 @@ def test_family_runs_the_whole_chain_with_exact_logprobs(family, tiny_family_dir
     # stored and reference log-probs equal a plain forward over the sampled token ids
     listwise = store.read_table("reference", "listwise", "listwise").to_pylist()
     ref = {cid: lp for row in listwise for cid, lp in zip(row["cand_ids"], row["ref_logps"])}
-    model, processor = load_vlm(model_dir, device="cpu", dtype="float32")
+    model, processor = load_vlm(EngineConfig(model=str(model_dir), device="cpu", dtype="float32"), "test")
     diffs = []
     for cand in policy:
         assert cand.get("token_ids") is not None, f"{family}: policy candidates store no token ids"

@@ -1,23 +1,24 @@
-"""Family-aware prompt and response encoding (stages/sample/inputs.py) on tiny builds of real families."""
+"""Family-aware prompt and response encoding (stages/vlm/inputs.py) on tiny builds of real families."""
 
 from __future__ import annotations
 
 import pytest
 from PIL import Image
 
-from stages.sample.hf_backend import load_vlm
-from stages.sample.inputs import (
+from stages.vlm.engine_config import EngineConfig
+from stages.vlm.load import load_vlm
+from stages.vlm.inputs import (
     encode_prompts,
     placeholder_ids,
     profile_of,
     turn_end_id,
     written_response_ids,
 )
-from stages.train.logprobs import response_logprobs, tokenize_triples
+from stages.vlm.logprobs import response_logprobs, tokenize_triples
 
 
 def _load(tiny_family_dir, name):
-    return load_vlm(tiny_family_dir(name), device="cpu", dtype="float32")
+    return load_vlm(EngineConfig(model=str(tiny_family_dir(name)), device="cpu", dtype="float32"), "test")
 
 
 def _images(n=2):
@@ -115,7 +116,7 @@ def test_sampled_ids_are_scored_as_they_are(tiny_family_dir):
 def test_a_family_without_a_template_or_prompt_format_is_a_one_line_error():
     from stages.lib.errors import ModelError
     from stages.lib.families import get_family
-    from stages.sample.inputs import render_family_prompt
+    from stages.vlm.inputs import render_family_prompt
 
     class Florence2Processor:  # a stand-in: no chat template, no prompt format of ours
         chat_template = None

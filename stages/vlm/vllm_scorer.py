@@ -1,10 +1,10 @@
 """The vLLM backend of the reference stage: reference log-probs read from vLLM's ``prompt_logprobs``.
 
 Each (image, prompt, response) triple becomes one request whose *prompt* is the whole scored
-sequence, sent as token ids: the chat-templated prompt (:func:`stages.sample.chat.render_prompt`)
+sequence, sent as token ids: the chat-templated prompt (:func:`stages.vlm.chat.render_prompt`)
 tokenized by the model's tokenizer, followed by the response tokenized on its own (no special
 tokens) and EOS when ``append_eos``. That is exactly the sequence the hf path
-(:func:`stages.train.logprobs.response_logprobs`) scores, so both backends count the same tokens.
+(:func:`stages.vlm.logprobs.response_logprobs`) scores, so both backends count the same tokens.
 ``SamplingParams(max_tokens=1, prompt_logprobs=0)`` makes vLLM return, for every prompt position
 after the first, a ``{token_id: Logprob}`` dict that holds the actual token (``prompt_logprobs=0``
 asks for zero *extra* top tokens); position 0 is ``None``.
@@ -27,8 +27,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final, Sequence
 
+from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import ModelError, first_line
-from stages.sample.inputs import profile_of, render_family_prompt, turn_end_id, written_response_ids
+from stages.vlm.inputs import profile_of, render_family_prompt
+from stages.vlm.isolate import Rejected, serve_isolating
+from stages.vlm.tokens import response_token_ids
 
 __all__ = [
     "SCORING_PARAMS",
@@ -93,15 +96,12 @@ def build_reference_requests(
     texts = [render_family_prompt(processor, prompt, with_image, quirks) for with_image, prompt in keys]
     bos = getattr(tok, "bos_token", None)
     prompt_ids = {}
-    for key, text in zip(keys, texts):
+    for key, text in zip(keys, texts):  # a template that writes BOS gets no second one
         prompt_ids[key] = tok(text, add_special_tokens=not (bos and text.startswith(bos)))["input_ids"]
     given = [t[3] if len(t) > 3 else None for t in triples]
-    end = turn_end_id(processor, None, quirks) if append_eos else None
-    written = iter(written_response_ids(processor, [t[2] for t, g in zip(triples, given) if g is None], end))
-    responses = [list(g) if g is not None else next(written) for g in given]
+    responses = response_token_ids(processor, [t[2] for t in triples], append_eos, given)
     requests = []
-    for (image, prompt, *_), ids in zip(triples, responses):
-        response_ids = list(ids)
+    for (image, prompt, *_), response_ids in zip(triples, responses):
         entry: dict[str, Any] = {"prompt_token_ids": list(prompt_ids[(image is not None, prompt)]) + response_ids}
         if image is not None:
             entry["multi_modal_data"] = {"image": image}
@@ -153,11 +153,11 @@ def setup_vllm(config: Any) -> VLLMReferenceModel:
 
     Raises ImportError with the install command when vLLM is missing, ModelError on a bad model.
     """
-    from stages.sample.vllm_backend import VLLMSampler, import_vllm
+    from stages.vlm.vllm_engine import VLLMSampler, import_vllm
 
-    engine = VLLMSampler.from_config(config)
+    engine = VLLMSampler.from_config(config.engine, stage="reference")
     params = import_vllm().SamplingParams(**SCORING_PARAMS)
-    return VLLMReferenceModel(llm=engine.llm, processor=engine.processor, name=config.model, sampling_params=params)
+    return VLLMReferenceModel(llm=engine.llm, processor=engine.processor, name=config.engine.model, sampling_params=params)
 
 
 def score_triples_vllm(
@@ -180,20 +180,13 @@ def score_triples_vllm(
     def extract(request: ReferenceRequest, output: Any) -> tuple[float, int]:
         return response_logprob_from_output(output, len(request.response_ids), request.response_ids)
 
-    try:
-        outputs = generate(requests)
-    except (ValueError, TypeError):  # input validation failed for some request: find which
-        outputs = None
-    if outputs is not None:
-        if len(outputs) != len(requests):
-            raise ModelError(f"vLLM returned {len(outputs)} outputs for {len(requests)} requests")
-        return [extract(r, o) for r, o in zip(requests, outputs)]
-    scores: list[tuple[float, int] | ScoringError] = []
-    for request in requests:
+    def run(batch: list[ReferenceRequest]) -> list[tuple[float, int]]:
         try:
-            (output,) = generate([request])
-        except (ValueError, TypeError) as exc:
-            scores.append(ScoringError(first_line(exc)))
-            continue
-        scores.append(extract(request, output))
-    return scores
+            outputs = generate(batch)
+        except (ValueError, TypeError) as exc:  # input validation failed for some request: the helper finds which
+            raise Rejected(QuarantineReason.SCORING_FAILED, first_line(exc)) from exc
+        if len(outputs) != len(batch):
+            raise ModelError(f"[reference] vLLM returned {len(outputs)} outputs for {len(batch)} requests")
+        return [extract(r, o) for r, o in zip(batch, outputs)]
+
+    return serve_isolating(requests, run, lambda r, reason, message: ScoringError(message), reject_reason=QuarantineReason.SCORING_FAILED)

@@ -3,7 +3,7 @@
 Every stage that runs a VLM (sampling, perturb's answers, reference log-probs, training) encodes its
 prompts and its responses here, so all of them feed the model the same token sequence:
 
-- the prompt is the chat template's rendering (:func:`stages.sample.chat.render_prompt`), or, for
+- the prompt is the chat template's rendering (:func:`stages.vlm.chat.render_prompt`), or, for
   a family whose checkpoints ship no template (PaliGemma), the processor's own prefix format;
 - images go to the processor one list per prompt where the processor wants that (SmolVLM /
   Idefics3, Gemma 3: a flat list is read as all images of the first prompt);
@@ -78,7 +78,7 @@ def render_family_prompt(processor: Any, prompt: str, with_image: bool, quirks: 
     without one (PaliGemma) the image placeholder then the prompt, to which PaliGemmaProcessor adds
     BOS and the closing newline itself (transformers ``PaliGemmaProcessor.prepare_inputs_layout``)."""
     from stages.lib.errors import ModelError
-    from stages.sample.chat import render_prompt
+    from stages.vlm.chat import render_prompt
 
     if not quirks.has_chat_template and getattr(processor, "chat_template", None) is None:
         if not quirks.prefix_prompt:

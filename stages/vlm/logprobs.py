@@ -1,9 +1,9 @@
 """Summed log-probs of responses under a VLM, many (image, prompt, response) triples per forward.
 
-The prompt is encoded by :func:`stages.sample.inputs.encode_prompts` (the format the sampler used,
+The prompt is encoded by :func:`stages.vlm.inputs.encode_prompts` (the format the sampler used,
 with the family's quirks; the processor expands the image placeholder); a sampled response is
 scored on the token ids it was generated as, one we wrote is tokenized on its own (special tokens
-split) and ends with the model's turn-end token (:mod:`stages.sample.inputs`). Only response tokens count.
+split) and ends with the model's turn-end token (:mod:`stages.vlm.tokens`). Only response tokens count.
 Used by the reference stage (under ``torch.inference_mode``) and the trainer (with gradients).
 
 Two paths give the same numbers: a padded batch of full sequences, and, when several responses
@@ -18,11 +18,12 @@ from __future__ import annotations
 import inspect
 from typing import Any, Final, Sequence
 
-from stages.sample.inputs import encode_prompts, profile_of, response_token_type, turn_end_id, written_response_ids
+from stages.vlm.inputs import encode_prompts, profile_of, response_token_type
+from stages.vlm.tokens import response_token_ids
 
 __all__ = ["response_logprobs", "tokenize_triples", "SHARED_PROMPT_MODEL_TYPES"]
 
-# Checked to give the same log-probs on both paths (tests/stages/train/test_logprobs.py). Models with
+# Checked to give the same log-probs on both paths (tests/stages/vlm/test_logprobs.py). Models with
 # multimodal rotary positions (Qwen2-VL's mrope) or prefix-LM attention need their own handling.
 SHARED_PROMPT_MODEL_TYPES: Final[frozenset[str]] = frozenset({"llava", "llava_next"})
 
@@ -33,19 +34,6 @@ def _tokenizer(processor: Any) -> Any:
 
 def _base(model: Any) -> Any:
     return model.get_base_model() if hasattr(model, "get_base_model") else model  # peft wraps the model
-
-
-def _response_ids(
-    processor: Any, responses: Sequence[str], append_eos: bool, given: Sequence[Sequence[int] | None] | None = None,
-    model: Any | None = None,
-) -> list[list[int]]:
-    """Each response's token ids: its sampled ids when ``given`` has them, else the text tokenized
-    with special tokens split and the model's turn-end token appended (:mod:`stages.sample.inputs`)."""
-    given = list(given) if given is not None else [None] * len(responses)
-    end = turn_end_id(processor, model) if append_eos else None
-    todo = [i for i, g in enumerate(given) if g is None]
-    written = iter(written_response_ids(processor, [responses[i] for i in todo], end))
-    return [list(g) if g is not None else next(written) for g in given]
 
 
 def _encode_prompts(processor: Any, images: Sequence[Any | None], prompts: Sequence[str], model: Any | None = None) -> Any:
@@ -66,7 +54,7 @@ def tokenize_triples(
     import torch
 
     enc = _encode_prompts(processor, images, prompts, model)
-    ids = _response_ids(processor, responses, append_eos, response_ids, model)
+    ids = response_token_ids(processor, responses, append_eos, response_ids, model)
     tok = _tokenizer(processor)
     keep = enc["attention_mask"].bool()
     prompt_lengths = keep.sum(dim=1).tolist()
@@ -199,7 +187,7 @@ def response_logprobs(
             continue
         for start in range(0, len(group), batch_size):
             chunk = group[start : start + batch_size]
-            ids = _response_ids(processor, [responses[i] for i in chunk], append_eos,
+            ids = response_token_ids(processor, [responses[i] for i in chunk], append_eos,
                                 [given[i] for i in chunk], model)
             s, n = _shared_prompt_logprobs(model, processor, images[chunk[0]], prompts[chunk[0]], ids)
             for j, i in enumerate(chunk):
