@@ -97,7 +97,8 @@ def test_family_runs_the_whole_chain_with_exact_logprobs(family, tiny_family_dir
     quarantine = {s: summary[s].rows.get("quarantine", 0) for s in summary}
     candidates = store.read_table("sample", "candidates", "candidates").to_pylist()
     policy = [c for c in candidates if c["origin"] == "policy"]
-    assert policy, f"{family}: no policy candidate was sampled (quarantine: {quarantine})"
+    # every request sampled in batches of 4 (no image_rejected: images go one list per prompt where needed)
+    assert len(policy) == 4 * 2, f"{family}: {len(policy)} policy candidates of 8 (quarantine: {quarantine})"
 
     # every grounding ground truth, written in the family's format, scores 1.0 under it
     scored = store.read_table("score", "scored", "scored").to_pylist()
