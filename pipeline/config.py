@@ -53,6 +53,12 @@ class RunConfig(BaseModel):
         "each round is a run folder `<run>/round-NN/` of its own (resumable per round) and `report/rounds.json` "
         "holds the eval table of every round.",
     )
+    share_engines: bool = Field(
+        True,
+        description="Model stages that run the same model with the same engine settings (sample, perturb, reference "
+        "by default) share one loaded model and, on Ray, one pool of actors for the whole run instead of loading it "
+        "once per stage. Per-stage resume and fingerprints are unchanged; false loads it per stage.",
+    )
     viewer: bool = Field(
         True, description="After the last stage, write the static HTML viewer to `<run>/viewer/` (open `index.html`)."
     )
