@@ -323,13 +323,14 @@ def _make_executor(cfg: BaseModel, use_ray: bool):
     if not use_ray:
         from pipeline.executor import LocalExecutor
 
-        return LocalExecutor()
+        return LocalExecutor(share_engines=cfg.run.share_engines)
     from pipeline.executor import RayExecutor
 
     return RayExecutor(
         cpus_per_task=cfg.ray.cpus_per_task,
         resources=cfg.ray.resources,
         actor_start_timeout_s=cfg.ray.actor_start_timeout_s,
+        share_engines=cfg.run.share_engines,
     )
 
 
@@ -379,12 +380,17 @@ def _run_chain(cfg, chain, store: RunStore, selected: set[str], forced: set[str]
         if use_ray:
             check_run_dir_shared(store.run_dir)
         executor = executor or _make_executor(cfg, use_ray)
-        for spec in chain:
-            if spec.name not in selected:
-                continue
-            if spec.name in forced:
-                store.reset_stage(spec.name)
-            summaries.append(_run_stage(spec, cfg, store, found[spec.name], executor, show))
+        try:
+            for spec in chain:
+                if spec.name not in selected:
+                    continue
+                if spec.name in forced:
+                    store.reset_stage(spec.name)
+                summaries.append(_run_stage(spec, cfg, store, found[spec.name], executor, show))
+        finally:
+            close = getattr(executor, "close", None)  # model actors / the shared engine kept between stages
+            if close is not None:
+                close()
     finally:
         if owns_ray:
             from pipeline.ray_runtime import shutdown_ray
