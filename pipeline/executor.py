@@ -14,6 +14,7 @@ The run folder must therefore be the same path on every node (shared storage):
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections import deque
@@ -27,6 +28,8 @@ from pipeline.store import RunStore, StagedShard, read_files
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageConfig, StageSpec
 from stages.lib.errors import PipelineError, StageFailedError, first_line
 from stages.vlm import shared as shared_engines
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "ShardJob", "ShardDone", "LocalExecutor", "RayExecutor", "execute_shard", "run_job", "stage_result", "engine_key",
@@ -339,6 +342,10 @@ class _ActorPool:
             raise _setup_failed(self.ray, self.spec, exc) from None
         self.idle.append(actor)
 
+    def held_cpus(self) -> float:
+        """CPUs the pool's live actors reserve."""
+        return float(self.options.get("num_cpus", 1)) * (len(self.idle) + len(self.busy) + len(self.pending))
+
     def switch(self, spec: StageSpec, config: StageConfig) -> None:
         """Point every live actor at ``spec``'s stage (same engine: nothing is loaded again)."""
         self.spec, self.config = spec, config
@@ -393,7 +400,10 @@ class RayExecutor:
         if spec.uses_model:
             pool: _TaskPool | _ActorPool = self._model_pool(ray, spec, config, resources)
         else:
-            if self._kept is not None and ray.available_resources().get("CPU", 0) < self.cpus_per_task:
+            # from the totals, not ray.available_resources(): that lags behind tasks that just finished
+            free = ray.cluster_resources().get("CPU", 0) - (self._kept.held_cpus() if self._kept is not None else 0)
+            if self._kept is not None and free < self.cpus_per_task:
+                _log.info("stage %s: %.1f CPUs left beside the kept model actors; stopping them", spec.name, free)
                 self.close()  # the kept actors hold the CPUs this stage's tasks need
             window = self.max_in_flight or max(2, int(ray.cluster_resources().get("CPU", 1) / self.cpus_per_task) * 2)
             pool = _TaskPool(ray, spec, config, self.cpus_per_task, window, resources)
