@@ -475,6 +475,7 @@ def _run_chain(
         order = [s.name for s in chain]
         redo: set[str] = set()  # stages outside the selection that wrote a damaged file: redone all the same
         repaired: set[tuple[str, str]] = set()
+        committed: dict[str, int] = {}  # shards each stage ran in this invocation, over its visits
         position = 0
         while position < len(chain):
             spec = chain[position]
@@ -486,7 +487,7 @@ def _run_chain(
                 forced = forced - {spec.name}  # once: a stage revisited after a repair resumes
             tables = set(spec.writes) if verify_all else final[spec.name]
             try:
-                summary = _run_stage(spec, cfg, store, found[spec.name], executor, show, verify, tables)
+                summary = _run_stage(spec, cfg, store, found[spec.name], executor, show, verify, tables, committed)
             except ShardHashError as exc:
                 where = locate_shard_file(store, chain, exc.path)
                 if where is None or (exc.path, exc.expected) in repaired:
@@ -501,8 +502,7 @@ def _run_chain(
                 position = order.index(writer)
                 continue
             earlier = summaries.pop(spec.name, None)
-            if earlier is not None:  # revisited after a repair: count both visits
-                summary.shards_run += earlier.shards_run
+            if earlier is not None:  # revisited after a repair
                 summary.seconds += earlier.seconds
             summaries[spec.name] = summary
     finally:
@@ -514,18 +514,24 @@ def _run_chain(
 
 
 def _run_stage(
-    spec: StageSpec, cfg: BaseModel, store: RunStore, inputs, executor, show: bool, verify=None, verify_tables=frozenset()
+    spec: StageSpec, cfg: BaseModel, store: RunStore, inputs, executor, show: bool, verify=None, verify_tables=frozenset(),
+    committed: dict[str, int] | None = None,
 ) -> StageSummary:
+    """Run one stage's pending shards. ``committed`` counts the shards each stage ran in this invocation
+    (a stage cut short by a damaged input and visited again counts the shards of both visits)."""
     started = time.perf_counter()
+    committed = {} if committed is None else committed
     stage_run = _StageRun(spec, cfg, store, inputs, verify_tables)
     jobs = stage_run.plan()
     todo = stage_run.pending(jobs, verify)
-    summary = StageSummary(stage=spec.name, shards_total=len(jobs), shards_run=len(todo))
-    summary.shards_skipped = len(jobs) - len(todo)
+    ran_before = committed.get(spec.name, 0)
+    summary = StageSummary(stage=spec.name, shards_total=len(jobs), shards_run=ran_before + len(todo))
+    summary.shards_skipped = len(jobs) - summary.shards_run
     with StageProgress(spec.name, total=len(jobs), done=summary.shards_skipped, enabled=show) as bar:
 
         def on_done(job: ShardJob, done: ShardDone | ShardResult, seconds: float) -> None:
             stage_run.commit(job, done, seconds)
+            committed[spec.name] = committed.get(spec.name, 0) + 1
             bar.advance(done.rows if isinstance(done, ShardDone) else sum(t.num_rows for t in done.tables.values()))
 
         try:

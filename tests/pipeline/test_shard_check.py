@@ -183,3 +183,30 @@ def test_workers_check_the_hashes_and_the_driver_reads_no_shard(fake_registry, r
     assert in_driver == []
     assert [p for p in opened if "/_quarantine/" not in p and "/quarantine/" not in p] == []
     assert table_hashes(run) == table_hashes(clean)
+
+
+def _real_settings(model_dir) -> list[str]:
+    """ingest -> sample -> score with the tiny model, 2 shards of 3 tasks (perturb and later stages off)."""
+    off = ["perturb", "rank", "reference", "train", "eval"]
+    return [
+        "run.progress=false", "ingest.n_tasks=6", "ingest.shard_size=3", f'sample.model="{model_dir}"',
+        "sample.n=2", "sample.max_tokens=6", *[f"{stage}.enabled=false" for stage in off],
+    ]
+
+
+@pytest.mark.slow
+def test_a_damaged_sample_shard_is_redone_with_the_real_stages(tiny_model_dir, tmp_path):
+    """A same-size flip in a sample shard: the score shard reading it finds it, sample redoes that shard,
+    score runs, and every table equals an uncorrupted run's; a flip in the last stage's shard is redone too."""
+    cfg = load_config(None, _real_settings(tiny_model_dir))
+    clean, run = tmp_path / "clean", tmp_path / "run"
+    run_pipeline(cfg, clean, use_ray=False)
+    run_pipeline(cfg, run, stages=["ingest", "sample"], use_ray=False)
+    flip_byte(run / "sample" / "part-00001.parquet")
+    ran = {s.stage: s.shards_run for s in run_pipeline(cfg, run, use_ray=False)}
+    assert ran == {"ingest": 0, "sample": 1, "score": 2}
+    assert table_hashes(run) == table_hashes(clean)
+    flip_byte(run / "score" / "part-00000.parquet")
+    ran = {s.stage: s.shards_run for s in run_pipeline(cfg, run, use_ray=False)}
+    assert ran == {"ingest": 0, "sample": 0, "score": 1}
+    assert table_hashes(run) == table_hashes(clean)
