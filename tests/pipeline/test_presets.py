@@ -49,6 +49,11 @@ PUBLISHED = [
     ("leanpo", "train.loss", "leanpo", "arXiv 2506.05260"),
     ("leanpo", "train.leanpo_smoothing", "none", "the paper's smoothing rule was not found"),
     ("leanpo", "reference.enabled", False, "LeanPO is reference-free"),
+    ("leanpo", "perturb.prior_answer.enabled", True, "arXiv 2506.05260 §3: y_w from the model given the ground truth as a prior"),
+    ("leanpo", "rank.list_origins", ("prior_answer", "distorted_image"), "same: y_l is the answer on a distorted input"),
+    ("leanpo", "rank.order_by", "origin", "same: the pair is set by how each answer was made"),
+    ("leanpo", "perturb.distortion.n_answers", 1, "Wang-Xiaodong1899/LeanPO assets/method.png: one losing response"),
+    ("leanpo", "perturb.hallucination.enabled", False, "no hallucinated text in LeanPO's recipe"),
     ("dpo", "train.loss", "dpo", "Rafailov et al. 2023"),
     ("dpo", "train.beta", 0.1, "Rafailov et al. 2023; TRL DPOConfig default"),
 ]

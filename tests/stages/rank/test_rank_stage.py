@@ -250,9 +250,16 @@ def test_config_rejects_groups_larger_than_lists():
         RankConfig(group_k=5, max_list_len=8)
 
 
-def test_config_rejects_incomplete_origin_order():
-    with pytest.raises(ValidationError, match=r"origin_order=\['policy'\] must list each origin exactly once"):
-        RankConfig(origin_order=("policy",))
+def test_config_rejects_a_repeated_origin_in_the_order():
+    with pytest.raises(ValidationError, match=r"origin_order=\['policy', 'policy'\] must list origins at most once each"):
+        RankConfig(origin_order=("policy", "policy"))
+
+
+def test_an_origin_order_written_before_prior_answer_existed_stays_valid():
+    """An order of the four older origins (a config from before prior_answer) loads; the origin it leaves
+    out ranks after the listed ones."""
+    cfg = RankConfig(origin_order=("ground_truth", "policy", "distorted_image", "hallucination"))
+    assert "prior_answer" not in cfg.origin_order
 
 
 def test_config_fields_have_descriptions():
