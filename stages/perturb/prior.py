@@ -39,7 +39,7 @@ PRIOR_TEMPLATE = "prior_answer"  # prompts/prior_answer.txt (ours: LeanPO's own 
 
 def prior_prompt(question: str, ground_truth: str) -> str:
     """The task's prompt with its ground-truth answer added as a hint (``prompts/prior_answer.txt``)."""
-    return Template(load_prompt(PRIOR_TEMPLATE)).substitute(question=question.strip(), ground_truth=ground_truth.strip())
+    return Template(load_prompt(PRIOR_TEMPLATE)).substitute(question=question.strip(), ground_truth=ground_truth.strip()).strip()
 
 
 def prior_rows(
