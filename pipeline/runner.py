@@ -182,6 +182,7 @@ class _StageRun:
         self.spec = spec
         self.verify_tables = set(verify_tables)  # tables whose skipped shards are hashed (by a worker) before they count as done
         self.upstream: dict[str, Manifest] = {}
+        self._recorded: dict[str, str] | None = None  # input file (relative) -> sha256, built once per plan
         self.section = getattr(cfg, spec.name)
         self.store = store
         self.inputs = inputs
@@ -201,6 +202,7 @@ class _StageRun:
             return self._plan_source()
         upstream = {t: self.store.read_manifest(s.name) for t, s in self.inputs.items()}
         self.upstream = upstream
+        self._recorded = None
         for table, manifest in upstream.items():
             self._check_input(table, manifest)
         if self.spec.prepare is not None:  # e.g. rank's review file: checked against the inputs, hashed
@@ -268,12 +270,14 @@ class _StageRun:
     def _recorded_sha256(self, paths: list[Path]) -> dict[str, str]:
         """The sha256 the input producers' manifests recorded for ``paths`` (absolute), by path; files recorded
         without one (older manifests) are left out and read unchecked."""
-        recorded = {
-            rel: sha
-            for table, source in self.inputs.items()
-            for rec in self.upstream.get(table, Manifest(stage=source.name)).shards.values()
-            for rel, sha in rec.hashes.items()
-        }
+        if self._recorded is None:
+            self._recorded = {
+                rel: sha
+                for table, source in self.inputs.items()
+                for rec in self.upstream.get(table, Manifest(stage=source.name)).shards.values()
+                for rel, sha in rec.hashes.items()
+            }
+        recorded = self._recorded
         root = self.store.run_dir.resolve()
         out = {}
         for path in paths:
