@@ -41,7 +41,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = build_tiny_vlm(Path(tmp) / "tiny-vlm")
         base = Path(__file__).resolve().parents[1] / "pipeline.toml"
-        overrides = [f'sample.model="{model}"', f"ingest.n_tasks={args.n_tasks}", "run.progress=false"]
+        overrides = [f'sample.engine.model="{model}"', f"ingest.n_tasks={args.n_tasks}", "run.progress=false"]
         run_dir = Path(tmp) / "run"
         full, ran_full = _timed(load_config(base, overrides), run_dir, args.ray)
         noop, ran_noop = _timed(load_config(base, overrides), run_dir, args.ray)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def _requests(count: int, n: int, tokens: int):
     from PIL import Image
 
-    from stages.sample.sampler import SampleRequest
+    from stages.vlm.requests import SampleRequest
 
     colors = [(255, 0, 0), (0, 0, 255), (0, 160, 0), (220, 220, 0)]
     return [
@@ -72,7 +72,7 @@ def _plain_generate(sampler, requests, tokens: int) -> tuple[float, int]:
     """Seconds and tokens of transformers' own sampling for the same prompts (one generate call)."""
     import torch
 
-    from stages.sample.chat import render_prompt
+    from stages.vlm.chat import render_prompt
 
     n = requests[0].n
     texts = [render_prompt(sampler.processor, r.prompt, with_image=True) for r in requests]
@@ -110,7 +110,7 @@ def main() -> None:
 
     import torch
 
-    from stages.sample.hf_backend import HFSampler
+    from stages.vlm.hf_engine import HFSampler
     from stages.lib.models.tiny_vlm import build_tiny_vlm
 
     torch.set_num_threads(args.threads)

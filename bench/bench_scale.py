@@ -40,9 +40,10 @@ format = "demo"
 n_tasks = {tasks}
 shard_size = {shard_size}
 [sample]
-model = "{model}"
 n = 1
 max_tokens = 4
+[sample.engine]
+model = "{model}"
 batch_size = 32
 [perturb]
 enabled = false

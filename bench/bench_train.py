@@ -93,13 +93,15 @@ def main() -> None:
 
     import torch
 
-    from stages.sample.hf_backend import load_vlm
+    from stages.vlm.engine_config import EngineConfig
+
+    from stages.vlm.load import load_vlm
     from stages.lib.models.tiny_vlm import build_tiny_vlm
     from stages.train.config import TrainConfig
 
     torch.set_num_threads(args.threads)
     model_dir = build_tiny_vlm(Path(tempfile.mkdtemp()) / "tiny")
-    model, processor = load_vlm(model_dir, device="cpu")
+    model, processor = load_vlm(EngineConfig(model=str(model_dir), device="cpu"), "bench")
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
 

@@ -35,9 +35,10 @@ def _pipeline_overrides(model: str, steps: int, device: str = "cuda") -> list[st
     """Demo config on ``device`` (cuda: bf16 everywhere), LoRA training for ``steps`` optimizer steps."""
     dtype = "bfloat16" if device == "cuda" else "float32"
     gpus = 0.25 if device == "cuda" else 0.0
-    overrides = [f'sample.model="{model}"', "train.lora=true", f"train.max_steps={steps}", "run.progress=false", "run.export=false"]
-    for stage in ("sample", "perturb", "reference", "train"):
-        overrides += [f'{stage}.device="{device}"', f'{stage}.dtype="{dtype}"', f"{stage}.num_gpus={gpus}"]
+    overrides = [f'sample.engine.model="{model}"', "train.lora=true", f"train.max_steps={steps}", "run.progress=false", "run.export=false"]
+    for stage in ("sample", "perturb", "reference"):
+        overrides += [f'{stage}.engine.device="{device}"', f'{stage}.engine.dtype="{dtype}"', f"{stage}.engine.num_gpus={gpus}"]
+    overrides += [f'train.device="{device}"', f'train.dtype="{dtype}"', f"train.num_gpus={gpus}"]
     return overrides + ([f"ray.num_gpus=1"] if device == "cuda" else [])
 
 

@@ -43,7 +43,7 @@ WARM_MODEL = ROOT / "runs" / "_models" / "tiny-vlm-warm"
 
 def _overrides(args: argparse.Namespace) -> list[str]:
     return [
-        f'sample.model="{WARM_MODEL}"',
+        f'sample.engine.model="{WARM_MODEL}"',
         f"ingest.n_tasks={args.n_tasks}",
         f"ingest.eval_fraction={args.eval_fraction}",
         "run.progress=false",

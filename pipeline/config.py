@@ -29,8 +29,9 @@ __all__ = [
     "section_for_fingerprint",
 ]
 
-# Fields that change where or how fast work runs, never what it produces: they do not enter fingerprints.
-RESOURCE_FIELDS = frozenset({"num_actors", "num_gpus", "num_cpus", "batch_size"})
+# Fields that change where or how fast work runs, never what it produces: they do not enter fingerprints
+# (at a section's top level, and inside its ``engine`` table: stages.vlm.engine_config.ENGINE_RESOURCE_FIELDS).
+RESOURCE_FIELDS = frozenset({"num_actors", "num_gpus", "num_cpus", "batch_size", "gpu_memory_utilization"})
 
 
 class RunConfig(BaseModel):
@@ -164,13 +165,19 @@ def _describe(error: dict[str, Any], source: str) -> str:
 
 
 def _resolve_shared_models(cfg: BaseModel) -> None:
-    """Sections whose ``model`` is empty use the sample stage's model (the policy is its own reference)."""
-    sample_model = getattr(getattr(cfg, "sample", None), "model", None)
+    """Sections whose ``engine.model`` (train: ``model``) is empty use the sample stage's model (the policy is
+    its own reference)."""
+    sample_model = getattr(getattr(getattr(cfg, "sample", None), "engine", None), "model", None)
     if not sample_model:
         return
     for name in type(cfg).model_fields:
         section = getattr(cfg, name)
-        if name != "sample" and hasattr(section, "model") and section.model == "":
+        if name == "sample":
+            continue
+        engine = getattr(section, "engine", None)
+        if engine is not None and hasattr(engine, "model") and engine.model == "":
+            engine.model = sample_model
+        elif hasattr(section, "model") and isinstance(section.model, str) and section.model == "":
             section.model = sample_model
 
 
@@ -182,7 +189,7 @@ def _resolve_family(cfg: BaseModel) -> None:
         return
     from stages.lib.families import resolve_family
 
-    sample.family = resolve_family(sample.model, sample.family)
+    sample.family = resolve_family(sample.engine.model, sample.family)
     for name in type(cfg).model_fields:
         section = getattr(cfg, name)
         if name != "sample" and hasattr(section, "family") and section.family == "":
@@ -252,11 +259,17 @@ def _resolve_eval(cfg: BaseModel) -> None:
 
 
 def section_for_fingerprint(section: BaseModel) -> dict[str, Any]:
-    """Return a stage section as JSON-able data minus the fields that only affect resources; its ``model``
+    """Return a stage section as JSON-able data minus the fields that only affect resources, its ``engine`` table
+    flattened into it; its ``model``
     (a folder or Hub id) is replaced by what identifies the weights (:func:`stages.lib.models.identity.model_fingerprint`);
     a field of ``fingerprint_before`` that holds its default is recorded as it was before it existed
     (:attr:`stages.base.StageConfig.fingerprint_before`)."""
     data = {k: v for k, v in section.model_dump(mode="json").items() if k not in RESOURCE_FIELDS}
+    engine = data.pop("engine", None)
+    if isinstance(engine, dict):  # flattened, as the fields sat before [<stage>.engine]: same fingerprints
+        from stages.vlm.engine_config import ENGINE_RESOURCE_FIELDS
+
+        data.update({k: v for k, v in engine.items() if k not in ENGINE_RESOURCE_FIELDS})
     from stages.base import OMITTED
 
     for name, before in getattr(type(section), "fingerprint_before", {}).items():

@@ -10,8 +10,10 @@ from pydantic import BaseModel
 __all__ = ["config_reference_markdown"]
 
 
-def _default_text(field: Any) -> str:
-    if field.default_factory is not None:
+def _default_text(field: Any, instance: BaseModel | None = None, key: str = "") -> str:
+    if instance is not None:  # a nested table whose owner gives it other defaults ([reference.engine] batch_size)
+        value = getattr(instance, key)
+    elif field.default_factory is not None:
         try:
             value = field.default_factory()
         except TypeError:
@@ -20,6 +22,8 @@ def _default_text(field: Any) -> str:
         value = field.default
     if isinstance(value, BaseModel):
         return "(table)"
+    if hasattr(value, "value") and isinstance(getattr(value, "value"), str):  # a StrEnum member
+        value = value.value
     if isinstance(value, list):
         value = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
     try:
@@ -28,11 +32,13 @@ def _default_text(field: Any) -> str:
         return str(value)
 
 
-def _section(name: str, model: type[BaseModel], lines: list[str], prefix: str = "") -> None:
+def _section(name: str, model: type[BaseModel], lines: list[str], prefix: str = "", instance: BaseModel | None = None,
+             intro: str = "") -> None:
     lines.append(f"### `[{prefix}{name}]`")
-    if model.__doc__:
+    text = " ".join(part for part in (intro, " ".join((model.__doc__ or "").split())) if part)
+    if text:
         lines.append("")
-        lines.append(" ".join(model.__doc__.split()))
+        lines.append(text)
     lines.append("")
     lines.append("| key | default | description |")
     lines.append("|---|---|---|")
@@ -40,13 +46,15 @@ def _section(name: str, model: type[BaseModel], lines: list[str], prefix: str = 
     for key, field in model.model_fields.items():
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            nested.append((key, annotation))
+            default = field.default_factory() if field.default_factory is not None else None
+            own = field.description if field.description and field.description != annotation.__doc__ else ""
+            nested.append((key, annotation, default if isinstance(default, BaseModel) else None, own))
             continue
         desc = (field.description or "").replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| `{key}` | `{_default_text(field)}` | {desc} |")
+        lines.append(f"| `{key}` | `{_default_text(field, instance, key)}` | {desc} |")
     lines.append("")
-    for key, sub in nested:
-        _section(key, sub, lines, prefix=f"{prefix}{name}.")
+    for key, sub, default, own in nested:
+        _section(key, sub, lines, prefix=f"{prefix}{name}.", instance=default, intro=" ".join(own.split()))
 
 
 def config_reference_markdown() -> str:

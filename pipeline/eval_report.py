@@ -101,7 +101,7 @@ def evaluate_model_dir(cfg: Any, run_dir: Path, model: str | None, out: Path | N
     :class:`~stages.lib.errors.ModelError`.
     """
     from stages.eval.stage import evaluate_models, write_summary_files
-    from stages.sample.hf_backend import check_model_source
+    from stages.vlm.load import check_model_source
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -110,7 +110,7 @@ def evaluate_model_dir(cfg: Any, run_dir: Path, model: str | None, out: Path | N
     check_model_source(target)
     tasks = _eval_tasks(run_dir)
     # the model asked about first: a folder that does not load fails before the starting policy is evaluated
-    models = {"trained": target} | ({"start": cfg.eval.model} if cfg.eval.compare_start else {})
+    models = {"trained": target} | ({"start": cfg.eval.engine.model} if cfg.eval.compare_start else {})
     _, _, summary = evaluate_models(cfg.eval, tasks, models)
     folder = Path(out) if out else RunStore(run_dir).report_dir / f"eval-{_slug(target)}"
     write_summary_files(summary, folder, target)

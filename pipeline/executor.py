@@ -231,10 +231,11 @@ class _ActorPool:
 
     def __init__(self, ray, spec: StageSpec, config: StageConfig, resources: dict[str, float], start_timeout: float):
         self.ray, self.spec, self.config = ray, spec, config
-        self.window = max(1, int(getattr(config, "num_actors", 1) or 1))
+        where = getattr(config, "engine", config)  # model stages: [<stage>.engine]; train: its own fields
+        self.window = max(1, int(getattr(where, "num_actors", 1) or 1))
         # no Ray restarts: a dead actor is replaced below, so deaths never exhaust the pool
-        options: dict[str, Any] = {"num_cpus": float(getattr(config, "num_cpus", 1) or 1), "max_restarts": 0}
-        num_gpus = float(getattr(config, "num_gpus", 0) or 0)
+        options: dict[str, Any] = {"num_cpus": float(getattr(where, "num_cpus", 1) or 1), "max_restarts": 0}
+        num_gpus = float(getattr(where, "num_gpus", 0) or 0)
         if num_gpus:
             options["num_gpus"] = num_gpus
         if resources:

@@ -87,7 +87,7 @@ def _card_info(cfg, stats: dict[str, Any], report_dir: Path) -> dict[str, Any]:
     return {
         "repo_id": cfg.export.repo_id,
         "pretty_name": cfg.export.pretty_name or f"{cfg.run.name}: VLM preference data (perpo-pipeline)",
-        "model": public_model_name(cfg.sample.model),
+        "model": public_model_name(cfg.sample.engine.model),
         "N": cfg.sample.n,
         "rewards": {t: str(cfg.score.kind_for(t)) for t in TASK_TYPES},
         "perturbations": perturbations,

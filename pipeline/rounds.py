@@ -49,11 +49,12 @@ def round_config(cfg: BaseModel, policy: str | None) -> BaseModel:
     out = cfg.model_copy(deep=True)
     if policy is None:
         return out
-    first = cfg.sample.model
+    first = cfg.sample.engine.model
     for name in _POLICY_SECTIONS:
         section = getattr(out, name, None)
-        if section is not None and getattr(section, "model", None) in ("", first):
-            section.model = policy
+        holder = getattr(section, "engine", section)  # model stages: [<stage>.engine]; train: its own model
+        if holder is not None and getattr(holder, "model", None) in ("", first):
+            holder.model = policy
     return out
 
 
@@ -96,12 +97,12 @@ def run_rounds(
     for index in range(1, cfg.run.rounds + 1):
         folder = round_dir(run_dir, index)
         round_cfg = round_config(cfg, policy)
-        digest = _start_digest(round_cfg.sample.model)
-        force = ["sample"] if _stale_round(folder, round_cfg.sample.model, digest) else []
+        digest = _start_digest(round_cfg.sample.engine.model)
+        force = ["sample"] if _stale_round(folder, round_cfg.sample.engine.model, digest) else []
         if log is not None:
-            log(f"round {index}/{cfg.run.rounds}: policy {round_cfg.sample.model}" + (" (changed: redoing)" if force else ""))
+            log(f"round {index}/{cfg.run.rounds}: policy {round_cfg.sample.engine.model}" + (" (changed: redoing)" if force else ""))
         results.append((index, run_round(round_cfg, folder, force)))
-        marker = {"round": index, "start_model": round_cfg.sample.model, "start_digest": digest}
+        marker = {"round": index, "start_model": round_cfg.sample.engine.model, "start_digest": digest}
         atomic_write_text(folder / ROUND_MARKER, json.dumps(marker, indent=2) + "\n")
         policy = trained_model(folder)
     write_rounds_report(run_dir)

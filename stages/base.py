@@ -105,7 +105,7 @@ class StageSpec(Generic[C]):
     - ``fan_in``: one shard over all input shards (training) instead of shard i -> shard i.
     - ``setup``: loads heavy resources once per worker (model stages run on an actor pool).
     - ``plan``: source stages only (``reads == ()``): splits the corpus into shards of input records.
-    - ``uses_model``: the stage runs on an actor pool (``num_actors``, ``num_gpus``, ``num_cpus`` from its config).
+    - ``uses_model``: the stage runs on an actor pool (``num_actors``, ``num_gpus``, ``num_cpus`` from its ``engine`` table, else the config itself).
     - ``resume_neutral``: config fields whose change redoes the shard but keeps its scratch folder, so
       the stage can resume from what it left there (train: ``max_steps`` continues from the checkpoints).
     - ``prepare``: runs in the driver before the shards are planned, ``prepare(config, read_input)`` ->

@@ -42,3 +42,11 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from stages.lib.models.tiny_vlm import build_tiny_vlm
 
     return build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm") / "model", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_sampler(tiny_model_dir: Path):
+    """An HFSampler on the tiny model, CPU, batch of 4 requests; tests that change batch_size restore it."""
+    from stages.vlm.hf_engine import HFSampler
+
+    return HFSampler(tiny_model_dir, device="cpu", batch_size=4)

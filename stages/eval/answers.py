@@ -1,7 +1,7 @@
 """Answer a model on held-out tasks and score every answer with the pipeline's own rewards.
 
 For one model: a greedy answer per task (``decoding = "greedy"``, temperature 0) and ``n`` sampled
-answers (``decoding = "sample"``), through the same :class:`~stages.sample.sampler.Sampler` and
+answers (``decoding = "sample"``), through the same :class:`~stages.vlm.requests.Sampler` and
 prompt format the sample stage uses; each answer is scored with the reward its task type gets in
 ``[score]`` and with the task type's extra metrics (:data:`TASK_METRICS`). The rows follow the
 ``eval`` table (``data_schemas.EVAL``).
@@ -21,7 +21,7 @@ from stages.lib.rewards import REWARDS, GroundTruth, GroundTruthError, RewardKin
 from stages.lib.rewards.ocr import prepare_ocr, score_ocr
 from stages.sample.config import SamplingSettings
 from stages.sample.rows import items_from_tasks, sample_rows
-from stages.sample.sampler import Sampler
+from stages.vlm.requests import Sampler
 from stages.score.config import ScoreConfig
 
 __all__ = ["TASK_METRICS", "iou_accuracy", "ocr_metrics", "answer_and_score"]

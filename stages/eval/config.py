@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from pydantic import Field
 
-from pydantic import Field, model_validator
-
-from stages.base import StageConfig
-from stages.sample.config import Backend, SampleConfig, check_vllm_resources
+from stages.vlm.engine_config import EngineConfig, ModelStageConfig, engine_field
 from stages.score.config import ScoreConfig
 
 __all__ = ["EvalConfig"]
 
 
-class EvalConfig(StageConfig):
+class EvalConfig(ModelStageConfig):
     """``[eval]``: sample the starting policy and the trained model on the held-out tasks, score them, compare."""
+
+    section = "eval"
 
     enabled: bool = Field(
         False,
@@ -22,10 +21,10 @@ class EvalConfig(StageConfig):
         "the corpus a split column.",
     )
     # -- the models --------------------------------------------------------------------------------
-    model: str = Field(
-        "",
-        description="Starting policy the trained model is compared with: a local folder or Hub id. Empty means "
-        "the [sample] model (the policy the data was sampled from). The trained model is the train stage's output.",
+    engine: EngineConfig = engine_field(
+        'Engine of both models; engine.model is the starting policy the trained model is compared with ("" means '
+        "the [sample] model, the policy the data was sampled from). The trained model is the train stage's output, "
+        "loaded with the same engine settings. One actor: the stage is one shard.",
     )
     compare_start: bool = Field(True, description="Also evaluate the starting policy (the 'start' column).")
 
@@ -45,40 +44,9 @@ class EvalConfig(StageConfig):
     bootstrap_samples: int = Field(1000, ge=100, description="Bootstrap resamples of the tasks for each interval.")
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Coverage of the bootstrap (percentile) intervals.")
 
-    # -- engine and resources (one actor: the stage is one shard) ---------------------------------
-    backend: Backend = Field(Backend.HF, description="Sampling engine: 'hf' (transformers, CPU or GPU) or 'vllm' (GPU).")
-    batch_size: int = Field(8, ge=1, description="hf: tasks per generate call (each expands to n sequences).")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="hf: where the models run ('auto': CUDA if visible).")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="Model weights dtype ('auto': bfloat16 on GPU, float32 on CPU)."
-    )
-    tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs one engine shards the model over.")
-    max_model_len: int | None = Field(None, ge=16, description="vllm: context length; unset uses the model's.")
-    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0, description="vllm: fraction of GPU memory the engine may take.")
-    num_gpus: float = Field(0.0, ge=0.0, description="GPUs Ray reserves for the eval task.")
-    num_cpus: float = Field(1.0, gt=0.0, description="CPUs Ray reserves for the eval task.")
-
-    @model_validator(mode="after")
-    def _check_backend_resources(self) -> "EvalConfig":
-        check_vllm_resources("eval", self)
-        return self
-
-    def sample_config(self, model: str) -> SampleConfig:
-        """A :class:`SampleConfig` that loads ``model`` with this section's engine settings (for ``make_sampler``)."""
-        return SampleConfig(
-            backend=self.backend,
-            model=model,
-            max_tokens=self.max_tokens,
-            seed=self.seed,
-            batch_size=self.batch_size,
-            device=self.device,
-            dtype=self.dtype,
-            tensor_parallel_size=self.tensor_parallel_size,
-            max_model_len=self.max_model_len,
-            gpu_memory_utilization=self.gpu_memory_utilization,
-            num_gpus=self.num_gpus,
-            num_cpus=self.num_cpus,
-        )
+    def engine_for(self, model: str) -> EngineConfig:
+        """This section's engine settings with ``model`` in place of ``engine.model`` (the trained model)."""
+        return self.engine.model_copy(update={"model": model})
 
 
 def resolve_eval_section(config: EvalConfig, score: ScoreConfig, ingest: object, train: object) -> None:

@@ -47,12 +47,12 @@ def _sampling(config: EvalConfig) -> SamplingSettings:
 
 def _answer(config: EvalConfig, role: str, model: str, tasks: pa.Table, cache: Path | None) -> tuple[list[dict], list[dict]]:
     """One model's scored answers, from ``cache`` (a finished earlier attempt) or freshly made and cached."""
-    from stages.sample.backends import make_sampler
+    from stages.vlm.engines import make_sampler
 
     quarantine_file = cache.with_suffix(".quarantine.json") if cache else None
     if cache is not None and cache.is_file() and quarantine_file.is_file():
         return pq.read_table(cache).to_pylist(), json.loads(quarantine_file.read_text(encoding="utf-8"))
-    sampler = make_sampler(config.sample_config(model))
+    sampler = make_sampler(config.engine_for(model), "eval", seed=config.seed)
     try:
         rows, quarantine = answer_and_score(
             sampler, tasks, role=role, greedy=config.greedy, settings=_sampling(config), score=config.score
@@ -111,10 +111,10 @@ def _trained_model(model: pa.Table) -> str:
 
 
 def run_shard(inputs: ShardInputs, output: ShardOutput, config: EvalConfig) -> ShardResult:
-    """Evaluate the starting policy (``config.model``, when ``compare_start``) and the trained model on the held-out tasks."""
+    """Evaluate the starting policy (``config.engine.model``, when ``compare_start``) and the trained model on the held-out tasks."""
     tasks = inputs.table("eval_tasks")
     trained = _trained_model(inputs.table("model"))
-    models = ({"start": config.model} if config.compare_start else {}) | {"trained": trained}
+    models = ({"start": config.engine.model} if config.compare_start else {}) | {"trained": trained}
     rows, quarantine, summary = evaluate_models(config, tasks, models, output.scratch_dir)
     artifacts = write_summary_files(summary, output.scratch_dir, trained)
     metrics: dict[str, float] = {"tasks": float(tasks.num_rows), "answers": float(len(rows))}

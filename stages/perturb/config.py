@@ -1,22 +1,22 @@
 """The ``[perturb]`` config section: hallucination injection, image distortions, and the sampler that answers.
 
-Sampler fields sit at the top of the section (``model``, ``temperature`` ...) so the loader can
-resolve ``model = ""`` to the sample stage's model, and resource fields (``batch_size``,
-``num_actors`` ...) stay out of fingerprints.
+The model that answers sits in ``[perturb.engine]`` (``engine.model = ""`` is the sample stage's
+model, filled in by the loader); its resource fields (``batch_size``, ``num_actors`` ...) stay out of
+fingerprints. The sampling settings (``temperature`` ...) sit at the top of the section.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from stages.base import OMITTED, StageConfig
+from stages.base import OMITTED
 from stages.lib.families import checked_family
 from stages.perturb.distortions import DistortionName, DistortionSpec
 from stages.perturb.injectors import InjectorKind
-from stages.sample.config import Backend, SampleConfig, check_vllm_resources
+from stages.vlm.engine_config import EngineConfig, ModelStageConfig, engine_field
 
 __all__ = ["HallucinationMode", "HallucinationConfig", "DistortionConfig", "PriorAnswerConfig", "PerturbConfig"]
 
@@ -111,11 +111,13 @@ class PriorAnswerConfig(BaseModel):
     seed: int = Field(0, ge=0, description="Base seed of the prior answers; each request's seed derives from it and the task id.")
 
 
-class PerturbConfig(StageConfig):
+class PerturbConfig(ModelStageConfig):
     """POVID dispreferred candidates: hallucinated answers and answers on distorted images (and, optionally,
     LeanPO's answers given the ground truth as a prior)."""
 
     fingerprint_before: ClassVar[dict[str, Any]] = {"prior_answer": OMITTED}  # added after runs existed
+
+    section = "perturb"
 
     hallucination: HallucinationConfig = Field(default_factory=HallucinationConfig, description=HallucinationConfig.__doc__)
     distortion: DistortionConfig = Field(default_factory=DistortionConfig, description=DistortionConfig.__doc__)
@@ -127,54 +129,15 @@ class PerturbConfig(StageConfig):
     )
 
     # -- the model that answers on distorted images (and rewrites answers in llm mode) --------------
-    backend: Backend = Field(Backend.HF, description="Sampling engine: 'hf' (transformers, CPU or GPU) or 'vllm' (GPU).")
-    model: str = Field("", description='Model folder or Hub id; "" means the same as [sample] model.')
+    engine: EngineConfig = engine_field('The model that answers on distorted images; engine.model "" means the same as [sample] engine.model.')
     temperature: float = Field(1.0, ge=0.0, le=5.0, description="Sampling temperature (0 = greedy).")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
     max_tokens: int = Field(64, ge=1, le=8192, description="Token budget of one answer on a distorted image.")
-    batch_size: int = Field(8, ge=1, le=4096, description="Requests per generate call (hf); images distorted per batch.")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="hf: where the model runs ('auto': CUDA if visible).")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="Model weights dtype ('auto': bfloat16 on GPU, float32 on CPU)."
-    )
-    tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs one engine shards the model over.")
-    max_model_len: int | None = Field(None, ge=16, description="vllm: context length; unset uses the model's.")
-    gpu_memory_utilization: float = Field(
-        0.9, gt=0.0, le=1.0, description="vllm: fraction of GPU memory the engine may take."
-    )
-
-    # -- resources (per Ray actor) -------------------------------------------------------------------
-    num_actors: int = Field(1, ge=1, description="Model replicas (Ray actors), each loading the model once.")
-    num_gpus: float = Field(0.0, ge=0.0, description="GPUs per actor.")
-    num_cpus: float = Field(1.0, gt=0.0, description="CPUs per actor.")
 
     @field_validator("family")
     @classmethod
     def _known_family(cls, value: str) -> str:
         return checked_family(value)
-
-    @model_validator(mode="after")
-    def _check_backend_resources(self) -> "PerturbConfig":
-        check_vllm_resources("perturb", self)
-        return self
-
-    def sample_config(self) -> SampleConfig:
-        """Return a :class:`SampleConfig` with this section's model and backend settings (for ``make_sampler``)."""
-        return SampleConfig(
-            backend=self.backend,
-            model=self.model,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            max_tokens=self.max_tokens,
-            batch_size=self.batch_size,
-            device=self.device,
-            dtype=self.dtype,
-            tensor_parallel_size=self.tensor_parallel_size,
-            max_model_len=self.max_model_len,
-            gpu_memory_utilization=self.gpu_memory_utilization,
-            num_gpus=self.num_gpus,
-            num_cpus=self.num_cpus,
-        )
 
     def needs_sampler(self) -> bool:
         """True when this config asks a model for text (distortions to answer, prior answers, or llm-mode hallucination)."""

@@ -21,7 +21,7 @@ from stages.perturb.formats import differs, keeps_format, normalize
 from stages.perturb.hallucinate import Hallucination, rule_hallucinate
 from stages.perturb.injectors import InjectContext, InjectorKind
 from stages.perturb.seeding import stable_seed
-from stages.sample.sampler import SampleRequest, Sampler
+from stages.vlm.requests import SampleRequest, Sampler
 
 __all__ = [
     "LlmJob",

@@ -30,7 +30,7 @@ from stages.lib.families import profile_for
 from stages.perturb.config import PerturbConfig
 from stages.sample.config import SamplingSettings
 from stages.sample.rows import SampleItem, ground_truth_text, sample_rows
-from stages.sample.sampler import Sampler
+from stages.vlm.requests import Sampler
 
 __all__ = ["PRIOR_TEMPLATE", "prior_prompt", "prior_rows"]
 
@@ -74,8 +74,8 @@ def prior_rows(
         record = json.dumps({"name": str(Origin.PRIOR_ANSWER), "template": PRIOR_TEMPLATE, "prior": truth}, sort_keys=True)
         items.append(SampleItem(task["task_id"], prior_prompt(task["prompt"], truth), image, distortion=record))
     rows: list[dict[str, Any]] = []
-    for start in range(0, len(items), config.batch_size):
-        made, rejected = sample_rows(sampler, items[start : start + config.batch_size], settings, origin=Origin.PRIOR_ANSWER)
+    for start in range(0, len(items), config.engine.batch_size):
+        made, rejected = sample_rows(sampler, items[start : start + config.engine.batch_size], settings, origin=Origin.PRIOR_ANSWER)
         rows += made
         result.quarantine.extend(rejected)
         metrics["prior_answer_sample_errors"] += len(rejected)

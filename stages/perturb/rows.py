@@ -20,7 +20,7 @@ from stages.perturb.llm_inject import LlmJob, llm_hallucinate, template_for
 from stages.perturb.seeding import stable_seed
 from stages.sample.config import SamplingSettings
 from stages.sample.rows import SampleItem, cand_id, ground_truth_text, sample_rows
-from stages.sample.sampler import Sampler
+from stages.vlm.requests import Sampler
 
 __all__ = ["hallucination_cand_id", "hallucination_rows", "distorted_rows"]
 
@@ -160,7 +160,7 @@ def hallucination_rows(
     if config.hallucination.mode == HallucinationMode.RULE:
         return _rule_rows(eligible, config.hallucination, metrics, written_in)
     if sampler is None:
-        raise ConfigError("[perturb] hallucination.mode = 'llm' needs a model; set [perturb] model or use mode = 'rule'")
+        raise ConfigError("[perturb] hallucination.mode = 'llm' needs a model; set [perturb] engine.model or use mode = 'rule'")
     return _llm_rows(eligible, config, sampler, images, metrics, written_in)
 
 
@@ -227,7 +227,7 @@ def distorted_rows(
                 record["image"] = path.name
             record_json = json.dumps(record, sort_keys=True)
             batch.append(SampleItem(task["task_id"], task["prompt"], distorted, key=spec.label, distortion=record_json))
-            if len(batch) >= config.batch_size:
+            if len(batch) >= config.engine.batch_size:
                 flush()
     if batch:
         flush()

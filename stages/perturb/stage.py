@@ -16,13 +16,12 @@ from typing import Any
 import pyarrow as pa
 
 from data_schemas import Origin, QuarantineReason, decode_image_cell, validate_table
-from stages.lib.errors import ConfigError
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageSpec, quarantine_row
 from stages.perturb.config import HallucinationMode, PerturbConfig
 from stages.perturb.prior import prior_rows
 from stages.perturb.rows import distorted_rows, hallucination_rows
-from stages.sample.backends import make_sampler
-from stages.sample.sampler import Sampler
+from stages.vlm.engines import make_sampler
+from stages.vlm.requests import Sampler
 
 __all__ = ["SPEC", "setup", "run_shard"]
 
@@ -31,9 +30,7 @@ def setup(config: PerturbConfig) -> Sampler | None:
     """Load the sampler once per worker when distortions or llm-mode hallucination need one, else None."""
     if not config.needs_sampler():
         return None
-    if not config.model:
-        raise ConfigError('[perturb] model is empty; set it (or [sample] model, which "" stands for)')
-    return make_sampler(config.sample_config())
+    return make_sampler(config.engine, "perturb")
 
 
 def _decode_images(tasks: list[dict[str, Any]], result: ShardResult, metrics: Counter) -> dict[str, Any]:

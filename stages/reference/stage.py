@@ -2,11 +2,11 @@
 
 Training then needs no second model in memory: the listwise rows carry ``ref_logps`` (summed over
 response tokens, EOS included) and ``ref_n_tokens``, scored on the prompt format the sampler used
-(:func:`stages.sample.chat.render_prompt`) exactly as the trainer scores the policy.
+(:func:`stages.vlm.chat.render_prompt`) exactly as the trainer scores the policy.
 
 Two backends score the same token sequences: ``hf`` (transformers forward passes,
-:func:`stages.train.logprobs.response_logprobs`; CPU or GPU) and ``vllm`` (``prompt_logprobs`` of
-a ``vllm.LLM`` engine, :mod:`stages.reference.vllm_scorer`; GPU). Every response of a shard is flattened
+:func:`stages.vlm.logprobs.response_logprobs`; CPU or GPU) and ``vllm`` (``prompt_logprobs`` of
+a ``vllm.LLM`` engine, :mod:`stages.vlm.vllm_scorer`; GPU). Every response of a shard is flattened
 into one ``(image, prompt, response)`` triple, scored by the backend, and regrouped per list.
 """
 
@@ -17,11 +17,11 @@ from typing import Any, Callable, Final
 
 from data_schemas.quarantine import QuarantineReason
 from data_schemas.tables import validate_table
-from stages.lib.errors import ConfigError
+from stages.lib.errors import ConfigError, ModelError
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageSpec, quarantine_row
 from stages.reference.config import ReferenceConfig
-from stages.reference.vllm_scorer import ScoringError, score_triples_vllm, setup_vllm
-from stages.sample.config import Backend
+from stages.vlm.vllm_scorer import ScoringError, score_triples_vllm, setup_vllm
+from stages.vlm.engine_config import Backend
 
 __all__ = [
     "SPEC",
@@ -50,24 +50,41 @@ class ReferenceModel:
 
 
 def _setup_hf(config: ReferenceConfig) -> ReferenceModel:
-    from stages.sample.hf_backend import load_vlm
+    from stages.vlm.load import load_vlm
 
-    model, processor = load_vlm(config.model, device=config.device, dtype=config.dtype)
-    return ReferenceModel(model=model, processor=processor, name=config.model)
+    model, processor = load_vlm(config.engine, "reference")
+    return ReferenceModel(model=model, processor=processor, name=config.engine.model)
 
 
-def _score_hf(resources: ReferenceModel, triples: list[Triple], config: ReferenceConfig) -> list[tuple[float, int]]:
+# What a batch of responses the tokenizer or processor refuses raises; anything else is a bug and propagates.
+_REFUSALS: Final = (ValueError, TypeError, KeyError, IndexError)
+
+
+def _score_hf(resources: ReferenceModel, triples: list[Triple], config: ReferenceConfig) -> list[Score]:
+    """Score every triple; a triple the processor refuses alone gets a ScoringError, an OOM halves the batch
+    (:func:`stages.vlm.isolate.serve_isolating`)."""
     import torch
 
-    from stages.train.logprobs import response_logprobs
+    from stages.vlm.hf_engine import is_oom_error
+    from stages.vlm.isolate import serve_isolating
+    from stages.vlm.logprobs import response_logprobs
 
-    images, prompts, responses = (list(column) for column in zip(*triples)) if triples else ([], [], [])
-    with torch.inference_mode():
-        sums, counts = response_logprobs(
-            resources.model, resources.processor, images, prompts, responses,
-            config.batch_size, config.append_eos, config.share_prompt,
-        )
-    return [(s, int(n)) for s, n in zip(sums.double().cpu().tolist(), counts.cpu().tolist())]
+    def run(batch: list[Triple]) -> list[Score]:
+        images, prompts, responses = (list(column) for column in zip(*batch))
+        with torch.inference_mode():
+            sums, counts = response_logprobs(
+                resources.model, resources.processor, images, prompts, responses,
+                config.engine.batch_size, config.append_eos, config.share_prompt,
+            )
+        return [(s, int(n)) for s, n in zip(sums.double().cpu().tolist(), counts.cpu().tolist())]
+
+    scores = serve_isolating(
+        triples, run, lambda triple, reason, message: ScoringError(message),
+        reject_reason=QuarantineReason.SCORING_FAILED, rejects=_REFUSALS, is_oom=is_oom_error,
+    )
+    if len(scores) > 1 and all(isinstance(s, ScoringError) for s in scores):
+        raise ModelError(f"[reference] no response of the shard could be scored: {scores[0].message}")
+    return scores
 
 
 def _score_vllm(resources: Any, triples: list[Triple], config: ReferenceConfig) -> list[Score]:
@@ -83,13 +100,14 @@ SCORERS: Final[dict[Backend, Callable[[Any, list[Triple], ReferenceConfig], list
 
 
 def setup(config: ReferenceConfig) -> Any:
-    """Load the reference model with ``config.backend``; raises ConfigError (no model), ModelError (bad model), ImportError (vllm missing)."""
-    if not config.model:
+    """Load the reference model with ``config.engine.backend``; raises ConfigError (no model), ModelError (bad model),
+    ImportError (vllm missing), each naming [reference]."""
+    if not config.engine.model:
         raise ConfigError(
-            "[reference] model is empty and no sample model was filled in; set [reference] model "
-            "(or [sample] model) to a model folder or Hub id"
+            "[reference] engine.model is empty and no sample model was filled in; set [reference] engine.model "
+            "(or [sample] engine.model) to a model folder or Hub id"
         )
-    return SETUPS[Backend(config.backend)](config)
+    return SETUPS[Backend(config.engine.backend)](config)
 
 
 def score_lists(
@@ -106,7 +124,7 @@ def score_lists(
         image = ex.image()  # one object per list: the hf backend runs a shared prompt once per object
         triples += [(image, ex.prompt, text) for text in ex.responses]
         owner += [i] * len(ex.responses)
-    scores = SCORERS[Backend(config.backend)](resources, triples, config)
+    scores = SCORERS[Backend(config.engine.backend)](resources, triples, config)
     out: list[tuple[list[float], list[int]] | ScoringError] = [([], []) for _ in examples]
     for i, score in zip(owner, scores, strict=True):
         if isinstance(out[i], ScoringError):
@@ -137,7 +155,7 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: ReferenceConfig)
         from stages.train.povid import list_image_terms
 
         kept = [ex for ex in examples if ex.task_id in {r["task_id"] for r in rows}]
-        for row, terms in zip(rows, list_image_terms(resources.model, resources.processor, kept, config.batch_size)):
+        for row, terms in zip(rows, list_image_terms(resources.model, resources.processor, kept, config.engine.batch_size)):
             row["ref_povid_logps"] = terms
     return ShardResult(
         tables={"listwise": validate_table(rows, "listwise")},

@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
-from stages.base import StageConfig
 from stages.lib.families import checked_family
+from stages.vlm.engine_config import EngineConfig, ModelStageConfig, engine_field
 
-__all__ = ["check_vllm_resources", "Backend", "DEFAULT_MODEL", "SampleConfig", "SamplingSettings"]
+__all__ = ["DEFAULT_MODEL", "SampleConfig", "SamplingSettings"]
 
 DEFAULT_MODEL = "runs/_models/tiny-vlm"
-
-
-class Backend(StrEnum):
-    """Sampling engines; :data:`stages.sample.backends.BACKENDS` maps each to its constructor."""
-
-    HF = "hf"
-    VLLM = "vllm"
 
 
 @dataclass(frozen=True)
@@ -38,33 +29,16 @@ class SamplingSettings:
     seed: int = 0
 
 
-def check_vllm_resources(section: str, config: Any) -> None:
-    """Raise ``ValueError`` (shown as a config error) when a vllm backend section asks for the CPU or
-    for fewer GPUs per actor than its ``tensor_parallel_size``. Shared by every section with a backend."""
-    if config.backend != Backend.VLLM:
-        return
-    if config.device == "cpu":
-        raise ValueError(f"[{section}] backend = 'vllm' needs a GPU but device = 'cpu'; use backend = 'hf' on CPU")
-    if 0 < config.num_gpus < config.tensor_parallel_size:
-        raise ValueError(
-            f"[{section}] num_gpus = {config.num_gpus} per actor is less than tensor_parallel_size = "
-            f"{config.tensor_parallel_size}; set num_gpus >= tensor_parallel_size"
-        )
-
-
-class SampleConfig(StageConfig):
+class SampleConfig(ModelStageConfig):
     """Sample ``n`` responses per task from the policy VLM (PerPO's self-sampled candidates)."""
 
-    # -- the model ---------------------------------------------------------------------------------
-    backend: Backend = Field(
-        Backend.HF,
-        description="Sampling engine: 'hf' (transformers generate, CPU or GPU) or 'vllm' "
-        "(GPU only, install with `pip install 'perpo-pipeline[vllm]'`).",
-    )
-    model: str = Field(
-        DEFAULT_MODEL,
-        description="Policy VLM: a local folder or a Hub model id. The default is the tiny offline model "
+    section = "sample"
+
+    # -- the model and its engine ------------------------------------------------------------------
+    engine: EngineConfig = engine_field(
+        "The policy VLM and its engine. The default model is the tiny offline model "
         "(`perpo-pipeline make-tiny-model --out runs/_models/tiny-vlm`).",
+        model=DEFAULT_MODEL,
     )
     family: str = Field(
         "",
@@ -92,38 +66,10 @@ class SampleConfig(StageConfig):
         "for grounding, the boxes as text), so every list has a correct response.",
     )
 
-    # -- hf backend --------------------------------------------------------------------------------
-    batch_size: int = Field(
-        8,
-        ge=1,
-        description="hf: tasks per generate call (each expands to n sequences); halved automatically on "
-        "out-of-memory. vllm batches internally and ignores it.",
-    )
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="hf: where the model runs ('auto': CUDA if visible).")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="Model weights dtype ('auto': bfloat16 on GPU, float32 on CPU)."
-    )
-
-    # -- resources (per Ray actor) -----------------------------------------------------------------
-    num_actors: int = Field(1, ge=1, description="Model replicas (Ray actors), each loading the model once.")
-    num_gpus: float = Field(0.0, ge=0.0, description="GPUs per actor (vllm: at least tensor_parallel_size).")
-    num_cpus: float = Field(1.0, gt=0.0, description="CPUs per actor.")
-
-    # -- vllm backend ------------------------------------------------------------------------------
-    tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs one engine shards the model over.")
-    max_model_len: int | None = Field(None, ge=16, description="vllm: context length (prompt + response); unset uses the model's.")
-    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0, description="vllm: fraction of GPU memory the engine may take.")
-    limit_mm_per_prompt: int = Field(1, ge=1, description="vllm: images allowed per prompt (tasks have one).")
-
     @field_validator("family")
     @classmethod
     def _known_family(cls, value: str) -> str:
         return checked_family(value)
-
-    @model_validator(mode="after")
-    def _check_backend_resources(self) -> "SampleConfig":
-        check_vllm_resources("sample", self)
-        return self
 
     def settings(self) -> SamplingSettings:
         """Return the sampling settings of this section (n, temperature, top_p, max_tokens, seed)."""

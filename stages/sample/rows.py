@@ -9,7 +9,7 @@
 - :func:`ground_truth_rows` turns each task's annotation into one ``ground_truth`` candidate.
 
 Candidate ids are ``{task_id}:{origin}:{i}`` (``{task_id}:{origin}:{key}:{i}`` with a key);
-seeds follow :mod:`stages.sample.seeds`. Empty and truncated responses are kept with their
+seeds follow :mod:`stages.vlm.seeds`. Empty and truncated responses are kept with their
 ``finish_reason``.
 """
 
@@ -28,8 +28,8 @@ from data_schemas.tables import Origin
 from stages.base import quarantine_row
 from stages.lib.boxes import GENERIC_FORMATS, get_format, pixel_boxes_text
 from stages.sample.config import SamplingSettings
-from stages.sample.sampler import Sampler, SampleRequest
-from stages.sample.seeds import request_seed
+from stages.vlm.requests import Sampler, SampleRequest
+from stages.vlm.seeds import request_seed
 
 __all__ = [
     "SampleItem",

@@ -6,18 +6,18 @@ import time
 
 from data_schemas.tables import Origin, validate_table
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageSpec
-from stages.sample.backends import make_sampler
+from stages.vlm.engines import make_sampler
 from stages.sample.config import SampleConfig
 from stages.lib.families import profile_for
 from stages.sample.rows import ground_truth_rows, items_from_tasks, sample_rows
-from stages.sample.sampler import Sampler
+from stages.vlm.requests import Sampler
 
 __all__ = ["SPEC", "SampleConfig", "setup", "run_shard"]
 
 
 def setup(config: SampleConfig) -> Sampler:
-    """Load the policy model once per actor (hf or vllm per ``config.backend``); raises ModelError on a bad model."""
-    return make_sampler(config)
+    """Load the policy model once per actor (hf or vllm per ``config.engine.backend``); raises ModelError on a bad model."""
+    return make_sampler(config.engine, "sample", family=config.family, seed=config.seed)
 
 
 def run_shard(inputs: ShardInputs, output: ShardOutput, config: SampleConfig) -> ShardResult:
@@ -36,7 +36,7 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: SampleConfig) ->
     rows, rejected = sample_rows(sampler, items, config.settings(), origin=Origin.POLICY)
     quarantine += rejected
     sampled_tasks = {r["task_id"] for r in rows}
-    written_in = profile_for(config.family, config.model).candidate_format  # the policy's box language
+    written_in = profile_for(config.family, config.engine.model).candidate_format  # the policy's box language
     gt = [r for r in ground_truth_rows(tasks, written_in) if r["task_id"] in sampled_tasks] if config.include_ground_truth else []
     order = {task_id: i for i, task_id in enumerate(tasks.column("task_id").to_pylist())}
     candidates = sorted(rows + gt, key=lambda r: order[r["task_id"]])  # stable: policy rows stay before the GT row

@@ -69,10 +69,10 @@ def init_distributed(device: str = "auto") -> DistInfo:
     import torch
     import torch.distributed as dist
 
-    from stages.sample.hf_backend import resolve_device
+    from stages.vlm.load import resolve_device
 
     rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
-    cuda = resolve_device(device) == "cuda"
+    cuda = resolve_device(device, "train") == "cuda"
     if cuda:
         if local_rank >= torch.cuda.device_count():
             from stages.lib.errors import ConfigError

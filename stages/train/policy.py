@@ -21,9 +21,9 @@ def precision(config: TrainConfig) -> tuple[str, bool]:
     bf16's resolution), except under LoRA where the frozen base is stored in bf16 (peft keeps the
     adapters in float32). On CPU everything is float32 unless ``dtype`` says otherwise.
     """
-    from stages.sample.hf_backend import resolve_device
+    from stages.vlm.load import resolve_device
 
-    if resolve_device(config.device) != "cuda":
+    if resolve_device(config.device, "train") != "cuda":
         return ("float32" if config.dtype == "auto" else config.dtype), False
     if config.dtype == "auto":
         return ("bfloat16" if config.lora else "float32"), True
@@ -43,11 +43,12 @@ def load_policy(config: TrainConfig) -> tuple[Any, Any]:
     """Load the model to train (optionally wrapped with LoRA adapters) and its processor."""
     import torch
 
-    from stages.sample.hf_backend import load_vlm
+    from stages.vlm.engine_config import EngineConfig
+    from stages.vlm.load import load_vlm
 
     if not config.model:
         raise ConfigError("[train] model is empty and no sample model was filled in; set [train] model to a folder or Hub id")
-    model, processor = load_vlm(config.model, device=config.device, dtype=precision(config)[0])
+    model, processor = load_vlm(EngineConfig(model=config.model, device=config.device, dtype=precision(config)[0]), "train")
     torch.manual_seed(config.seed)  # LoRA initialisation and dropout draw from this stream (checkpointed)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Sequence
 
-from stages.train.logprobs import _accepts, _to_model, tokenize_triples
+from stages.vlm.logprobs import _accepts, _to_model, tokenize_triples
 
 __all__ = ["NOISE_STEP", "noise_seed", "noised_image", "image_term_logprobs", "list_image_terms"]
 

@@ -31,12 +31,13 @@ def reference_under(model_dir: str | Path, config: TrainConfig, tasks: pa.Table,
     import torch
 
     from data_schemas.tables import validate_table
-    from stages.sample.hf_backend import load_vlm
+    from stages.vlm.engine_config import EngineConfig
+    from stages.vlm.load import load_vlm
     from stages.train.data import load_lists
-    from stages.train.logprobs import response_logprobs
+    from stages.vlm.logprobs import response_logprobs
     from stages.train.povid import list_image_terms
 
-    model, processor = load_vlm(model_dir, device=config.device)
+    model, processor = load_vlm(EngineConfig(model=str(model_dir), device=config.device), "train")
     examples, _ = load_lists(tasks, listwise)  # rows it would quarantine were reported by stage 1 already
     images, prompts, responses = [], [], []
     for ex in examples:

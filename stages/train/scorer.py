@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from stages.train.data import ListExample
-from stages.train.logprobs import response_logprobs
+from stages.vlm.logprobs import response_logprobs
 
 __all__ = ["ListScorer", "has_unused_parameters"]
 

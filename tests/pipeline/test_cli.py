@@ -107,7 +107,7 @@ def test_readme_config_reference_is_current():
 @pytest.mark.slow
 def test_train_with_two_processes_via_torchrun(tiny_model_dir, tmp_path):
     run_dir = tmp_path / "run"
-    common = ["--set", "ingest.n_tasks=6", "--set", "ingest.shard_size=3", "--set", f"sample.model={tiny_model_dir}",
+    common = ["--set", "ingest.n_tasks=6", "--set", "ingest.shard_size=3", "--set", f"sample.engine.model={tiny_model_dir}",
               "--set", "sample.max_tokens=6", "--set", "perturb.max_tokens=6", "--set", "train.max_steps=1"]
     data = cli("run", "--run-dir", str(run_dir), "--no-ray", "--no-progress", "--set", "train.enabled=false",
                "--set", "eval.enabled=false", *common)

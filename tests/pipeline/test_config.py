@@ -102,20 +102,20 @@ def test_number_given_for_a_text_field_says_how_to_quote_it(fake_registry):
 
 
 def test_family_is_resolved_once_from_the_policy_and_shared(tiny_model_dir):
-    cfg = load_config(None, [f'sample.model="{tiny_model_dir}"'])
+    cfg = load_config(None, [f'sample.engine.model="{tiny_model_dir}"'])
     assert cfg.sample.family == "llava"  # the tiny model's config.json says model_type = "llava"
     assert cfg.perturb.family == cfg.score.family == cfg.train.family == "llava"
     assert cfg.score.reward_options().box_format == "llava"
 
 
 def test_explicit_family_and_section_overrides_are_kept(tiny_model_dir):
-    cfg = load_config(None, [f'sample.model="{tiny_model_dir}"', 'sample.family="qwen2_vl"', 'train.family="generic"'])
+    cfg = load_config(None, [f'sample.engine.model="{tiny_model_dir}"', 'sample.family="qwen2_vl"', 'train.family="generic"'])
     assert cfg.sample.family == cfg.score.family == "qwen2_vl" and cfg.train.family == "generic"
     assert "family = \"qwen2_vl\"" in config_to_toml(cfg)  # the run's snapshot holds the resolved name
 
 
 def test_missing_model_gets_the_generic_family(tmp_path):
-    cfg = load_config(None, [f'sample.model="{tmp_path / "missing"}"'])
+    cfg = load_config(None, [f'sample.engine.model="{tmp_path / "missing"}"'])
     assert cfg.sample.family == "generic"  # the sample stage reports the missing model
 
 
@@ -125,5 +125,5 @@ def test_unknown_family_is_a_one_line_config_error():
 
 
 def test_eval_scores_in_the_policy_family_too(tiny_model_dir):
-    cfg = load_config(None, [f'sample.model="{tiny_model_dir}"', "eval.score.box_format=\"auto\""])
+    cfg = load_config(None, [f'sample.engine.model="{tiny_model_dir}"', "eval.score.box_format=\"auto\""])
     assert cfg.eval.score.family == "llava" and cfg.eval.score.candidate_box_format() == "llava"

@@ -20,7 +20,7 @@ def _settings(model_dir) -> list[str]:
         "run.progress=false",
         "ingest.n_tasks=12",
         "ingest.shard_size=4",
-        f'sample.model="{model_dir}"',
+        f'sample.engine.model="{model_dir}"',
         "sample.n=2",
         "sample.max_tokens=8",
         "perturb.max_tokens=8",
@@ -85,7 +85,7 @@ def test_full_chain_then_reward_change_redoes_only_downstream(ray_session, tiny_
 def test_bad_model_path_fails_before_any_sample_shard(ray_session, tmp_path):
     from stages.lib.errors import ModelError
 
-    cfg = load_config(None, ["run.progress=false", "ingest.n_tasks=4", f'sample.model="{tmp_path / "missing"}"'])
+    cfg = load_config(None, ["run.progress=false", "ingest.n_tasks=4", f'sample.engine.model="{tmp_path / "missing"}"'])
     with pytest.raises(ModelError, match="does not exist"):
         run_pipeline(cfg, tmp_path / "run")
     assert RunStore(tmp_path / "run").read_manifest("sample").shards == {}

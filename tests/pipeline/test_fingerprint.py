@@ -9,6 +9,7 @@ from pipeline import fingerprint
 from pipeline.config import RESOURCE_FIELDS, section_for_fingerprint
 from pipeline.fingerprint import shard_fingerprint, table_hash
 from stages import registry
+from stages.vlm.engine_config import ENGINE_RESOURCE_FIELDS
 
 SECTION = {"suffix": "!", "k": 2, "nested": {"a": 1, "b": [1, 2]}}
 INPUTS = ["pairs:abc", "tasks:def"]
@@ -44,19 +45,30 @@ def test_schema_version_is_part_of_it(monkeypatch):
 
 
 def _resource_cases():
-    """Every (stage, resource field) pair of the real registry: the fields a user tunes for speed only."""
+    """Every (stage, resource field) pair of the real registry: the fields a user tunes for speed only, at the
+    section's top level (train) or in its ``engine`` table (the model stages)."""
     cases = []
     for spec in registry.stage_specs():
         for name in sorted(RESOURCE_FIELDS & set(spec.config_cls.model_fields)):
-            cases.append(pytest.param(spec, name, id=f"{spec.name}.{name}"))
+            cases.append(pytest.param(spec, name, False, id=f"{spec.name}.{name}"))
+        if "engine" in spec.config_cls.model_fields:
+            for name in sorted(ENGINE_RESOURCE_FIELDS):
+                cases.append(pytest.param(spec, name, True, id=f"{spec.name}.engine.{name}"))
     return cases
 
 
-@pytest.mark.parametrize("spec, field_name", _resource_cases())
-def test_resource_fields_do_not_change_a_stages_fingerprint(spec, field_name):
-    base = spec.config_cls.model_construct()
-    default = getattr(base, field_name)
-    changed = base.model_copy(update={field_name: (default or 0) + 3})
+def _bumped(value):
+    return 0.5 if isinstance(value, float) and value == 0.9 else (value or 0) + 3
+
+
+@pytest.mark.parametrize("spec, field_name, in_engine", _resource_cases())
+def test_resource_fields_do_not_change_a_stages_fingerprint(spec, field_name, in_engine):
+    base = spec.config_cls()
+    if in_engine:
+        engine = base.engine.model_copy(update={field_name: _bumped(getattr(base.engine, field_name))})
+        changed = base.model_copy(update={"engine": engine})
+    else:
+        changed = base.model_copy(update={field_name: _bumped(getattr(base, field_name))})
     assert field_name not in section_for_fingerprint(base)
     assert shard_fingerprint(spec.name, section_for_fingerprint(changed), INPUTS) == shard_fingerprint(
         spec.name, section_for_fingerprint(base), INPUTS
@@ -64,8 +76,8 @@ def test_resource_fields_do_not_change_a_stages_fingerprint(spec, field_name):
 
 
 def test_resource_cases_cover_the_model_stages():
-    stages = {case.values[0].name for case in _resource_cases()}
-    assert {"sample", "reference"} <= stages
+    stages = {case.values[0].name for case in _resource_cases() if case.values[2]}
+    assert {"sample", "perturb", "reference", "eval"} <= stages
 
 
 def test_a_real_setting_changes_a_stages_fingerprint():

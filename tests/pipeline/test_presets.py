@@ -132,7 +132,7 @@ def test_the_leanpo_preset_trains_prior_answers_against_distorted_answers(tiny_m
     from pipeline.store import RunStore
 
     settings = ['run.preset="leanpo"', "run.progress=false", "ingest.n_tasks=6", "ingest.shard_size=6",
-                f'sample.model="{tiny_model_dir}"', "sample.n=1", "sample.max_tokens=6", "perturb.max_tokens=6",
+                f'sample.engine.model="{tiny_model_dir}"', "sample.n=1", "sample.max_tokens=6", "perturb.max_tokens=6",
                 "train.max_steps=1", "eval.enabled=false"]
     cfg = load_config(None, settings)
     ran = {s.stage: s for s in run_pipeline(cfg, tmp_path, use_ray=False)}

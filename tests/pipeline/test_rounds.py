@@ -21,7 +21,7 @@ def _settings(model_dir) -> list[str]:
     return [
         "run.progress=false", "run.export=false", "run.rounds=2",
         "ingest.n_tasks=6", "ingest.shard_size=6", "ingest.eval_fraction=0.4",
-        f'sample.model="{model_dir}"', "sample.n=2", "sample.max_tokens=4",
+        f'sample.engine.model="{model_dir}"', "sample.n=2", "sample.max_tokens=4",
         "perturb.enabled=false", "train.max_steps=1", "train.loss=sft",
         "eval.enabled=true", "eval.n=1", "eval.max_tokens=4", "eval.bootstrap_samples=100",
     ]
@@ -51,8 +51,8 @@ def test_rounds_sample_the_previous_model_resume_per_round_and_redo_a_changed_ro
     assert set(first) == {"round-01", "round-02"} and all(n > 0 for n in first["round-02"].values())
     model_1 = trained_model_dir(round_dir(run_dir, 1))
     second_cfg = _round_config(run_dir, 2)
-    assert {second_cfg[s]["model"] for s in ("sample", "reference", "train", "eval")} == {model_1}
-    assert _round_config(run_dir, 1)["sample"]["model"] == str(tiny_model_dir)
+    assert {second_cfg[s]["engine"]["model"] for s in ("sample", "reference", "eval")} | {second_cfg["train"]["model"]} == {model_1}
+    assert _round_config(run_dir, 1)["sample"]["engine"]["model"] == str(tiny_model_dir)
     rounds = json.loads((run_dir / "report" / "rounds.json").read_text())
     assert [r["round"] for r in rounds] == [1, 2] and all(r["eval"]["models"]["trained"] for r in rounds)
     assert rounds[1]["eval"]["models"]["start"] == model_1

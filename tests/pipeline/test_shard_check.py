@@ -189,7 +189,7 @@ def _real_settings(model_dir) -> list[str]:
     """ingest -> sample -> score with the tiny model, 2 shards of 3 tasks (perturb and later stages off)."""
     off = ["perturb", "rank", "reference", "train", "eval"]
     return [
-        "run.progress=false", "ingest.n_tasks=6", "ingest.shard_size=3", f'sample.model="{model_dir}"',
+        "run.progress=false", "ingest.n_tasks=6", "ingest.shard_size=3", f'sample.engine.model="{model_dir}"',
         "sample.n=2", "sample.max_tokens=6", *[f"{stage}.enabled=false" for stage in off],
     ]
 

@@ -8,8 +8,8 @@ seed 0, so no task repeats: tests/stages/lib/models/test_warm_start.py checks th
 until it answers in the tasks' formats and is right some of the time.
 
 The loss is the mean token negative log-likelihood of the answer (prompt tokens masked), the usual
-SFT objective; prompts are rendered by :func:`stages.sample.chat.render_prompt` and answers are
-tokenized with EOS as :func:`stages.train.logprobs.tokenize_triples` does, so the policy learns
+SFT objective; prompts are rendered by :func:`stages.vlm.chat.render_prompt` and answers are
+tokenized with EOS as :func:`stages.vlm.logprobs.tokenize_triples` does, so the policy learns
 exactly the text the pipeline later samples and scores. The examples are tokenized once up front
 (the image processor is the slow part on CPU) and then batched from tensors.
 
@@ -87,7 +87,7 @@ def _tokenize(processor: Any, examples: list[tuple[Any, str, str]], chunk: int =
     import torch
     import torch.nn.functional as F
 
-    from stages.train.logprobs import tokenize_triples
+    from stages.vlm.logprobs import tokenize_triples
 
     parts = []
     for start in range(0, len(examples), chunk):
@@ -162,7 +162,8 @@ def build_warm_tiny_vlm(
     """
     from stages.lib.models.folder import save_model_folder
     from stages.lib.models.tiny_vlm import DEMO_POLICY_SPEC, TINY_MODEL_MARKER, build_tiny_vlm, is_tiny_model_dir
-    from stages.sample.hf_backend import load_vlm
+    from stages.vlm.engine_config import EngineConfig
+    from stages.vlm.load import load_vlm
 
     out = Path(out_dir)
     if out.is_dir() and any(out.iterdir()) and not (is_tiny_model_dir(out) or is_warm_start_dir(out)):
@@ -175,7 +176,7 @@ def build_warm_tiny_vlm(
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".warm-base-", dir=out.parent) as tmp:
         base = build_tiny_vlm(Path(tmp) / "base", seed=settings.model_seed, spec=DEMO_POLICY_SPEC)
-        model, processor = load_vlm(base, device="cpu", dtype="float32")
+        model, processor = load_vlm(EngineConfig(model=str(base), device="cpu", dtype="float32"), "warm-start")
         tiny_marker = (base / TINY_MODEL_MARKER).read_text(encoding="utf-8")
     import torch
 

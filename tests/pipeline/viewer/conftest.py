@@ -28,7 +28,7 @@ def demo_settings(model_dir: Path, manifest: Path) -> list[str]:
         'ingest.format="jsonl"',
         f'ingest.path="{manifest}"',
         "ingest.shard_size=4",
-        f'sample.model="{model_dir}"',
+        f'sample.engine.model="{model_dir}"',
         "sample.n=2",
         "sample.max_tokens=8",
         "perturb.max_tokens=8",

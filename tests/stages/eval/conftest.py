@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from data_schemas.tables import validate_table
-from stages.sample.sampler import SampledText, SampleResult
+from stages.vlm.requests import SampledText, SampleResult
 from tests.factories import task_row
 
 # Per task: the greedy answer, then the sampled answers (cycled), of the scripted model.

@@ -18,7 +18,7 @@ def test_eval_scores_with_the_score_section_unless_it_sets_its_own():
 
 
 def test_the_starting_policy_defaults_to_the_sample_model():
-    assert load_config(None, [*ON, 'sample.model="some/vlm"', 'sample.family="generic"']).eval.model == "some/vlm"
+    assert load_config(None, [*ON, 'sample.engine.model="some/vlm"', 'sample.family="generic"']).eval.engine.model == "some/vlm"
 
 
 def test_eval_without_any_way_to_hold_tasks_out_is_refused():

@@ -18,11 +18,12 @@ def samplers(monkeypatch):
     """make_sampler replaced by scripted samplers, one per model loaded (in load order)."""
     made: list[ScriptedSampler] = []
 
-    def make(config):
-        made.append(ScriptedSampler(config.model))
+    def make(engine, stage, **kwargs):
+        assert stage == "eval"
+        made.append(ScriptedSampler(engine.model))
         return made[-1]
 
-    monkeypatch.setattr("stages.sample.backends.make_sampler", make)
+    monkeypatch.setattr("stages.vlm.engines.make_sampler", make)
     return made
 
 
@@ -32,7 +33,7 @@ def _model_table(path="trained-dir"):
 
 def _run(tasks, scratch, **config):
     inputs = ShardInputs({"eval_tasks": tasks, "model": _model_table()})
-    cfg = EvalConfig(enabled=True, model="start-dir", n=2, bootstrap_samples=100, **config)
+    cfg = EvalConfig(enabled=True, engine={"model": "start-dir"}, n=2, bootstrap_samples=100, **config)
     return SPEC.run_shard(inputs, ShardOutput("eval", 0, scratch), cfg)
 
 
@@ -66,7 +67,7 @@ def test_no_held_out_tasks_or_no_trained_model_is_a_config_error(eval_tasks, sam
         _run(empty_table("eval_tasks"), tmp_path)
     inputs = ShardInputs({"eval_tasks": eval_tasks, "model": empty_table("model")})
     with pytest.raises(ConfigError, match="no trained model"):
-        SPEC.run_shard(inputs, ShardOutput("eval", 0, tmp_path), EvalConfig(enabled=True, model="m"))
+        SPEC.run_shard(inputs, ShardOutput("eval", 0, tmp_path), EvalConfig(enabled=True, engine={"model": "m"}))
     assert samplers == []
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from data_schemas import validate_table
-from stages.sample.sampler import SampledText, SampleRequest, SampleResult
+from stages.vlm.requests import SampledText, SampleRequest, SampleResult
 from tests.factories import task_row
 
 

@@ -94,7 +94,7 @@ def test_request_errors_count_and_fall_back():
 
 
 def test_tiny_model_output_is_noise_so_rows_fall_back(tiny_model_dir):
-    from stages.sample.hf_backend import HFSampler
+    from stages.vlm.hf_engine import HFSampler
 
     sampler = HFSampler(tiny_model_dir, device="cpu", batch_size=4)
     jobs = [

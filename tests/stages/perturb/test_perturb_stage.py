@@ -146,7 +146,7 @@ def test_disabled_parts_and_setup_without_model(tmp_path):
     off = _config(enabled=False)
     result = _run(off, standard_tasks(), policy_candidates(standard_tasks()), None, tmp_path)
     assert result.tables["candidates"].num_rows == 10
-    with pytest.raises(ConfigError, match=r"\[perturb\] model is empty"):
+    with pytest.raises(ConfigError, match=r"\[perturb\] engine.model is empty"):
         setup(PerturbConfig())
 
 
@@ -174,17 +174,16 @@ def test_config_errors_name_the_field(over, match):
 
 
 def test_llm_mode_with_tiny_model_falls_back_and_says_so(tmp_path, tiny_model_dir):
-    from stages.sample.hf_backend import HFSampler
+    from stages.vlm.hf_engine import HFSampler
 
     config = _config(
-        model=str(tiny_model_dir),
-        device="cpu",
+        engine={"model": str(tiny_model_dir), "device": "cpu"},
         max_tokens=8,
         hallucination={"mode": "llm", "n": 1, "llm_retries": 2, "llm_max_tokens": 12},
         distortion={"distortions": [{"name": "diffusion"}], "n_answers": 2},
     )
     tasks = validate_table(standard_tasks().to_pylist()[:2], "tasks")  # grounding + ocr
-    sampler = HFSampler(tiny_model_dir, device="cpu", batch_size=config.batch_size)
+    sampler = HFSampler(tiny_model_dir, device="cpu", batch_size=config.engine.batch_size)
     result = _run(config, tasks, policy_candidates(tasks, 1), sampler, tmp_path)
     rows = validate_table(result.tables["candidates"], "candidates").to_pylist()
     halluc = [r for r in rows if r["origin"] == "hallucination"]

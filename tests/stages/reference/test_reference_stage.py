@@ -9,11 +9,11 @@ from pydantic import ValidationError
 
 from data_schemas.images import decode_image_cell
 from data_schemas.tables import validate_table
-from stages.lib.errors import ConfigError
+from stages.lib.errors import ConfigError, ModelError
 from stages.base import ShardInputs, ShardOutput
 from stages.reference import SCORERS, SETUPS, SPEC, ReferenceConfig, run_shard, setup
-from stages.sample.config import Backend
-from stages.train.logprobs import response_logprobs
+from stages.vlm.engine_config import Backend
+from stages.vlm.logprobs import response_logprobs
 from tests.factories import png_bytes, task_row
 
 
@@ -36,7 +36,7 @@ def _tables() -> tuple[pa.Table, pa.Table]:
 
 @pytest.fixture(scope="module")
 def config(tiny_model_dir) -> ReferenceConfig:
-    return ReferenceConfig(model=str(tiny_model_dir), device="cpu", batch_size=2)
+    return ReferenceConfig(engine={"model": str(tiny_model_dir), "device": "cpu", "batch_size": 2})
 
 
 def test_fills_reference_logprobs_for_every_response(config, tmp_path):
@@ -64,8 +64,16 @@ def test_run_shard_loads_the_model_when_no_setup_ran(config, tmp_path):
 
 
 def test_empty_model_is_a_config_error():
-    with pytest.raises(ConfigError, match=r"\[reference\] model"):
+    with pytest.raises(ConfigError, match=r"\[reference\] engine.model"):
         setup(ReferenceConfig())
+
+
+def test_a_bad_reference_model_names_the_reference_stage(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "gpt2"}')
+    with pytest.raises(ModelError, match=r"^\[reference\] .*not an image-text model"):
+        setup(ReferenceConfig(engine={"model": str(tmp_path), "device": "cpu"}))
+    with pytest.raises(ModelError, match=r"^\[reference\] model path .* does not exist"):
+        setup(ReferenceConfig(engine={"model": str(tmp_path / "missing"), "device": "cpu"}))
 
 
 def test_spec():
@@ -76,14 +84,15 @@ def test_spec():
 @pytest.mark.parametrize("backend", list(Backend))
 def test_every_backend_has_a_setup_and_a_scorer(backend):
     assert backend in SETUPS and backend in SCORERS
-    assert ReferenceConfig(backend=backend.value).backend is backend
+    assert ReferenceConfig(engine={"backend": backend.value}).engine.backend is backend
 
 
 def test_vllm_fields_are_ignored_by_hf_and_hf_fields_by_vllm():
-    hf = ReferenceConfig(backend="hf", device="cpu", tensor_parallel_size=4, max_model_len=64, gpu_memory_utilization=0.5)
-    assert hf.tensor_parallel_size == 4  # accepted, unused: one pipeline.toml serves both backends
-    vllm = ReferenceConfig(backend="vllm", batch_size=3, share_prompt=False, num_gpus=2, tensor_parallel_size=2)
-    assert vllm.batch_size == 3
+    hf = ReferenceConfig(engine=dict(backend="hf", device="cpu", tensor_parallel_size=4, max_model_len=64, gpu_memory_utilization=0.5))
+    assert hf.engine.tensor_parallel_size == 4  # accepted, unused: one pipeline.toml serves both backends
+    vllm = ReferenceConfig(engine=dict(backend="vllm", batch_size=3, num_gpus=2, tensor_parallel_size=2), share_prompt=False)
+    assert vllm.engine.batch_size == 3
+    assert ReferenceConfig().engine.batch_size == 16 == ReferenceConfig(engine={"model": "m"}).engine.batch_size
 
 
 @pytest.mark.parametrize(
@@ -98,10 +107,10 @@ def test_vllm_fields_are_ignored_by_hf_and_hf_fields_by_vllm():
 )
 def test_bad_backend_settings_are_rejected(fields, match):
     with pytest.raises(ValidationError, match=match):
-        ReferenceConfig(**fields)
+        ReferenceConfig(engine=fields)
 
 
 def test_switching_to_vllm_on_cpu_is_rejected_on_assignment():
-    config = ReferenceConfig(device="cpu")
+    config = ReferenceConfig(engine={"device": "cpu"})
     with pytest.raises(ValidationError, match=r"use backend = 'hf' on CPU"):
-        config.backend = "vllm"
+        config.engine.backend = "vllm"

@@ -1,22 +1,12 @@
-"""Fixtures of the sample tests: a loaded hf sampler on the session's tiny model (``tiny_model_dir`` from
-tests/conftest.py), one torch thread, a small tasks table."""
+"""Fixtures of the sample tests: a small tasks table (the loaded ``tiny_sampler`` is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 
 from tests.factories import task_row
-
-
-@pytest.fixture(scope="session")
-def tiny_sampler(tiny_model_dir: Path):
-    """An HFSampler on the tiny model, CPU, batch of 4 requests; tests that change batch_size restore it."""
-    from stages.sample.hf_backend import HFSampler
-
-    return HFSampler(tiny_model_dir, device="cpu", batch_size=4)
 
 
 def png_bytes(color: tuple[int, int, int], size: tuple[int, int] = (48, 40)) -> bytes:

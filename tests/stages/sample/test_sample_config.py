@@ -1,12 +1,13 @@
 import pytest
 from pydantic import ValidationError
 
-from stages.sample.config import DEFAULT_MODEL, Backend, SampleConfig, SamplingSettings
+from stages.sample.config import DEFAULT_MODEL, SampleConfig, SamplingSettings
+from stages.vlm.engine_config import Backend
 
 
 def test_defaults_point_to_the_tiny_model_on_hf():
     config = SampleConfig()
-    assert config.backend == Backend.HF and config.model == DEFAULT_MODEL
+    assert config.engine.backend == Backend.HF and config.engine.model == DEFAULT_MODEL
     assert config.settings() == SamplingSettings(n=4, temperature=1.0, top_p=1.0, max_tokens=64, seed=0)
 
 
@@ -22,9 +23,9 @@ def test_unknown_key_is_rejected():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"backend": "vllm", "device": "cpu"}, "backend = 'vllm' needs a GPU but device = 'cpu'"),
-        ({"backend": "vllm", "num_gpus": 1, "tensor_parallel_size": 2}, "num_gpus = 1.0 per actor is less than tensor_parallel_size = 2"),
-        ({"backend": "tgi"}, "'hf' or 'vllm'"),
+        ({"engine": {"backend": "vllm", "device": "cpu"}}, "backend = 'vllm' needs a GPU but device = 'cpu'"),
+        ({"engine": {"backend": "vllm", "num_gpus": 1, "tensor_parallel_size": 2}}, "num_gpus = 1.0 per actor is less than tensor_parallel_size = 2"),
+        ({"engine": {"backend": "tgi"}}, "'hf' or 'vllm'"),
         ({"top_p": 0.0}, "greater than 0"),
         ({"n": 0}, "greater than or equal to 1"),
     ],

@@ -15,8 +15,8 @@ from stages.sample.rows import (
     items_from_tasks,
     sample_rows,
 )
-from stages.sample.sampler import SampledText, SampleResult
-from stages.sample.seeds import request_seed
+from stages.vlm.requests import SampledText, SampleResult
+from stages.vlm.seeds import request_seed
 
 
 class FakeSampler:

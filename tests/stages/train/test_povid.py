@@ -8,8 +8,9 @@ import torch
 from PIL import Image
 
 from stages.perturb.noise import povid_alpha_bars
-from stages.sample.hf_backend import load_vlm
-from stages.train.logprobs import response_logprobs, tokenize_triples
+from stages.vlm.engine_config import EngineConfig
+from stages.vlm.load import load_vlm
+from stages.vlm.logprobs import response_logprobs, tokenize_triples
 from stages.train.povid import NOISE_STEP, image_term_logprobs, noise_seed, noised_image
 
 PROMPT = "What colour is the shape?"
@@ -17,7 +18,7 @@ PROMPT = "What colour is the shape?"
 
 @pytest.fixture(scope="module")
 def loaded(tiny_model_dir):
-    return load_vlm(tiny_model_dir, device="cpu")
+    return load_vlm(EngineConfig(model=str(tiny_model_dir), device="cpu"), "test")
 
 
 def _images():
@@ -66,7 +67,7 @@ def test_term_equals_a_transcription_of_povids_argmax_procedure(loaded):
 
 
 def test_term_carries_gradients_through_the_clean_forward_only(loaded, tiny_model_dir):
-    model, processor = load_vlm(tiny_model_dir, device="cpu")  # a private copy: gradients are written
+    model, processor = load_vlm(EngineConfig(model=str(tiny_model_dir), device="cpu"), "test")  # a private copy: gradients are written
     image = _images()[0]
     _, term, _ = image_term_logprobs(model, processor, [image], [noised_image(image, "t")], [PROMPT], ["red"])
     term.sum().backward()
@@ -105,5 +106,5 @@ def test_the_vllm_reference_cannot_compute_the_term():
 
     from stages.reference import ReferenceConfig
 
-    with pytest.raises(ValidationError, match="povid_image_term = true needs backend = 'hf'"):
-        ReferenceConfig(backend="vllm", num_gpus=1, povid_image_term=True)
+    with pytest.raises(ValidationError, match="povid_image_term = true needs engine.backend = 'hf'"):
+        ReferenceConfig(engine={"backend": "vllm", "num_gpus": 1}, povid_image_term=True)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stages.sample.hf_backend import load_vlm
+from stages.vlm.engine_config import EngineConfig
+
+from stages.vlm.load import load_vlm
 from stages.train.data import load_lists
-from stages.train.logprobs import response_logprobs
+from stages.vlm.logprobs import response_logprobs
 from stages.train.scorer import ListScorer, has_unused_parameters
 
 from train_tables import make_listwise, make_tasks
@@ -15,7 +17,7 @@ from train_tables import make_listwise, make_tasks
 
 @pytest.fixture(scope="module")
 def loaded(tiny_model_dir):
-    return load_vlm(tiny_model_dir, device="cpu")
+    return load_vlm(EngineConfig(model=str(tiny_model_dir), device="cpu"), "test")
 
 
 @pytest.fixture(scope="module")

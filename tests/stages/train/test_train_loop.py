@@ -207,10 +207,11 @@ def test_povid_two_stage_schedule_trains_stage_2_from_the_merged_stage_1_model(t
 
 
 def test_per_module_learning_rates_group_the_projector_and_the_vision_tower(tiny_model_dir):
-    from stages.sample.hf_backend import load_vlm
+    from stages.vlm.engine_config import EngineConfig
+    from stages.vlm.load import load_vlm
     from stages.train.loop import param_groups, warmup_steps
 
-    model, _ = load_vlm(tiny_model_dir, device="cpu")
+    model, _ = load_vlm(EngineConfig(model=str(tiny_model_dir), device="cpu"), "test")
     names = {id(p): n for n, p in model.named_parameters()}
     cfg = TrainConfig(learning_rate=1e-5, projector_learning_rate=2e-5, vision_tower_learning_rate=5e-7)
     main, vision, projector = param_groups(model, cfg)

@@ -44,22 +44,24 @@ def test_demo_policy_tokenizer_writes_each_coordinate_as_one_token(tmp_path):
 
 
 def test_fine_tuning_lowers_the_answer_loss(tmp_path):
-    from stages.sample.hf_backend import load_vlm
+    from stages.vlm.engine_config import EngineConfig
+    from stages.vlm.load import load_vlm
 
-    model, processor = load_vlm(build_tiny_vlm(tmp_path / "m", spec=DEMO_POLICY_SPEC), device="cpu")
+    model, processor = load_vlm(EngineConfig(model=str(build_tiny_vlm(tmp_path / "m", spec=DEMO_POLICY_SPEC)), device="cpu"), "test")
     settings = replace(TINY, steps=25, learning_rate=3e-3)
     losses = sft_train(model, _tokenize(processor, _examples(settings)), settings)
     assert len(losses) == 25 and sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
 
 
 def test_build_then_reuse_the_cached_folder(tmp_path):
-    from stages.sample.hf_backend import load_vlm
+    from stages.vlm.engine_config import EngineConfig
+    from stages.vlm.load import load_vlm
 
     out = tmp_path / "warm"
     path, built = ensure_warm_tiny_vlm(out, TINY)
     assert built and is_warm_start_dir(path, TINY) and (path / TINY_MODEL_MARKER).is_file()
     assert json.loads((path / WARM_START_MARKER).read_text())["steps"] == 2
-    model, processor = load_vlm(path, device="cpu")  # a plain from_pretrained folder
+    model, processor = load_vlm(EngineConfig(model=str(path), device="cpu"), "test")  # a plain from_pretrained folder
     assert model.config.model_type == "llava"
     mtime = (path / "config.json").stat().st_mtime_ns
     assert ensure_warm_tiny_vlm(out, TINY) == (path, False) and (path / "config.json").stat().st_mtime_ns == mtime

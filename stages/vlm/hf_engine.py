@@ -1,7 +1,7 @@
 """The transformers backend: ``AutoModelForImageTextToText`` + ``AutoProcessor``, batched ``generate``; runs on CPU.
 
 Reproducibility rule (hf): sample ``i`` of a request takes its uniforms (one per step) from a
-``torch.Generator`` seeded with ``sequence_seed(request.seed, i)`` (see :mod:`stages.sample.seeds`);
+``torch.Generator`` seeded with ``sequence_seed(request.seed, i)`` (see :mod:`stages.vlm.seeds`);
 a logits processor does the sampling itself (temperature, top-p, inverse-CDF draw in vocabulary
 order) and hands ``generate`` a one-hot distribution. Each sequence's randomness is therefore its own:
 the same request gives the same samples whatever else is in its batch, the batch size, or an OOM
@@ -23,93 +23,15 @@ from typing import Any
 
 from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import ConfigError, ModelError, first_line
-from stages.sample.chat import render_prompt
-from stages.sample.decode import ResponseDecoder
-from stages.sample.sampler import SampledText, SampleRequest, SampleResult
-from stages.sample.seeds import sequence_seed
+from stages.vlm.chat import render_prompt
+from stages.vlm.decode import ResponseDecoder
+from stages.vlm.engine_config import EngineConfig
+from stages.vlm.isolate import Rejected, serve_isolating
+from stages.vlm.load import load_vlm
+from stages.vlm.requests import SampledText, SampleRequest, SampleResult
+from stages.vlm.seeds import sequence_seed
 
-__all__ = [
-    "HFSampler", "load_vlm", "check_model_source", "resolve_device", "resolve_dtype", "is_oom_error", "context_length",
-]
-
-_DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-
-def resolve_device(device: str) -> str:
-    """Return ``"cuda"`` or ``"cpu"`` for ``"auto" | "cpu" | "cuda"``; ``"cuda"`` without a GPU is a :class:`ConfigError`."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("[sample] device = 'cuda' but no CUDA GPU is visible; set device = 'cpu' or 'auto'")
-    if device not in ("cpu", "cuda"):
-        raise ConfigError(f"[sample] device = {device!r} is not one of 'auto', 'cpu', 'cuda'")
-    return device
-
-
-def resolve_dtype(dtype: str, device: str):
-    """Return the torch dtype for ``dtype``; ``"auto"`` is bfloat16 on GPU and float32 on CPU."""
-    import torch
-
-    if dtype not in _DTYPES:
-        raise ConfigError(f"[sample] dtype = {dtype!r} is not one of {', '.join(_DTYPES)}")
-    if dtype == "auto":
-        return torch.bfloat16 if device == "cuda" else torch.float32
-    return getattr(torch, dtype)
-
-
-def check_model_source(name: str) -> None:
-    """Raise :class:`ModelError` for a path that does not exist and cannot be a Hub id, or a folder without config.json."""
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    path = Path(name).expanduser()
-    if path.exists():
-        if not (path / "config.json").is_file():
-            raise ModelError(f"model folder {str(path)!r} has no config.json; it is not a saved transformers model")
-        return
-    try:
-        validate_repo_id(name)
-    except HFValidationError:
-        raise ModelError(
-            f"model path {name!r} does not exist; build the offline test model with "
-            f"`perpo-pipeline make-tiny-model --out {name}` or set [sample] model to a Hub model id"
-        ) from None
-
-
-def load_vlm(model_name_or_path: str | Path, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:
-    """Load ``(model, processor)`` of an image-text model from a folder or Hub id, in eval mode on ``device``.
-
-    Raises :class:`ModelError` with a one-line message when the path does not exist, cannot be
-    loaded, or is not an image-text model (e.g. a text-only causal LM). The train and reference
-    stages use this too, so every stage fails the same way on a bad ``model``.
-    """
-    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
-    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
-
-    name = str(model_name_or_path)
-    check_model_source(name)
-    device = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, device)
-    try:
-        config = AutoConfig.from_pretrained(name)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load model config from {name!r}: {first_line(exc)}") from exc
-    if config.model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
-        raise ModelError(
-            f"{name!r} is not an image-text model (model_type {config.model_type!r}); "
-            "[sample] model must be a vision-language model loadable with AutoModelForImageTextToText"
-        )
-    try:
-        processor = AutoProcessor.from_pretrained(name)
-        model = AutoModelForImageTextToText.from_pretrained(name, dtype=torch_dtype)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(f"cannot load image-text model {name!r}: {first_line(exc)}") from exc
-    if getattr(processor, "image_processor", None) is None or getattr(processor, "tokenizer", None) is None:
-        raise ModelError(f"{name!r} has no image processor; [sample] model must be a vision-language model")
-    model.to(device).eval()
-    return model, processor
-
+__all__ = ["HFSampler", "is_oom_error", "context_length"]
 
 # How allocators say they ran out: CUDA ("CUDA out of memory"), torch's CPU allocator ("DefaultCPUAllocator:
 # can't allocate memory" on Linux, "not enough memory" on Windows; c10/core/impl/alloc_cpu.cpp).
@@ -195,7 +117,7 @@ class HFSampler:
     a chunk that runs out of memory (GPU or CPU) is halved and retried down to one request, which
     then gets ``error_reason=oom``. ``generate_kwargs`` are extra
     ``GenerationConfig`` fields (e.g. ``min_new_tokens`` for benchmarks). ``keep_tokens`` (the
-    family profile's) names the special tokens kept in the decoded text (:mod:`stages.sample.decode`).
+    family profile's) names the special tokens kept in the decoded text (:mod:`stages.vlm.decode`).
     """
 
     backend = "hf"
@@ -208,11 +130,13 @@ class HFSampler:
         batch_size: int = 8,
         generate_kwargs: dict[str, Any] | None = None,
         keep_tokens: str = "",
+        stage: str = "sample",
     ) -> None:
         if batch_size < 1:
-            raise ConfigError(f"[sample] batch_size = {batch_size} must be at least 1")
+            raise ConfigError(f"[{stage}] engine.batch_size = {batch_size} must be at least 1")
         self.model_name = str(model_name_or_path)
-        self.model, self.processor = load_vlm(model_name_or_path, device=device, dtype=dtype)
+        engine = EngineConfig.model_construct(model=self.model_name, device=device, dtype=dtype)  # checked by load_vlm
+        self.model, self.processor = load_vlm(engine, stage)
         self.device = self.model.device
         self.batch_size = batch_size
         self.generate_kwargs = dict(generate_kwargs or {})
@@ -260,35 +184,28 @@ class HFSampler:
         return batch
 
     def _serve(self, requests: list[SampleRequest]) -> list[SampleResult]:
+        """Serve one chunk: a request the processor rejects alone fails with ``image_rejected``, an OOM halves
+        the chunk (:func:`stages.vlm.isolate.serve_isolating`)."""
+        return serve_isolating(
+            requests,
+            self._serve_batch,
+            lambda r, reason, message: SampleResult.failed(r.request_id, QuarantineReason(reason), message),
+            reject_reason=QuarantineReason.IMAGE_REJECTED,
+            oom_reason=QuarantineReason.OOM,
+            probe=lambda r: self._encode([r]),
+            is_oom=is_oom_error,
+            free_memory=self._free_memory,
+        )
+
+    def _serve_batch(self, requests: list[SampleRequest]) -> list[SampleResult]:
         try:
             batch = self._encode(requests)
-        except Exception as exc:  # the processor refused something in this chunk: find which request
-            if len(requests) == 1:
-                return [SampleResult.failed(requests[0].request_id, QuarantineReason.IMAGE_REJECTED, first_line(exc))]
-            return self._serve_isolated(requests)
+        except Exception as exc:  # the processor refused something in this chunk: the helper finds which
+            raise Rejected(QuarantineReason.IMAGE_REJECTED, first_line(exc)) from exc
         too_long = self._too_long(batch, requests)
         if too_long:
             return self._serve_others(requests, too_long)
-        try:
-            return self._generate(batch, requests)
-        except Exception as exc:
-            if not is_oom_error(exc):
-                raise
-            self._free_memory()
-            if len(requests) == 1:
-                return [SampleResult.failed(requests[0].request_id, QuarantineReason.OOM, first_line(exc))]
-            mid = len(requests) // 2
-            return self._serve(requests[:mid]) + self._serve(requests[mid:])
-
-    def _serve_isolated(self, requests: list[SampleRequest]) -> list[SampleResult]:
-        """Encode each request alone; serve the good ones together, fail the rejected ones."""
-        rejected: dict[int, SampleResult] = {}
-        for i, r in enumerate(requests):
-            try:
-                self._encode([r])
-            except Exception as exc:
-                rejected[i] = SampleResult.failed(r.request_id, QuarantineReason.IMAGE_REJECTED, first_line(exc))
-        return self._serve_others(requests, rejected)
+        return self._generate(batch, requests)
 
     def _too_long(self, batch, requests: list[SampleRequest]) -> dict[int, SampleResult]:
         """Requests whose prompt leaves no room for ``max_tokens`` in the model's context (generating past

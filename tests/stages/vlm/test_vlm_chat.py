@@ -1,7 +1,7 @@
 import pytest
 
 from stages.lib.errors import ModelError
-from stages.sample.chat import build_messages, render_prompt
+from stages.vlm.chat import build_messages, render_prompt
 
 
 def test_messages_with_image_use_trl_conversational_format():

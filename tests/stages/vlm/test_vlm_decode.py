@@ -8,10 +8,10 @@ import pytest
 
 from stages.lib.families import FAMILIES
 from stages.lib.rewards import iou_reward
-from stages.sample.backends import keep_tokens_of
-from stages.sample.config import SampleConfig
-from stages.sample.decode import ResponseDecoder
-from stages.sample.vllm_backend import result_from_vllm_output
+from stages.vlm.engines import keep_tokens_of
+from stages.vlm.engine_config import EngineConfig
+from stages.vlm.decode import ResponseDecoder
+from stages.vlm.vllm_engine import result_from_vllm_output
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,6 @@ def test_vllm_output_is_redecoded_only_when_tokens_are_kept(qwen_like_tokenizer)
 
 
 def test_keep_tokens_follow_the_family(tiny_model_dir, tmp_path):
-    assert keep_tokens_of(SampleConfig(model=str(tiny_model_dir))) == ""  # llava writes plain numbers
-    assert keep_tokens_of(SampleConfig(model=str(tiny_model_dir), family="internvl")) == FAMILIES["internvl"].keep_tokens
-    assert keep_tokens_of(SampleConfig(model=str(tmp_path / "missing"))) == ""
+    assert keep_tokens_of(EngineConfig(model=str(tiny_model_dir))) == ""  # llava writes plain numbers
+    assert keep_tokens_of(EngineConfig(model=str(tiny_model_dir)), "internvl") == FAMILIES["internvl"].keep_tokens
+    assert keep_tokens_of(EngineConfig(model=str(tmp_path / "missing"))) == ""

@@ -6,8 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
-from stages.sample.hf_backend import load_vlm
-from stages.train.logprobs import response_logprobs, tokenize_triples
+from stages.vlm.engine_config import EngineConfig
+
+from stages.vlm.load import load_vlm
+from stages.vlm.logprobs import response_logprobs, tokenize_triples
 
 PROMPTS = ["What colour is the shape?", "Locate the red circle and answer with its bounding box.", "Read the text."]
 RESPONSES = ["red", "[12, 34, 56, 78] box", "The answer is yes and two three"]
@@ -15,7 +17,7 @@ RESPONSES = ["red", "[12, 34, 56, 78] box", "The answer is yes and two three"]
 
 @pytest.fixture(scope="module")
 def loaded(tiny_model_dir):
-    return load_vlm(tiny_model_dir, device="cpu")
+    return load_vlm(EngineConfig(model=str(tiny_model_dir), device="cpu"), "test")
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +81,8 @@ def test_mismatched_inputs_are_rejected(loaded):
 
 def test_scores_match_the_sampler_on_the_same_prompt_format(tiny_model_dir, images):
     """One sampled token's log-prob from the hf sampler equals the score of its text: same prompt, same tokens."""
-    from stages.sample.hf_backend import HFSampler
-    from stages.sample.sampler import SampleRequest
+    from stages.vlm.hf_engine import HFSampler
+    from stages.vlm.requests import SampleRequest
 
     sampler = HFSampler(tiny_model_dir, device="cpu")
     (result,) = sampler.sample([SampleRequest("r", PROMPTS[0], images[0], n=12, max_tokens=1, seed=3)])

@@ -1,4 +1,4 @@
-from stages.sample.seeds import request_seed, sequence_seed
+from stages.vlm.seeds import request_seed, sequence_seed
 
 
 def test_request_seed_is_stable_and_distinguishes_its_inputs():

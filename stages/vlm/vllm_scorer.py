@@ -1,10 +1,10 @@
 """The vLLM backend of the reference stage: reference log-probs read from vLLM's ``prompt_logprobs``.
 
 Each (image, prompt, response) triple becomes one request whose *prompt* is the whole scored
-sequence, sent as token ids: the chat-templated prompt (:func:`stages.sample.chat.render_prompt`)
+sequence, sent as token ids: the chat-templated prompt (:func:`stages.vlm.chat.render_prompt`)
 tokenized by the model's tokenizer, followed by the response tokenized on its own (no special
 tokens) and EOS when ``append_eos``. That is exactly the sequence the hf path
-(:func:`stages.train.logprobs.response_logprobs`) scores, so both backends count the same tokens.
+(:func:`stages.vlm.logprobs.response_logprobs`) scores, so both backends count the same tokens.
 ``SamplingParams(max_tokens=1, prompt_logprobs=0)`` makes vLLM return, for every prompt position
 after the first, a ``{token_id: Logprob}`` dict that holds the actual token (``prompt_logprobs=0``
 asks for zero *extra* top tokens); position 0 is ``None``.
@@ -27,8 +27,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final, Sequence
 
+from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import ModelError, first_line
-from stages.sample.chat import render_prompt
+from stages.vlm.chat import render_prompt
+from stages.vlm.isolate import Rejected, serve_isolating
+from stages.vlm.tokens import response_token_ids
 
 __all__ = [
     "SCORING_PARAMS",
@@ -90,11 +93,9 @@ def build_reference_requests(
     keys = list(dict.fromkeys((image is not None, prompt) for image, prompt, _ in triples))  # each prompt once
     texts = [render_prompt(processor, prompt, with_image=with_image) for with_image, prompt in keys]
     prompt_ids = dict(zip(keys, tok(texts)["input_ids"])) if keys else {}
-    eos = [tok.eos_token_id] if append_eos and tok.eos_token_id is not None else []
-    responses = tok([r for _, _, r in triples], add_special_tokens=False)["input_ids"] if triples else []
+    responses = response_token_ids(processor, [r for _, _, r in triples], append_eos)
     requests = []
-    for (image, prompt, _), ids in zip(triples, responses):
-        response_ids = list(ids) + eos
+    for (image, prompt, _), response_ids in zip(triples, responses):
         entry: dict[str, Any] = {"prompt_token_ids": list(prompt_ids[(image is not None, prompt)]) + response_ids}
         if image is not None:
             entry["multi_modal_data"] = {"image": image}
@@ -146,11 +147,11 @@ def setup_vllm(config: Any) -> VLLMReferenceModel:
 
     Raises ImportError with the install command when vLLM is missing, ModelError on a bad model.
     """
-    from stages.sample.vllm_backend import VLLMSampler, import_vllm
+    from stages.vlm.vllm_engine import VLLMSampler, import_vllm
 
-    engine = VLLMSampler.from_config(config)
+    engine = VLLMSampler.from_config(config.engine, stage="reference")
     params = import_vllm().SamplingParams(**SCORING_PARAMS)
-    return VLLMReferenceModel(llm=engine.llm, processor=engine.processor, name=config.model, sampling_params=params)
+    return VLLMReferenceModel(llm=engine.llm, processor=engine.processor, name=config.engine.model, sampling_params=params)
 
 
 def score_triples_vllm(
@@ -173,20 +174,13 @@ def score_triples_vllm(
     def extract(request: ReferenceRequest, output: Any) -> tuple[float, int]:
         return response_logprob_from_output(output, len(request.response_ids), request.response_ids)
 
-    try:
-        outputs = generate(requests)
-    except (ValueError, TypeError):  # input validation failed for some request: find which
-        outputs = None
-    if outputs is not None:
-        if len(outputs) != len(requests):
-            raise ModelError(f"vLLM returned {len(outputs)} outputs for {len(requests)} requests")
-        return [extract(r, o) for r, o in zip(requests, outputs)]
-    scores: list[tuple[float, int] | ScoringError] = []
-    for request in requests:
+    def run(batch: list[ReferenceRequest]) -> list[tuple[float, int]]:
         try:
-            (output,) = generate([request])
-        except (ValueError, TypeError) as exc:
-            scores.append(ScoringError(first_line(exc)))
-            continue
-        scores.append(extract(request, output))
-    return scores
+            outputs = generate(batch)
+        except (ValueError, TypeError) as exc:  # input validation failed for some request: the helper finds which
+            raise Rejected(QuarantineReason.SCORING_FAILED, first_line(exc)) from exc
+        if len(outputs) != len(batch):
+            raise ModelError(f"[reference] vLLM returned {len(outputs)} outputs for {len(batch)} requests")
+        return [extract(r, o) for r, o in zip(batch, outputs)]
+
+    return serve_isolating(requests, run, lambda r, reason, message: ScoringError(message), reject_reason=QuarantineReason.SCORING_FAILED)

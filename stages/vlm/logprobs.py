@@ -1,6 +1,6 @@
 """Summed log-probs of responses under a VLM, many (image, prompt, response) triples per forward.
 
-The prompt is rendered with :func:`stages.sample.chat.render_prompt` (the format the sampler used)
+The prompt is rendered with :func:`stages.vlm.chat.render_prompt` (the format the sampler used)
 and tokenized by the processor (which expands the image placeholder); the response is tokenized on
 its own and appended with EOS, as it was generated after the prompt. Only response tokens count.
 Used by the reference stage (under ``torch.inference_mode``) and the trainer (with gradients).
@@ -17,11 +17,12 @@ from __future__ import annotations
 import inspect
 from typing import Any, Final, Sequence
 
-from stages.sample.chat import render_prompt
+from stages.vlm.chat import render_prompt
+from stages.vlm.tokens import response_token_ids
 
 __all__ = ["response_logprobs", "tokenize_triples", "SHARED_PROMPT_MODEL_TYPES"]
 
-# Checked to give the same log-probs on both paths (tests/stages/train/test_logprobs.py). Models with
+# Checked to give the same log-probs on both paths (tests/stages/vlm/test_logprobs.py). Models with
 # multimodal rotary positions (Qwen2-VL's mrope) or prefix-LM attention need their own handling.
 SHARED_PROMPT_MODEL_TYPES: Final[frozenset[str]] = frozenset({"llava", "llava_next"})
 
@@ -32,12 +33,6 @@ def _tokenizer(processor: Any) -> Any:
 
 def _base(model: Any) -> Any:
     return model.get_base_model() if hasattr(model, "get_base_model") else model  # peft wraps the model
-
-
-def _response_ids(processor: Any, responses: Sequence[str], append_eos: bool) -> list[list[int]]:
-    tok = _tokenizer(processor)
-    eos = [tok.eos_token_id] if append_eos and tok.eos_token_id is not None else []
-    return [ids + eos for ids in tok(list(responses), add_special_tokens=False)["input_ids"]]
 
 
 def _encode_prompts(processor: Any, images: Sequence[Any | None], prompts: Sequence[str]) -> Any:
@@ -61,7 +56,7 @@ def tokenize_triples(
     import torch
 
     enc = _encode_prompts(processor, images, prompts)
-    response_ids = _response_ids(processor, responses, append_eos)
+    response_ids = response_token_ids(processor, responses, append_eos)
     tok = _tokenizer(processor)
     keep = enc["attention_mask"].bool()
     prompt_lengths = keep.sum(dim=1).tolist()
@@ -184,7 +179,7 @@ def response_logprobs(
             continue
         for start in range(0, len(group), batch_size):
             chunk = group[start : start + batch_size]
-            ids = _response_ids(processor, [responses[i] for i in chunk], append_eos)
+            ids = response_token_ids(processor, [responses[i] for i in chunk], append_eos)
             s, n = _shared_prompt_logprobs(model, processor, images[chunk[0]], prompts[chunk[0]], ids)
             for j, i in enumerate(chunk):
                 sums[i], counts[i] = s[j], n[j]

@@ -1,8 +1,8 @@
 import pytest
 
-from stages.sample.backends import BACKENDS, make_sampler
-from stages.sample.config import Backend, SampleConfig
-from stages.sample.sampler import Sampler
+from stages.vlm.engines import BACKENDS, make_sampler
+from stages.vlm.engine_config import Backend, EngineConfig
+from stages.vlm.requests import Sampler
 
 
 def test_registry_covers_every_backend():
@@ -11,14 +11,14 @@ def test_registry_covers_every_backend():
 
 @pytest.mark.parametrize("backend", list(Backend))
 def test_make_sampler(backend, tiny_model_dir):
-    config = SampleConfig(backend=backend, model=str(tiny_model_dir))
+    config = EngineConfig(backend=backend, model=str(tiny_model_dir))
     if backend == Backend.VLLM:
         try:
             import vllm
         except ImportError:
             with pytest.raises(ImportError, match="perpo-pipeline\\[vllm\\]"):
-                make_sampler(config)
+                make_sampler(config, "sample")
             return
         pytest.skip("vllm is installed: covered by the GPU test")
-    sampler = make_sampler(config)
+    sampler = make_sampler(config, "sample")
     assert isinstance(sampler, Sampler) and sampler.backend == backend.value

@@ -13,12 +13,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 from PIL import Image
-from test_reference_stage import _tables
+from tests.stages.reference.test_reference_stage import _tables
 
 from stages.lib.errors import ModelError
 from stages.base import ShardInputs, ShardOutput
 from stages.reference import ReferenceConfig, run_shard, setup
-from stages.reference.vllm_scorer import (
+from stages.vlm.vllm_scorer import (
     SCORING_PARAMS,
     ScoringError,
     VLLMReferenceModel,
@@ -26,7 +26,7 @@ from stages.reference.vllm_scorer import (
     response_logprob_from_output,
     score_triples_vllm,
 )
-from stages.train.logprobs import response_logprobs, tokenize_triples
+from stages.vlm.logprobs import response_logprobs, tokenize_triples
 
 RESPONSES = ["red", " a red square", "", "[1, 2, 3]", "two\nlines, ünïcode", "</s> inside"]
 
@@ -191,14 +191,14 @@ def test_a_rejected_request_fails_alone(processor):
 
 def test_run_shard_with_vllm_backend_matches_hf_counts_and_quarantines_refusals(processor, tiny_model_dir, tmp_path):
     tasks, listwise = _tables()
-    config = ReferenceConfig(backend="vllm", model=str(tiny_model_dir))
+    config = ReferenceConfig(engine={"backend": "vllm", "model": str(tiny_model_dir)})
     square = processor.tokenizer("a red square", add_special_tokens=False)["input_ids"][-1]
     resources = _engine(processor, refuse=[square])  # the engine refuses "a red square" of list "a"
     result = run_shard(ShardInputs({"tasks": tasks, "listwise": listwise}, resources), ShardOutput("reference", 0, tmp_path), config)
     (row,) = result.tables["listwise"].to_pylist()
     assert row["task_id"] == "b" and result.metrics == {"lists": 1.0, "responses": 2.0}
     assert [(q["row_ref"], q["reason"]) for q in result.quarantine] == [("missing", "unknown_task"), ("a", "scoring_failed")]
-    hf = ReferenceConfig(model=str(tiny_model_dir), device="cpu")
+    hf = ReferenceConfig(engine={"model": str(tiny_model_dir), "device": "cpu"})
     hf_model = setup(hf)
     image = Image.new("RGB", (64, 64), (0, 0, 255))
     with torch.no_grad():
@@ -211,7 +211,7 @@ def test_run_shard_with_vllm_backend_matches_hf_counts_and_quarantines_refusals(
 def test_vllm_setup_without_vllm_raises_the_install_command(monkeypatch, tiny_model_dir):
     monkeypatch.setitem(sys.modules, "vllm", None)
     with pytest.raises(ImportError, match=r"pip install 'perpo-pipeline\[vllm\]'"):
-        setup(ReferenceConfig(backend="vllm", model=str(tiny_model_dir)))
+        setup(ReferenceConfig(engine={"backend": "vllm", "model": str(tiny_model_dir)}))
 
 
 # -- the real engine -----------------------------------------------------------------------------

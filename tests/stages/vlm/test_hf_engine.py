@@ -6,9 +6,9 @@ from PIL import Image
 
 from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import ModelError
-from stages.sample.chat import render_prompt
-from stages.sample.hf_backend import HFSampler, is_oom_error
-from stages.sample.sampler import SampleRequest, Sampler
+from stages.vlm.chat import render_prompt
+from stages.vlm.hf_engine import HFSampler, is_oom_error
+from stages.vlm.requests import SampleRequest, Sampler
 
 
 def _image(color, size=(64, 48)):
@@ -156,6 +156,41 @@ def test_rejected_image_is_an_error_not_an_exception(sampler):
     assert _texts([results[0], results[2]]) == _texts(good)
 
 
+def test_a_processor_that_refuses_every_batch_still_serves_every_request(sampler, monkeypatch):
+    """SmolVLM / Gemma 3 at batch size > 1: each request encodes alone, no batch does. Used to recurse forever."""
+    requests = _requests(k=5, n=2)
+    alone = sampler.sample(requests[:1]) + sampler.sample(requests[1:2])
+    encode = sampler._encode
+
+    def one_at_a_time(batch):
+        if len(batch) > 1:
+            raise ValueError("images must be one list per prompt")
+        return encode(batch)
+
+    monkeypatch.setattr(sampler, "_encode", one_at_a_time)
+    results = sampler.sample(requests)
+    assert [r.error for r in results] == [None] * 5
+    assert _texts(results[:2]) == _texts(alone)  # per-sequence seeds: same samples whatever the batch
+
+
+def test_a_request_that_fails_only_in_a_batch_of_one_fails_with_its_reason(sampler, monkeypatch):
+    requests = _requests(k=3, n=1)
+    encode, probed = sampler._encode, []
+
+    def flaky(batch):
+        probed.append(len(batch))
+        if any(r.request_id == "r1" for r in batch) and len(probed) > 4:  # passes the probe, fails when served
+            raise ValueError("refused late")
+        if len(batch) > 1:
+            raise ValueError("no batches")
+        return encode(batch)
+
+    monkeypatch.setattr(sampler, "_encode", flaky)
+    results = sampler.sample(requests)
+    assert results[0].error is None and results[2].error is None
+    assert results[1].error_reason == QuarantineReason.IMAGE_REJECTED and "refused late" in results[1].error
+
+
 def test_oom_halves_the_batch_and_keeps_the_samples(sampler, monkeypatch):
     requests = _requests(k=4, n=2)
     sampler.batch_size = 4
@@ -240,8 +275,10 @@ def test_is_oom_error(exc, expected):
 
 
 def test_missing_model_path_is_a_model_error(tmp_path):
-    with pytest.raises(ModelError, match="does not exist.*make-tiny-model"):
+    with pytest.raises(ModelError, match=r"^\[sample\] model path .*does not exist.*make-tiny-model"):
         HFSampler(tmp_path / "nope" / "model")
+    with pytest.raises(ModelError, match=r"^\[perturb\] model path"):
+        HFSampler(tmp_path / "nope" / "model", stage="perturb")
 
 
 def test_folder_without_config_is_a_model_error(tmp_path):

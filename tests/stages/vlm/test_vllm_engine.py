@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from data_schemas.quarantine import QuarantineReason
-from stages.sample.sampler import SampleRequest
-from stages.sample.vllm_backend import VLLM_INSTALL_HINT, build_vllm_inputs, import_vllm, result_from_vllm_output
+from stages.vlm.requests import SampleRequest
+from stages.vlm.vllm_engine import VLLM_INSTALL_HINT, build_vllm_inputs, import_vllm, result_from_vllm_output
 
 
 class _TemplateOnly:
@@ -66,7 +66,7 @@ def test_result_keeps_all_n_outputs_in_index_order():
 def test_prompt_over_max_model_len_is_prompt_too_long():
     """vLLM validates each request's length itself (ValueError, vllm tests/v1/e2e/test_context_length.py);
     that request is quarantined as prompt_too_long, the others are served (issue 11, item 1)."""
-    from stages.sample.vllm_backend import VLLMSampler
+    from stages.vlm.vllm_engine import VLLMSampler
 
     class FakeEngine(VLLMSampler):
         def __init__(self):
@@ -99,7 +99,7 @@ def test_vllm_samples_all_n_on_gpu(tiny_model_dir):
 
     if not torch.cuda.is_available():
         pytest.skip("vLLM needs a CUDA GPU")
-    from stages.sample.vllm_backend import VLLMSampler
+    from stages.vlm.vllm_engine import VLLMSampler
 
     sampler = VLLMSampler(tiny_model_dir, max_model_len=512, gpu_memory_utilization=0.2)
     image = Image.new("RGB", (64, 64), (255, 0, 0))

@@ -15,10 +15,11 @@ from typing import Any
 
 from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import ModelError, first_line
-from stages.sample.chat import render_prompt
-from stages.sample.decode import ResponseDecoder
-from stages.sample.hf_backend import check_model_source
-from stages.sample.sampler import SampledText, SampleRequest, SampleResult
+from stages.vlm.chat import render_prompt
+from stages.vlm.decode import ResponseDecoder
+from stages.vlm.isolate import Rejected, serve_isolating
+from stages.vlm.load import check_model_source
+from stages.vlm.requests import SampledText, SampleRequest, SampleResult
 
 __all__ = ["VLLMSampler", "import_vllm", "build_vllm_inputs", "result_from_vllm_output", "VLLM_INSTALL_HINT"]
 
@@ -39,7 +40,7 @@ def build_vllm_inputs(requests: list[SampleRequest], processor: Any) -> tuple[li
 
     Each prompt is ``{"prompt": str}`` plus ``"multi_modal_data": {"image": image}`` when the
     request has an image; the text is the model's chat template applied by ``processor``
-    (:func:`stages.sample.chat.render_prompt`). Each kwargs dict feeds ``vllm.SamplingParams``.
+    (:func:`stages.vlm.chat.render_prompt`). Each kwargs dict feeds ``vllm.SamplingParams``.
     Pure: no vLLM needed.
     """
     prompts: list[dict[str, Any]] = []
@@ -114,17 +115,18 @@ class VLLMSampler:
         seed: int = 0,
         dtype: str = "auto",
         keep_tokens: str = "",
+        stage: str = "sample",
     ) -> None:
         vllm = import_vllm()
         from transformers import AutoProcessor
 
         self.model_name = str(model_name_or_path)
-        check_model_source(self.model_name)
+        check_model_source(self.model_name, stage)
         self._sampling_params_cls = vllm.SamplingParams
         try:
             self.processor = AutoProcessor.from_pretrained(self.model_name)
         except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot load the processor of {self.model_name!r}: {first_line(exc, with_type=False)}") from exc
+            raise ModelError(f"[{stage}] cannot load the processor of {self.model_name!r}: {first_line(exc, with_type=False)}") from exc
         self.decoder = ResponseDecoder(self.processor.tokenizer, keep_tokens)
         engine_args: dict[str, Any] = {
             "model": self.model_name,
@@ -139,13 +141,14 @@ class VLLMSampler:
         try:
             self.llm = vllm.LLM(**engine_args)
         except (OSError, ValueError) as exc:
-            raise ModelError(f"vLLM cannot load {self.model_name!r}: {first_line(exc, with_type=False)}") from exc
+            raise ModelError(f"[{stage}] vLLM cannot load {self.model_name!r}: {first_line(exc, with_type=False)}") from exc
 
     @classmethod
-    def from_config(cls, config: Any, seed: int = 0, keep_tokens: str = "") -> "VLLMSampler":
-        """Build the engine from a config section with ``model``, ``dtype`` and the vllm engine fields."""
+    def from_config(cls, config: Any, seed: int = 0, keep_tokens: str = "", stage: str = "sample") -> "VLLMSampler":
+        """Build the engine from an :class:`~stages.vlm.engine_config.EngineConfig` (``model``, ``dtype``, the vllm fields)."""
         return cls(
             config.model,
+            stage=stage,
             tensor_parallel_size=config.tensor_parallel_size,
             max_model_len=config.max_model_len,
             limit_mm_per_prompt=getattr(config, "limit_mm_per_prompt", 1),
@@ -164,14 +167,18 @@ class VLLMSampler:
         if not requests:
             return []
         prompts, params = build_vllm_inputs(requests, self.processor)
-        try:
-            outputs = self._generate(prompts, params)
-        except (ValueError, TypeError):  # input validation failed for some request: find which
-            return [self._sample_one(r, p, kw) for r, p, kw in zip(requests, prompts, params)]
-        return [result_from_vllm_output(r.request_id, o, self.decoder) for r, o in zip(requests, outputs)]
 
-    def _sample_one(self, request: SampleRequest, prompt: dict[str, Any], params: dict[str, Any]) -> SampleResult:
-        try:
-            return result_from_vllm_output(request.request_id, self._generate([prompt], [params])[0], self.decoder)
-        except (ValueError, TypeError) as exc:
-            return SampleResult.failed(request.request_id, _request_error_reason(exc, prompt), first_line(exc))
+        def run(batch: list[tuple[SampleRequest, dict[str, Any], dict[str, Any]]]) -> list[SampleResult]:
+            try:
+                outputs = self._generate([p for _, p, _ in batch], [kw for _, _, kw in batch])
+            except (ValueError, TypeError) as exc:  # input validation failed for some request: the helper finds which
+                reason = _request_error_reason(exc, batch[0][1]) if len(batch) == 1 else QuarantineReason.IMAGE_REJECTED
+                raise Rejected(reason, first_line(exc)) from exc
+            return [result_from_vllm_output(r.request_id, o, self.decoder) for (r, _, _), o in zip(batch, outputs)]
+
+        return serve_isolating(
+            list(zip(requests, prompts, params)),
+            run,
+            lambda item, reason, message: SampleResult.failed(item[0].request_id, QuarantineReason(reason), message),
+            reject_reason=QuarantineReason.IMAGE_REJECTED,
+        )
