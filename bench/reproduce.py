@@ -87,11 +87,11 @@ def _job(args: argparse.Namespace, run_dir: Path, method: str, seed: int, steps:
 
     cfg = _load(args)
     tasks, eval_tasks, listwise = _tables(run_dir)
-    train_cfg = cfg.train.model_copy(
-        update={"enabled": True, "model": str(WARM_MODEL), "loss": method, "seed": seed, "max_steps": steps,
-                "learning_rate": args.lr, "save_every": steps, "keep_checkpoints": 1, "warmup_steps": 0}
-    )
-    train_cfg = type(train_cfg).model_validate(train_cfg.model_dump())
+    # validated, not model_copy(update=...): that would keep the plain string where the config holds a LossName
+    train_cfg = type(cfg.train).model_validate({
+        **cfg.train.model_dump(), "enabled": True, "model": str(WARM_MODEL), "loss": method, "seed": seed,
+        "max_steps": steps, "learning_rate": args.lr, "save_every": steps, "keep_checkpoints": 1, "warmup_steps": 0,
+    })
     started = time.perf_counter()
     out = Path(args.out) / "methods" / f"{method}-seed{seed}"
     result = train_model(train_cfg, tasks, listwise, out)

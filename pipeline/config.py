@@ -53,6 +53,12 @@ class RunConfig(BaseModel):
         "each round is a run folder `<run>/round-NN/` of its own (resumable per round) and `report/rounds.json` "
         "holds the eval table of every round.",
     )
+    share_engines: bool = Field(
+        True,
+        description="Model stages that run the same model with the same engine settings (sample, perturb, reference "
+        "by default) share one loaded model and, on Ray, one pool of actors for the whole run instead of loading it "
+        "once per stage. Per-stage resume and fingerprints are unchanged; false loads it per stage.",
+    )
     viewer: bool = Field(
         True, description="After the last stage, write the static HTML viewer to `<run>/viewer/` (open `index.html`)."
     )
@@ -181,6 +187,22 @@ def _resolve_shared_models(cfg: BaseModel) -> None:
             section.model = sample_model
 
 
+def link_reference_to_sample(cfg: BaseModel) -> None:
+    """Record in ``[reference]`` how the policy candidates are sampled (``sampled_with``), which tells the
+    reference stage whether the sampler's log-probs are its own. Called at load and for every round."""
+    sample, reference = getattr(cfg, "sample", None), getattr(cfg, "reference", None)
+    if sample is None or reference is None or not hasattr(reference, "sampled_with"):
+        return
+    from stages.reference.config import SampledWith
+    from stages.vlm.shared import engine_identity
+
+    reference.sampled_with = SampledWith(
+        same_engine=engine_identity(sample.engine) == engine_identity(reference.engine),
+        temperature=sample.temperature,
+        top_p=sample.top_p,
+    )
+
+
 def _resolve_family(cfg: BaseModel) -> None:
     """``[sample] family = ""`` becomes the policy's family (from its config.json ``model_type``),
     and every other section's empty ``family`` the same, so fingerprints and stages see one name."""
@@ -235,6 +257,7 @@ def load_config(path: Path | None, overrides: list[str] | None = None) -> BaseMo
         raise ConfigError("\n".join(lines)) from None
     _resolve_shared_models(cfg)
     _resolve_family(cfg)
+    link_reference_to_sample(cfg)
     _check_stage_resources(cfg, source)
     _resolve_eval(cfg)
     return cfg

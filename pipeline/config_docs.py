@@ -44,6 +44,8 @@ def _section(name: str, model: type[BaseModel], lines: list[str], prefix: str = 
     lines.append("|---|---|---|")
     nested = []
     for key, field in model.model_fields.items():
+        if field.exclude:  # filled in by the loader, not a key of the file
+            continue
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             default = field.default_factory() if field.default_factory is not None else None

@@ -27,8 +27,11 @@ from pipeline.shard_check import mismatched_files
 from pipeline.store import RunStore, StagedShard, read_files
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageConfig, StageSpec
 from stages.lib.errors import PipelineError, StageFailedError, first_line
+from stages.vlm import shared as shared_engines
 
-__all__ = ["ShardJob", "ShardDone", "LocalExecutor", "RayExecutor", "execute_shard", "run_job", "stage_result"]
+__all__ = [
+    "ShardJob", "ShardDone", "LocalExecutor", "RayExecutor", "execute_shard", "run_job", "stage_result", "engine_key",
+]
 
 
 @dataclass
@@ -112,6 +115,15 @@ def run_job(spec: StageSpec, config: StageConfig, job: ShardJob, resources: Any 
     return stage_result(spec, job, result, seconds, _node_id())
 
 
+def engine_key(spec: StageSpec, config: StageConfig) -> tuple | None:
+    """The engine a model stage loads (:func:`stages.vlm.shared.engine_identity` of its ``engine`` table), which stages
+    with equal keys share; None for a CPU stage or a model stage that loads a model of its own (train)."""
+    engine = getattr(config, "engine", None)
+    if not spec.uses_model or engine is None:
+        return None
+    return shared_engines.engine_identity(engine)
+
+
 def _fail(spec: StageSpec, failures: dict[int, BaseException], attempts: int) -> StageFailedError:
     index, exc = sorted(failures.items())[0]
     more = f" (and {len(failures) - 1} other shard(s))" if len(failures) > 1 else ""
@@ -122,10 +134,21 @@ def _fail(spec: StageSpec, failures: dict[int, BaseException], attempts: int) ->
 
 
 class LocalExecutor:
-    """Runs shards one after another in this process (debugging, and tests of the runner logic)."""
+    """Runs shards one after another in this process (debugging, and tests of the runner logic).
+
+    With ``share_engines``, model stages on the same engine (:func:`engine_key`) share one loaded model
+    (:mod:`stages.vlm.shared`) until a model stage on another engine, or :meth:`close`, releases it.
+    """
+
+    def __init__(self, share_engines: bool = True) -> None:
+        self.share_engines = share_engines
 
     def run(self, spec: StageSpec, config: StageConfig, jobs: list[ShardJob], on_done: OnDone, max_retries: int) -> None:
         """Run every job; raise :class:`StageFailedError` after all others finished if any still fails."""
+        if spec.uses_model and (not self.share_engines or engine_key(spec, config) != shared_engines.held_key()):
+            shared_engines.release()  # before a model of another kind (train's) takes the memory
+        if self.share_engines and spec.uses_model:
+            shared_engines.enable_sharing()
         resources = spec.setup(config) if spec.setup else None
         failures: dict[int, BaseException] = {}
         for job in jobs:
@@ -147,6 +170,11 @@ class LocalExecutor:
         """The files of ``expected`` (path -> sha256) whose bytes do not match (in this process)."""
         return mismatched_files(expected)
 
+    def close(self) -> None:
+        """Release the shared engine and stop sharing (the end of a run)."""
+        shared_engines._held["enabled"] = False
+        shared_engines.release()
+
 
 def _unwrap(exc: BaseException) -> BaseException:
     """Return the user's exception inside a Ray error (RayTaskError keeps it as ``cause``)."""
@@ -155,17 +183,32 @@ def _unwrap(exc: BaseException) -> BaseException:
 
 
 class _ShardActor:
-    """A Ray actor that loads the stage's resources (a model) once and runs many shards."""
+    """A Ray actor that loads the stage's resources (a model) once and runs many shards.
 
-    def __init__(self, spec: StageSpec, config: StageConfig):
+    With ``share_engines`` it can :meth:`prepare` for a later stage on the same engine: that stage's
+    setup finds the model already loaded in this process (:mod:`stages.vlm.shared`).
+    """
+
+    def __init__(self, spec: StageSpec, config: StageConfig, share_engines: bool = False):
+        if share_engines:
+            shared_engines.enable_sharing()
         self.spec = spec
         self.config = config
         self.resources = None
         self.setup_error: BaseException | None = None
+        self._setup()
+
+    def _setup(self) -> None:
         try:
-            self.resources = self.spec.setup(config) if self.spec.setup else None
+            self.resources = self.spec.setup(self.config) if self.spec.setup else None
         except Exception as exc:  # re-raised by ready() so the driver sees the user's error
             self.setup_error = exc
+
+    def prepare(self, spec: StageSpec, config: StageConfig) -> bool:
+        """Switch to ``spec``'s stage (its setup reuses the loaded engine); raise its setup error, if any."""
+        self.spec, self.config, self.resources, self.setup_error = spec, config, None, None
+        self._setup()
+        return self.ready()
 
     def ready(self) -> bool:
         """Raise the setup error, if any (a creation-task error would reach the driver as ActorDiedError)."""
@@ -229,8 +272,13 @@ class _ActorPool:
     the resources) never holds a shard: the remaining actors do the work.
     """
 
-    def __init__(self, ray, spec: StageSpec, config: StageConfig, resources: dict[str, float], start_timeout: float):
+    def __init__(
+        self, ray, spec: StageSpec, config: StageConfig, resources: dict[str, float], start_timeout: float,
+        share_engines: bool = False,
+    ):
         self.ray, self.spec, self.config = ray, spec, config
+        self.share_engines = share_engines
+        self.start_timeout = start_timeout
         where = getattr(config, "engine", config)  # model stages: [<stage>.engine]; train: its own fields
         self.window = max(1, int(getattr(where, "num_actors", 1) or 1))
         # no Ray restarts: a dead actor is replaced below, so deaths never exhaust the pool
@@ -242,7 +290,8 @@ class _ActorPool:
             options["resources"] = resources
         self.options = options
         self.actor_cls = ray.remote(_ShardActor).options(**options)
-        self.actors = [self.actor_cls.remote(spec, config) for _ in range(self.window)]
+        self.actors = [self.actor_cls.remote(spec, config, share_engines) for _ in range(self.window)]
+        self.started_actors = len(self.actors)
         self.idle: deque = deque()
         self.busy: dict[Any, Any] = {}
         self.pending: dict[Any, Any] = {}  # ready() ref -> replacement actor still loading
@@ -278,7 +327,8 @@ class _ActorPool:
         actor = self.busy.pop(ref)
         if isinstance(error, self.ray.exceptions.RayActorError):  # its process or node died mid-shard
             self.ray.kill(actor)
-            replacement = self.actor_cls.remote(self.spec, self.config)
+            replacement = self.actor_cls.remote(self.spec, self.config, self.share_engines)
+            self.started_actors += 1
             self.actors.append(replacement)
             self.pending[replacement.ready.remote()] = replacement
         else:
@@ -298,6 +348,15 @@ class _ActorPool:
             raise _setup_failed(self.ray, self.spec, exc) from None
         self.idle.append(actor)
 
+    def switch(self, spec: StageSpec, config: StageConfig) -> None:
+        """Point every live actor at ``spec``'s stage (same engine: nothing is loaded again)."""
+        self.spec, self.config = spec, config
+        live = list(self.idle)
+        try:
+            self.ray.get([a.prepare.remote(spec, config) for a in live], timeout=self.start_timeout)
+        except Exception as exc:
+            raise _setup_failed(self.ray, spec, exc) from None
+
     def close(self) -> None:
         for actor in self.actors:
             self.ray.kill(actor)
@@ -309,6 +368,13 @@ class RayExecutor:
     ``resources`` maps a stage name to the custom Ray resources each of its tasks or actors asks for
     (``{"sample": {"accel": 1}}`` routes the sample actors to the nodes started with that resource).
     At most ``max_in_flight`` CPU shards are submitted at once.
+
+    With ``share_engines``, the actor pool of a model stage stays up after it, and the next model stage
+    with the same engine (:func:`engine_key`) and the same actor resources runs on those actors, whose
+    process still holds the loaded model: sample, perturb and reference load the policy once per actor
+    per run. The pool is closed before a model stage on another engine, before a CPU stage when the
+    cluster has no CPU left beside it, and by :meth:`close`. ``actors_started`` counts the actors this
+    executor started (replacements included).
     """
 
     def __init__(
@@ -317,11 +383,16 @@ class RayExecutor:
         max_in_flight: int | None = None,
         resources: dict[str, dict[str, float]] | None = None,
         actor_start_timeout_s: float = 600.0,
+        share_engines: bool = True,
     ):
         self.cpus_per_task = cpus_per_task
         self.max_in_flight = max_in_flight
         self.resources = resources or {}
         self.actor_start_timeout_s = actor_start_timeout_s
+        self.share_engines = share_engines
+        self._pools: list[_ActorPool] = []
+        self._kept: _ActorPool | None = None  # the last model stage's pool, kept for the next on its engine
+        self._kept_key: tuple | None = None
 
     def run(self, spec: StageSpec, config: StageConfig, jobs: list[ShardJob], on_done: OnDone, max_retries: int) -> None:
         """Run every job on Ray; raise :class:`StageFailedError` after the others finished if any still fails."""
@@ -329,14 +400,51 @@ class RayExecutor:
 
         resources = dict(self.resources.get(spec.name, {}))
         if spec.uses_model:
-            pool: _TaskPool | _ActorPool = _ActorPool(ray, spec, config, resources, self.actor_start_timeout_s)
+            pool: _TaskPool | _ActorPool = self._model_pool(ray, spec, config, resources)
         else:
+            if self._kept is not None and ray.available_resources().get("CPU", 0) < self.cpus_per_task:
+                self.close()  # the kept actors hold the CPUs this stage's tasks need
             window = self.max_in_flight or max(2, int(ray.cluster_resources().get("CPU", 1) / self.cpus_per_task) * 2)
             pool = _TaskPool(ray, spec, config, self.cpus_per_task, window, resources)
+        keep = False
         try:
             self._drive(ray, spec, jobs, pool, on_done, max_retries)
+            keep = isinstance(pool, _ActorPool) and self._kept is pool
         finally:
-            pool.close()
+            if isinstance(pool, _ActorPool) and not keep:
+                self._kept, self._kept_key = None, None
+                pool.close()
+            elif isinstance(pool, _TaskPool):
+                pool.close()
+
+    def _model_pool(self, ray, spec: StageSpec, config: StageConfig, resources: dict[str, float]) -> _ActorPool:
+        """The kept pool when it runs this stage's engine with the same actor resources, else a new one."""
+        engine = engine_key(spec, config) if self.share_engines else None
+        where = getattr(config, "engine", config)
+        key = None if engine is None else (
+            engine, int(getattr(where, "num_actors", 1)), float(getattr(where, "num_cpus", 1)),
+            float(getattr(where, "num_gpus", 0)), tuple(sorted(resources.items())),
+        )
+        if self._kept is not None and key is not None and key == self._kept_key:
+            self._kept.switch(spec, config)
+            return self._kept
+        self.close()
+        pool = _ActorPool(ray, spec, config, resources, self.actor_start_timeout_s, share_engines=key is not None)
+        self._pools.append(pool)
+        if key is not None:
+            self._kept, self._kept_key = pool, key
+        return pool
+
+    @property
+    def actors_started(self) -> int:
+        """Model actors this executor started so far, replacements included."""
+        return sum(p.started_actors for p in self._pools)
+
+    def close(self) -> None:
+        """Stop the kept model actors (the end of a run, or before a stage that needs their resources)."""
+        if self._kept is not None:
+            self._kept.close()
+        self._kept, self._kept_key = None, None
 
     def verify(self, expected: dict[str, str], files_per_task: int = 64) -> list[str]:
         """The files of ``expected`` (path -> sha256) whose bytes do not match, hashed by Ray tasks on the

@@ -55,6 +55,9 @@ def round_config(cfg: BaseModel, policy: str | None) -> BaseModel:
         holder = getattr(section, "engine", section)  # model stages: [<stage>.engine]; train: its own model
         if holder is not None and getattr(holder, "model", None) in ("", first):
             holder.model = policy
+    from pipeline.config import link_reference_to_sample
+
+    link_reference_to_sample(out)
     return out
 
 

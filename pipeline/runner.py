@@ -408,13 +408,14 @@ def _make_executor(cfg: BaseModel, use_ray: bool):
     if not use_ray:
         from pipeline.executor import LocalExecutor
 
-        return LocalExecutor()
+        return LocalExecutor(share_engines=cfg.run.share_engines)
     from pipeline.executor import RayExecutor
 
     return RayExecutor(
         cpus_per_task=cfg.ray.cpus_per_task,
         resources=cfg.ray.resources,
         actor_start_timeout_s=cfg.ray.actor_start_timeout_s,
+        share_engines=cfg.run.share_engines,
     )
 
 
@@ -481,34 +482,39 @@ def _run_chain(
         repaired: set[tuple[str, str]] = set()
         committed: dict[str, int] = {}  # shards each stage ran in this invocation, over its visits
         position = 0
-        while position < len(chain):
-            spec = chain[position]
-            position += 1
-            if spec.name not in selected | redo:
-                continue
-            if spec.name in forced:
-                store.reset_stage(spec.name)
-                forced = forced - {spec.name}  # once: a stage revisited after a repair resumes
-            tables = set(spec.writes) if verify_all else final[spec.name]
-            try:
-                summary = _run_stage(spec, cfg, store, found[spec.name], executor, show, verify, tables, committed)
-            except ShardHashError as exc:
-                where = locate_shard_file(store, chain, exc.path)
-                if where is None or (exc.path, exc.expected) in repaired:
-                    raise
-                repaired.add((exc.path, exc.expected))
-                writer, index = where
-                rel = Path(exc.path).resolve().relative_to(store.run_dir.resolve()).as_posix()
-                log_damaged(rel, writer, index)
-                manifest = store.read_manifest(writer)
-                store.forget_shards(manifest, [index])
-                redo.add(writer)
-                position = order.index(writer)
-                continue
-            earlier = summaries.pop(spec.name, None)
-            if earlier is not None:  # revisited after a repair
-                summary.seconds += earlier.seconds
-            summaries[spec.name] = summary
+        try:
+            while position < len(chain):
+                spec = chain[position]
+                position += 1
+                if spec.name not in selected | redo:
+                    continue
+                if spec.name in forced:
+                    store.reset_stage(spec.name)
+                    forced = forced - {spec.name}  # once: a stage revisited after a repair resumes
+                tables = set(spec.writes) if verify_all else final[spec.name]
+                try:
+                    summary = _run_stage(spec, cfg, store, found[spec.name], executor, show, verify, tables, committed)
+                except ShardHashError as exc:
+                    where = locate_shard_file(store, chain, exc.path)
+                    if where is None or (exc.path, exc.expected) in repaired:
+                        raise
+                    repaired.add((exc.path, exc.expected))
+                    writer, index = where
+                    rel = Path(exc.path).resolve().relative_to(store.run_dir.resolve()).as_posix()
+                    log_damaged(rel, writer, index)
+                    manifest = store.read_manifest(writer)
+                    store.forget_shards(manifest, [index])
+                    redo.add(writer)
+                    position = order.index(writer)
+                    continue
+                earlier = summaries.pop(spec.name, None)
+                if earlier is not None:  # revisited after a repair
+                    summary.seconds += earlier.seconds
+                summaries[spec.name] = summary
+        finally:
+            close = getattr(executor, "close", None)  # model actors / the shared engine kept between stages
+            if close is not None:
+                close()
     finally:
         if owns_ray:
             from pipeline.ray_runtime import shutdown_ray

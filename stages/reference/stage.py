@@ -50,9 +50,9 @@ class ReferenceModel:
 
 
 def _setup_hf(config: ReferenceConfig) -> ReferenceModel:
-    from stages.vlm.load import load_vlm
+    from stages.vlm.load import load_shared_vlm
 
-    model, processor = load_vlm(config.engine, "reference")
+    model, processor = load_shared_vlm(config.engine, "reference")  # the sampler's, when it is the same engine
     return ReferenceModel(model=model, processor=processor, name=config.engine.model)
 
 

@@ -27,7 +27,7 @@ from stages.vlm.chat import render_prompt
 from stages.vlm.decode import ResponseDecoder
 from stages.vlm.engine_config import EngineConfig
 from stages.vlm.isolate import Rejected, serve_isolating
-from stages.vlm.load import load_vlm
+from stages.vlm.load import load_shared_vlm
 from stages.vlm.requests import SampledText, SampleRequest, SampleResult
 from stages.vlm.seeds import sequence_seed
 
@@ -136,7 +136,7 @@ class HFSampler:
             raise ConfigError(f"[{stage}] engine.batch_size = {batch_size} must be at least 1")
         self.model_name = str(model_name_or_path)
         engine = EngineConfig.model_construct(model=self.model_name, device=device, dtype=dtype)  # checked by load_vlm
-        self.model, self.processor = load_vlm(engine, stage)
+        self.model, self.processor = load_shared_vlm(engine, stage)  # one load for every stage on this engine
         self.device = self.model.device
         self.batch_size = batch_size
         self.generate_kwargs = dict(generate_kwargs or {})

@@ -13,7 +13,7 @@ from typing import Any
 from stages.lib.errors import ConfigError, ModelError, first_line
 from stages.vlm.engine_config import EngineConfig
 
-__all__ = ["load_vlm", "check_model_source", "resolve_device", "resolve_dtype"]
+__all__ = ["load_vlm", "load_shared_vlm", "check_model_source", "resolve_device", "resolve_dtype"]
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -98,3 +98,10 @@ def load_vlm(engine: EngineConfig, stage: str) -> tuple[Any, Any]:
     return model, processor
 
 
+def load_shared_vlm(engine: EngineConfig, stage: str) -> tuple[Any, Any]:
+    """:func:`load_vlm`, through the process's one shared engine (:mod:`stages.vlm.shared`): a stage asking for
+    the model the previous stage loaded with the same settings gets the same ``(model, processor)``.
+    For inference only: the caller must not change the model's weights."""
+    from stages.vlm.shared import engine_identity, shared
+
+    return shared(engine_identity(engine), lambda: load_vlm(engine, stage))

@@ -17,9 +17,11 @@ from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import ModelError, first_line
 from stages.vlm.chat import render_prompt
 from stages.vlm.decode import ResponseDecoder
+from stages.vlm.engine_config import Backend, EngineConfig
 from stages.vlm.isolate import Rejected, serve_isolating
 from stages.vlm.load import check_model_source
 from stages.vlm.requests import SampledText, SampleRequest, SampleResult
+from stages.vlm.shared import engine_identity, shared
 
 __all__ = ["VLLMSampler", "import_vllm", "build_vllm_inputs", "result_from_vllm_output", "VLLM_INSTALL_HINT"]
 
@@ -123,11 +125,6 @@ class VLLMSampler:
         self.model_name = str(model_name_or_path)
         check_model_source(self.model_name, stage)
         self._sampling_params_cls = vllm.SamplingParams
-        try:
-            self.processor = AutoProcessor.from_pretrained(self.model_name)
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"[{stage}] cannot load the processor of {self.model_name!r}: {first_line(exc, with_type=False)}") from exc
-        self.decoder = ResponseDecoder(self.processor.tokenizer, keep_tokens)
         engine_args: dict[str, Any] = {
             "model": self.model_name,
             "tensor_parallel_size": tensor_parallel_size,
@@ -138,10 +135,28 @@ class VLLMSampler:
         }
         if max_model_len is not None:
             engine_args["max_model_len"] = max_model_len
-        try:
-            self.llm = vllm.LLM(**engine_args)
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"[{stage}] vLLM cannot load {self.model_name!r}: {first_line(exc, with_type=False)}") from exc
+
+        def load() -> tuple[Any, Any]:
+            try:
+                processor = AutoProcessor.from_pretrained(self.model_name)
+            except (OSError, ValueError) as exc:
+                raise ModelError(
+                    f"[{stage}] cannot load the processor of {self.model_name!r}: {first_line(exc, with_type=False)}"
+                ) from exc
+            try:
+                return processor, vllm.LLM(**engine_args)
+            except (OSError, ValueError) as exc:
+                raise ModelError(f"[{stage}] vLLM cannot load {self.model_name!r}: {first_line(exc, with_type=False)}") from exc
+
+        # one engine per process for every stage with these settings (stages.vlm.shared); the seed is not
+        # part of the key: every request carries its own
+        identity = engine_identity(EngineConfig.model_construct(
+            backend=Backend.VLLM, model=self.model_name, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
+            max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
+            limit_mm_per_prompt=limit_mm_per_prompt,
+        ))
+        self.processor, self.llm = shared(identity, load)
+        self.decoder = ResponseDecoder(self.processor.tokenizer, keep_tokens)
 
     @classmethod
     def from_config(cls, config: Any, seed: int = 0, keep_tokens: str = "", stage: str = "sample") -> "VLLMSampler":
