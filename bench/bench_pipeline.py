@@ -47,7 +47,7 @@ def _model_stage_cost(base: Path, overrides: list[str], run_dir: Path, use_ray: 
     run_pipeline(cfg, run_dir, stages=_MODEL_STAGES, use_ray=use_ray, progress=False)
     seconds = time.perf_counter() - start
     store = RunStore(run_dir)
-    ref = store.manifest("reference").shards.values()
+    ref = store.read_manifest("reference").shards.values()
     tokens = sum(r.metrics.get("scored_tokens", float("nan")) for r in ref)
     lists = sum(r.metrics.get("lists", 0.0) for r in ref)
     return {"loads": float(sum(shared.load_counts().values())), "seconds": seconds, "tokens_per_task": tokens / max(lists, 1)}

@@ -37,7 +37,7 @@ __all__ = [
     "validate_table",
 ]
 
-SCHEMA_VERSION: Final[str] = "2"
+SCHEMA_VERSION: Final[str] = "3"  # 3: candidates.token_ids, listwise.response_token_ids
 
 TaskType = Literal["grounding", "ocr", "vqa", "caption"]
 TASK_TYPES: Final[tuple[str, ...]] = get_args(TaskType)
@@ -95,6 +95,8 @@ _CANDIDATE_FIELDS = [
     pa.field("seed", pa.int64()),
     pa.field("sampling", pa.string()),  # JSON: temperature, top_p, max_tokens, n, backend
     pa.field("distortion", pa.string()),  # JSON: how a perturbed candidate was made, else null
+    # the ids a sampled response was generated as (stop token included); null for the candidates we write
+    pa.field("token_ids", pa.list_(pa.int32())),
 ]
 
 CANDIDATES = pa.schema(_CANDIDATE_FIELDS)
@@ -120,6 +122,8 @@ LISTWISE = pa.schema(
         pa.field("cand_ids", pa.list_(pa.string())),
         pa.field("logprob_sums", pa.list_(pa.float64())),
         pa.field("n_tokens", pa.list_(pa.int32())),
+        # per response: its sampled token ids (what reference and train score), null for the ones we wrote
+        pa.field("response_token_ids", pa.list_(pa.list_(pa.int32()))),
         pa.field("ref_logps", pa.list_(pa.float64())),  # filled by the reference stage
         pa.field("ref_n_tokens", pa.list_(pa.int32())),
         # POVID's image term under the reference, per response ([reference] povid_image_term)

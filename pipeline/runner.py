@@ -28,6 +28,8 @@ from pipeline.store import Manifest, RunStore
 from stages.base import ShardOutput, ShardResult, StageSpec
 from stages import registry
 
+_log = logging.getLogger(__name__)
+
 __all__ = [
     "StageSummary",
     "enabled_chain",
@@ -192,6 +194,12 @@ class _StageRun:
         self._save_every = 1
         self.manifest = store.read_manifest(spec.name)
         if self.manifest.schema_version != SCHEMA_VERSION:
+            if self.manifest.shards:
+                _log.warning(
+                    "stage %s of this run folder was written with table schema %r; this version writes schema %r, "
+                    "so its %d shard(s) are redone (resume cannot reuse them)",
+                    spec.name, self.manifest.schema_version or "unknown", SCHEMA_VERSION, len(self.manifest.shards),
+                )
             store.reset_stage(spec.name)
             self.manifest = Manifest(stage=spec.name)
 

@@ -45,6 +45,36 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_family_dir(tmp_path_factory):
+    """``tiny_family_dir(name)``: the folder of the tiny build of a real VLM family
+    (stages/lib/models/tiny_families.py), built on first use and reused for the whole session.
+    A family whose processor needs a package this environment lacks (torchvision, num2words) is skipped."""
+    import importlib.util
+
+    from stages.lib.models.tiny_families import build_tiny_family
+
+    root = tmp_path_factory.mktemp("tiny-families")
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            try:
+                path = build_tiny_family(name, root / name, seed=0)
+                from transformers import AutoProcessor
+
+                AutoProcessor.from_pretrained(path)  # some processors fail only when loaded back
+            except Exception as exc:
+                missing = [p for p in ("torchvision", "num2words") if importlib.util.find_spec(p) is None]
+                if missing:
+                    pytest.skip(f"{name}: {str(exc).splitlines()[0]} (missing here: {', '.join(missing)})")
+                raise
+            built[name] = path
+        return built[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def tiny_sampler(tiny_model_dir: Path):
     """An HFSampler on the tiny model, CPU, batch of 4 requests; tests that change batch_size restore it."""
     from stages.vlm.hf_engine import HFSampler

@@ -61,6 +61,7 @@ class ChatQuirks:
     """How a family's prompt and response tokens differ from the plain chat-template path."""
 
     has_chat_template: bool = True  # PaliGemma checkpoints ship none: prompt is "<image>" * n + bos + prefix
+    prefix_prompt: bool = False  # no template: the processor builds "<image>" * n + bos + prompt + "\n" (PaliGemma)
     template_writes_bos: bool = False  # the rendered template already starts with BOS: tokenize without specials
     turn_end: str | None = None  # token that ends an assistant turn, when it is not the tokenizer's eos
     response_token_type_ids: bool = False  # PaliGemma: token_type_ids 1 on the response (suffix)
@@ -114,7 +115,7 @@ _PROFILES: tuple[FamilyProfile, ...] = (
                   chat=ChatQuirks(template_writes_bos=True),
                   source="no documented box format found: generic (our choice)"),
     FamilyProfile("paligemma", ("paligemma",), BoxFormat.PALIGEMMA, BoxFormat.PALIGEMMA,
-                  chat=ChatQuirks(has_chat_template=False, response_token_type_ids=True,
+                  chat=ChatQuirks(has_chat_template=False, prefix_prompt=True, response_token_type_ids=True,
                                   notes="prompt 'detect <thing>' style prefixes; the <locNNNN> tokens are normal tokens"),
                   source="google-research/big_vision PaliGemma (1024 location tokens, y first)"),
     FamilyProfile("florence2", ("florence2",), BoxFormat.FLORENCE2, BoxFormat.FLORENCE2, r"<loc_\d+>",

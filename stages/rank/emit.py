@@ -53,6 +53,7 @@ def listwise_row(task_id: str, task_type: str, prompt: str, ranked: RankedList) 
         "cand_ids": [c.cand_id for c in cands],
         "logprob_sums": [c.logprob_sum for c in cands],
         "n_tokens": [c.n_tokens for c in cands],
+        "response_token_ids": [None if c.token_ids is None else list(c.token_ids) for c in cands],
         "ref_logps": None,
         "ref_n_tokens": None,
     }

@@ -38,6 +38,11 @@ class Candidate:
     reward: float | None
     logprob_sum: float | None = None
     n_tokens: int | None = None
+    token_ids: tuple[int, ...] | None = None  # the sampled ids (None for candidates we wrote)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.token_ids, list):  # from a table row: keep the dataclass hashable and frozen
+            object.__setattr__(self, "token_ids", tuple(self.token_ids))
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from stages.rank.review import ReviewDecision, ReviewEntry, ReviewFlag, check_re
 __all__ = ["SPEC", "TASK_COLUMNS", "SCORED_COLUMNS", "prepare", "run_shard"]
 
 TASK_COLUMNS = ("task_id", "task_type", "prompt")  # never the image: ranking does not need it
-SCORED_COLUMNS = ("task_id", "cand_id", "origin", "text", "reward", "logprob_sum", "n_tokens")
+SCORED_COLUMNS = ("task_id", "cand_id", "origin", "text", "reward", "logprob_sum", "n_tokens", "token_ids")
 
 
 def _bad_scored_row(row: dict[str, Any], task_ids: set[str]) -> tuple[QuarantineReason, str] | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Final
 
 from data_schemas.quarantine import QuarantineReason
-from data_schemas.tables import validate_table
+from data_schemas.tables import Origin, validate_table
 from stages.lib.errors import ConfigError, ModelError
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageSpec, quarantine_row
 from stages.reference.config import ReferenceConfig
@@ -35,8 +35,8 @@ __all__ = [
     "score_lists",
 ]
 
-Triple = tuple[Any, str, str]
-"""One scored response: ``(image or None, prompt, response)``."""
+Triple = tuple[Any, str, str, "list[int] | None"]
+"""One scored response: ``(image or None, prompt, response, its sampled token ids or None)``."""
 Score = tuple[float, int] | ScoringError
 """A triple's ``(summed log-prob, n_tokens)``, or why the engine refused it."""
 
@@ -70,11 +70,11 @@ def _score_hf(resources: ReferenceModel, triples: list[Triple], config: Referenc
     from stages.vlm.logprobs import response_logprobs
 
     def run(batch: list[Triple]) -> list[Score]:
-        images, prompts, responses = (list(column) for column in zip(*batch))
+        images, prompts, responses, token_ids = (list(column) for column in zip(*batch))
         with torch.inference_mode():
             sums, counts = response_logprobs(
                 resources.model, resources.processor, images, prompts, responses,
-                config.engine.batch_size, config.append_eos, config.share_prompt,
+                config.engine.batch_size, config.append_eos, config.share_prompt, response_ids=token_ids,
             )
         return [(s, int(n)) for s, n in zip(sums.double().cpu().tolist(), counts.cpu().tolist())]
 
@@ -110,30 +110,74 @@ def setup(config: ReferenceConfig) -> Any:
     return SETUPS[Backend(config.engine.backend)](config)
 
 
+def reuses_sampled_logprobs(config: ReferenceConfig) -> bool:
+    """True when policy samples take their stored log-prob instead of a forward pass: ``reuse_sampled_logprobs``
+    and the loader found the reference engine to be the sampling engine, sampling at temperature 1 and top_p 1
+    (:meth:`stages.reference.config.SampledWith.logprobs_are_reference`)."""
+    return bool(config.reuse_sampled_logprobs and config.sampled_with and config.sampled_with.logprobs_are_reference())
+
+
+def _sampled_scores(ex: Any, ids: list) -> dict[int, tuple[float, int]]:
+    """Responses of ``ex`` whose score is the sampler's: policy samples with stored token ids and log-prob sum
+    (the sampler summed the model's untempered log-softmax over exactly those ids, stop token included)."""
+    sums = ex.row.get("logprob_sums") or [None] * len(ex.responses)
+    return {
+        k: (float(sums[k]), len(ids[k]))
+        for k, origin in enumerate(ex.origins)
+        if origin == Origin.POLICY and ids[k] is not None and k < len(sums) and sums[k] is not None
+    }
+
+
 def score_lists(
-    resources: Any, examples: list, config: ReferenceConfig
+    resources: Any, examples: list, config: ReferenceConfig, counters: dict[str, float] | None = None
 ) -> list[tuple[list[float], list[int]] | ScoringError]:
     """Return ``(ref_logps, ref_n_tokens)`` for every response of every example, all lists scored in one batch.
 
     ``resources`` is what :func:`setup` returned for ``config``. An example with a response the
-    engine refused gets that response's :class:`ScoringError` instead.
+    engine refused gets that response's :class:`ScoringError` instead. When
+    :func:`reuses_sampled_logprobs`, policy samples take the sampler's stored numbers and only the
+    other responses are scored. ``counters`` (optional) gets ``scored_tokens`` (response tokens the
+    engine scored) and ``reused_responses``.
     """
+    from stages.vlm.inputs import placeholder_ids
+
+    placeholders = placeholder_ids(resources.processor, getattr(resources, "model", None))
+    reuse = reuses_sampled_logprobs(config)
     triples: list[Triple] = []
-    owner: list[int] = []
-    for i, ex in enumerate(examples):
-        image = ex.image()  # one object per list: the hf backend runs a shared prompt once per object
-        triples += [(image, ex.prompt, text) for text in ex.responses]
-        owner += [i] * len(ex.responses)
-    scores = SCORERS[Backend(config.engine.backend)](resources, triples, config)
+    owner: list[tuple[int, int]] = []
     out: list[tuple[list[float], list[int]] | ScoringError] = [([], []) for _ in examples]
-    for i, score in zip(owner, scores, strict=True):
+    filled: list[dict[int, tuple[float, int]]] = [{} for _ in examples]
+    counts = {"scored_tokens": 0.0, "reused_responses": 0.0}
+    for i, ex in enumerate(examples):
+        ids = ex.response_token_ids or [None] * len(ex.responses)
+        bad = next((k for k, t in enumerate(ids) if t is not None and placeholders.intersection(t)), None)
+        if bad is not None:  # the model would read it as an image slot with no image behind it
+            out[i] = ScoringError(f"response {bad} was sampled with an image placeholder token "
+                                  f"({sorted(placeholders.intersection(ids[bad]))}); it cannot be scored")
+            continue
+        if reuse:
+            filled[i] = _sampled_scores(ex, ids)
+            counts["reused_responses"] += len(filled[i])
+        image = ex.image()  # one object per list: the hf backend runs a shared prompt once per object
+        for k, (text, tokens) in enumerate(zip(ex.responses, ids)):
+            if k not in filled[i]:
+                triples.append((image, ex.prompt, text, tokens))
+                owner.append((i, k))
+    scores = SCORERS[Backend(config.engine.backend)](resources, triples, config) if triples else []
+    for (i, k), score in zip(owner, scores, strict=True):
         if isinstance(out[i], ScoringError):
             continue  # the list is already lost to an earlier response
         if isinstance(score, ScoringError):
             out[i] = score
             continue
-        out[i][0].append(float(score[0]))
-        out[i][1].append(int(score[1]))
+        filled[i][k] = (float(score[0]), int(score[1]))
+        counts["scored_tokens"] += int(score[1])
+    for i, ex in enumerate(examples):
+        if not isinstance(out[i], ScoringError):
+            out[i] = ([filled[i][k][0] for k in range(len(ex.responses))], [filled[i][k][1] for k in range(len(ex.responses))])
+    if counters is not None:
+        for key, value in counts.items():
+            counters[key] = counters.get(key, 0.0) + value
     return out
 
 
@@ -145,7 +189,8 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: ReferenceConfig)
     examples, quarantine = load_lists(inputs.table("tasks"), inputs.table("listwise"))
     rows = []
     n_responses = 0
-    for ex, scored in zip(examples, score_lists(resources, examples, config)):
+    counters: dict[str, float] = {}
+    for ex, scored in zip(examples, score_lists(resources, examples, config, counters)):
         if isinstance(scored, ScoringError):
             quarantine.append(quarantine_row(ex.task_id, QuarantineReason.SCORING_FAILED, scored.message, ex.row))
             continue
@@ -160,7 +205,7 @@ def run_shard(inputs: ShardInputs, output: ShardOutput, config: ReferenceConfig)
     return ShardResult(
         tables={"listwise": validate_table(rows, "listwise")},
         quarantine=quarantine,
-        metrics={"lists": float(len(rows)), "responses": float(n_responses)},
+        metrics={"lists": float(len(rows)), "responses": float(n_responses), **counters},
     )
 
 

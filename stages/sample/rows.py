@@ -147,6 +147,7 @@ def sample_rows(
                     "seed": request.seed,
                     "sampling": sampling,
                     "distortion": item.distortion,
+                    "token_ids": None if out.token_ids is None else list(out.token_ids),
                 }
             )
     return rows, quarantine

@@ -33,6 +33,7 @@ class ListExample:
     ref_logps: list[float] | None = None
     ref_n_tokens: list[int] | None = None
     ref_povid_logps: list[float] | None = None
+    response_token_ids: list[list[int] | None] | None = None  # sampled ids per response (None: we wrote it)
     row: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def image(self):
@@ -76,7 +77,10 @@ def load_lists(tasks: pa.Table, listwise: pa.Table) -> tuple[list[ListExample], 
             ref = ref_n = None  # partly filled: treat as not computed
         if ref_povid is not None and any(x is None for x in ref_povid):
             ref_povid = None
+        token_ids = row.get("response_token_ids")
         lengths = {"rewards": len(rewards), "origins": len(origins)}
+        if token_ids is not None:
+            lengths["response_token_ids"] = len(token_ids)
         if ref is not None:
             lengths["ref_logps"] = len(ref)
         if ref_povid is not None:
@@ -103,6 +107,7 @@ def load_lists(tasks: pa.Table, listwise: pa.Table) -> tuple[list[ListExample], 
                 ref_logps=None if ref is None else [float(x) for x in ref],
                 ref_n_tokens=None if ref_n is None else [int(x) for x in ref_n],
                 ref_povid_logps=None if ref_povid is None else [float(x) for x in ref_povid],
+                response_token_ids=None if token_ids is None else [None if t is None else list(t) for t in token_ids],
                 row=row,
             )
         )

@@ -72,6 +72,7 @@ def image_term_logprobs(
     responses: Sequence[str],
     batch_size: int = 16,
     append_eos: bool = True,
+    response_ids: Sequence[Sequence[int] | None] | None = None,
 ) -> tuple[Any, Any, Any]:
     """Return ``(chosen_sums, term_sums, n_tokens)``, one entry per (image, noised image, prompt, response).
 
@@ -79,16 +80,18 @@ def image_term_logprobs(
     uses); ``term_sums`` is POVID's image term for it (see the module docstring); ``n_tokens``
     counts the response tokens (EOS included when ``append_eos``). Both sums come from one clean
     forward and carry gradients unless the caller disables them; the noised forward never does.
+    ``response_ids[i]``, when given, are the ids response ``i`` was sampled as (scored as they are).
     """
     import torch
 
     if not (len(images) == len(noised) == len(prompts) == len(responses)):
         raise ValueError("images, noised images, prompts and responses differ in length")
+    given = list(response_ids) if response_ids is not None else [None] * len(prompts)
     chosen, term, counts = [], [], []
     for start in range(0, len(prompts), batch_size):
         sl = slice(start, start + batch_size)
-        clean = tokenize_triples(processor, images[sl], prompts[sl], responses[sl], append_eos)
-        noisy = tokenize_triples(processor, noised[sl], prompts[sl], responses[sl], append_eos)
+        clean = tokenize_triples(processor, images[sl], prompts[sl], responses[sl], append_eos, given[sl], model)
+        noisy = tokenize_triples(processor, noised[sl], prompts[sl], responses[sl], append_eos, given[sl], model)
         if not torch.equal(clean["input_ids"], noisy["input_ids"]):
             raise ValueError("the noised image changed the prompt's tokens; it must keep the clean image's size")
         with torch.no_grad():
@@ -116,20 +119,22 @@ def list_image_terms(model: Any, processor: Any, examples: Sequence[Any], batch_
     """
     import torch
 
-    images, noised, prompts, responses, owner = [], [], [], [], []
+    images, noised, prompts, responses, token_ids, owner = [], [], [], [], [], []
     for i, ex in enumerate(examples):
         image = ex.image()
         if image is None:
             continue
         noisy = noised_image(image, ex.task_id)
-        for text in ex.responses:
+        for text, ids in zip(ex.responses, ex.response_token_ids or [None] * len(ex.responses)):
             images.append(image)
             noised.append(noisy)
             prompts.append(ex.prompt)
             responses.append(text)
+            token_ids.append(ids)
             owner.append(i)
     with torch.inference_mode():
-        _, term, _ = image_term_logprobs(model, processor, images, noised, prompts, responses, batch_size)
+        _, term, _ = image_term_logprobs(model, processor, images, noised, prompts, responses, batch_size,
+                                         response_ids=token_ids)
     out: list[list[float] | None] = [None if ex.image_cell is None else [] for ex in examples]
     for i, value in zip(owner, term.double().cpu().tolist()):
         out[i].append(float(value))  # type: ignore[union-attr]

@@ -39,15 +39,16 @@ def reference_under(model_dir: str | Path, config: TrainConfig, tasks: pa.Table,
 
     model, processor = load_vlm(EngineConfig(model=str(model_dir), device=config.device), "train")
     examples, _ = load_lists(tasks, listwise)  # rows it would quarantine were reported by stage 1 already
-    images, prompts, responses = [], [], []
+    images, prompts, responses, token_ids = [], [], [], []
     for ex in examples:
         image = ex.image()
         images += [image] * len(ex.responses)
         prompts += [ex.prompt] * len(ex.responses)
         responses += ex.responses
+        token_ids += ex.response_token_ids or [None] * len(ex.responses)
     with torch.inference_mode():
         sums, counts = response_logprobs(model, processor, images, prompts, responses, config.forward_batch_size,
-                                         share_prompt=config.share_prompt)
+                                         share_prompt=config.share_prompt, response_ids=token_ids)
     sums, counts = sums.double().cpu().tolist(), counts.cpu().tolist()
     terms = list_image_terms(model, processor, examples, config.forward_batch_size)
     rows, start = [], 0

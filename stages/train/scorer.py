@@ -32,15 +32,17 @@ class ListScorer(torch.nn.Module):
         self.image_term = image_term
 
     def forward(self, lists: list[ListExample]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        images, prompts, responses, list_images = [], [], [], []
+        images, prompts, responses, list_images, token_ids = [], [], [], [], []
         for ex in lists:
             image = ex.image()  # one object per list: its responses share the prompt pass
             list_images.append(image)
             images += [image] * len(ex.responses)
             prompts += [ex.prompt] * len(ex.responses)
             responses += ex.responses
+            token_ids += ex.response_token_ids or [None] * len(ex.responses)
         sums, counts = response_logprobs(
-            self.model, self.processor, images, prompts, responses, self.forward_batch_size, share_prompt=self.share_prompt
+            self.model, self.processor, images, prompts, responses, self.forward_batch_size,
+            share_prompt=self.share_prompt, response_ids=token_ids,
         )
         return sums, counts, (self._image_terms(lists, list_images) if self.image_term else None)
 
@@ -58,6 +60,7 @@ class ListScorer(torch.nn.Module):
                 self.model, self.processor, [images[i] for i, _ in picks],
                 [noised_image(images[i], lists[i].task_id) for i, _ in picks],
                 [lists[i].prompt for i, _ in picks], [lists[i].responses[c] for i, c in picks], self.forward_batch_size,
+                response_ids=[(lists[i].response_token_ids or [None] * len(lists[i].responses))[c] for i, c in picks],
             )
             out = out.index_put((torch.tensor([i for i, _ in picks], device=device),), term.to(out.dtype))
         return out

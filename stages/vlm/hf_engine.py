@@ -23,8 +23,8 @@ from typing import Any
 
 from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import ConfigError, ModelError, first_line
-from stages.vlm.chat import render_prompt
 from stages.vlm.decode import ResponseDecoder
+from stages.vlm.inputs import encode_prompts, placeholder_ids, profile_of
 from stages.vlm.engine_config import EngineConfig
 from stages.vlm.isolate import Rejected, serve_isolating
 from stages.vlm.load import load_shared_vlm
@@ -32,6 +32,7 @@ from stages.vlm.requests import SampledText, SampleRequest, SampleResult
 from stages.vlm.seeds import sequence_seed
 
 __all__ = ["HFSampler", "is_oom_error", "context_length"]
+
 
 # How allocators say they ran out: CUDA ("CUDA out of memory"), torch's CPU allocator ("DefaultCPUAllocator:
 # can't allocate memory" on Linux, "not enough memory" on Windows; c10/core/impl/alloc_cpu.cpp).
@@ -57,7 +58,7 @@ def context_length(model: Any) -> int | None:
 
 
 def _seeded_sampling_processor(
-    seeds: list[int], temperature: float, top_p: float, eos_ids: list[int], max_steps: int
+    seeds: list[int], temperature: float, top_p: float, eos_ids: list[int], max_steps: int, banned: list[int] = ()
 ):
     """Build the logits processor that samples each row from its own generator and records log-probs."""
     import torch
@@ -74,13 +75,17 @@ def _seeded_sampling_processor(
             self.logprob_sum = torch.zeros(len(seeds), dtype=torch.float64)
             self.n_tokens = torch.zeros(len(seeds), dtype=torch.long)
             self.finished = torch.zeros(len(seeds), dtype=torch.bool)
+            self.banned = torch.tensor(sorted(set(banned)), dtype=torch.long)
 
         def _draw(self, logits: torch.Tensor, logprobs: torch.Tensor) -> torch.Tensor:
+            banned = self.banned.to(logits.device)
             if temperature == 0:
-                return logits.argmax(dim=-1)
+                return (logits.index_fill(1, banned, -math.inf) if len(banned) else logits).argmax(dim=-1)
             # float32 over the vocabulary, like generate's own sampling: float64 doubles the memory
             # traffic of every pass and made sampling ~2x slower than generate at a 152k vocabulary.
             probs = logprobs.exp() if temperature == 1 else torch.softmax(logits / temperature, dim=-1)
+            if len(banned):  # never draw an image placeholder: scoring the response would count it as an image slot
+                probs = probs.index_fill_(1, banned, 0.0)
             if top_p < 1.0:
                 sorted_p, order = probs.sort(dim=-1, descending=True, stable=True)
                 drop_sorted = (sorted_p.cumsum(dim=-1) - sorted_p) >= top_p  # mass before it already covers top_p
@@ -143,6 +148,7 @@ class HFSampler:
         self.tokenizer = self.processor.tokenizer
         self.tokenizer.padding_side = "left"  # generation appends on the right
         self.decoder = ResponseDecoder(self.tokenizer, keep_tokens)  # the family's box tokens survive decoding
+        self.quirks = profile_of(self.processor, self.model).chat  # how this family's prompts are encoded
         eos = self.model.generation_config.eos_token_id
         eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
         if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in eos_ids:
@@ -150,6 +156,7 @@ class HFSampler:
         if not eos_ids:
             raise ModelError(f"{self.model_name!r} defines no eos token (generation_config or tokenizer)")
         self.eos_ids = eos_ids
+        self.placeholders = placeholder_ids(self.processor, self.model) - set(eos_ids)  # never sampled
         self.context = context_length(self.model)
         pad = self.model.generation_config.pad_token_id
         self.pad_id = pad if pad is not None else (self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos_ids[0])
@@ -174,9 +181,7 @@ class HFSampler:
         ``num_return_sequences`` would expand it, but through the processor so every family's image
         inputs expand correctly."""
         rows = [r for r in requests for _ in range(r.n)]
-        images = [r.image for r in rows if r.image is not None]
-        texts = [render_prompt(self.processor, r.prompt, with_image=r.image is not None) for r in rows]
-        batch = self.processor(text=texts, images=images or None, return_tensors="pt", padding=True)
+        batch = encode_prompts(self.processor, [r.image for r in rows], [r.prompt for r in rows], self.quirks)
         batch = batch.to(self.device)
         for key, value in batch.items():
             if hasattr(value, "is_floating_point") and value.is_floating_point():
@@ -249,7 +254,9 @@ class HFSampler:
         first = requests[0]
         n = first.n
         seeds = [sequence_seed(r.seed, j) for r in requests for j in range(n)]
-        sampler = _seeded_sampling_processor(seeds, first.temperature, first.top_p, self.eos_ids, first.max_tokens)
+        sampler = _seeded_sampling_processor(
+            seeds, first.temperature, first.top_p, self.eos_ids, first.max_tokens, sorted(self.placeholders)
+        )
         # Greedy decoding over rows that each request fills n times (see _encode): our processor makes
         # the draw, and generate's own multinomial pass over the vocabulary (the costliest step at a
         # real vocabulary size) never runs.
@@ -283,6 +290,7 @@ class HFSampler:
                         n_tokens=int(sampler.n_tokens[row]),
                         logprob_sum=float(sampler.logprob_sum[row]),
                         finish_reason="stop" if stop is not None else "length",
+                        token_ids=tuple(kept),
                     )
                 )
             results.append(SampleResult(request_id=r.request_id, outputs=outputs))

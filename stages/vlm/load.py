@@ -60,6 +60,21 @@ def check_model_source(name: str, stage: str = "sample") -> None:
         ) from None
 
 
+def missing_package_hint(exc: ImportError) -> str:
+    """One line naming the missing package and its install command (transformers' own messages are long)."""
+    import re
+
+    package = getattr(exc, "name", None)
+    words = set(re.findall(r"[a-z0-9_]+", str(exc).lower()))
+    for known in ("torchvision", "num2words", "timm", "einops", "av", "vllm"):
+        if package == known or known in words:
+            package = known
+            break
+    if package:
+        return f"the Python package {package!r} is missing; install it with `pip install {package}` (or `pip install -e .` for this project's pins)"
+    return first_line(exc)
+
+
 def load_vlm(engine: EngineConfig, stage: str) -> tuple[Any, Any]:
     """Load ``(model, processor)`` of ``engine.model`` (a folder or Hub id) with transformers, in eval mode on
     ``engine.device`` in ``engine.dtype``.
@@ -90,8 +105,19 @@ def load_vlm(engine: EngineConfig, stage: str) -> tuple[Any, Any]:
     try:
         processor = AutoProcessor.from_pretrained(name)
         model = AutoModelForImageTextToText.from_pretrained(name, dtype=torch_dtype)
+    except ImportError as exc:  # an optional package the family's processor or model needs (torchvision, num2words)
+        raise ModelError(f"[{stage}] cannot load image-text model {name!r}: {missing_package_hint(exc)}") from exc
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"[{stage}] cannot load image-text model {name!r}: {first_line(exc)}") from exc
+    except Exception as exc:
+        # Without torchvision some video processors fail inside transformers' auto classes with an
+        # AttributeError rather than an ImportError (LLaVA-OneVision on transformers 5.23).
+        import importlib.util
+
+        if importlib.util.find_spec("torchvision") is None:
+            hint = missing_package_hint(ModuleNotFoundError("No module named 'torchvision'", name="torchvision"))
+            raise ModelError(f"[{stage}] cannot load image-text model {name!r}: {hint}") from exc
+        raise
     if getattr(processor, "image_processor", None) is None or getattr(processor, "tokenizer", None) is None:
         raise ModelError(f"[{stage}] {name!r} has no image processor; engine.model must be a vision-language model")
     model.to(device).eval()

@@ -1,8 +1,9 @@
 """Summed log-probs of responses under a VLM, many (image, prompt, response) triples per forward.
 
-The prompt is rendered with :func:`stages.vlm.chat.render_prompt` (the format the sampler used)
-and tokenized by the processor (which expands the image placeholder); the response is tokenized on
-its own and appended with EOS, as it was generated after the prompt. Only response tokens count.
+The prompt is encoded by :func:`stages.vlm.inputs.encode_prompts` (the format the sampler used,
+with the family's quirks; the processor expands the image placeholder); a sampled response is
+scored on the token ids it was generated as, one we wrote is tokenized on its own (special tokens
+split) and ends with the model's turn-end token (:mod:`stages.vlm.tokens`). Only response tokens count.
 Used by the reference stage (under ``torch.inference_mode``) and the trainer (with gradients).
 
 Two paths give the same numbers: a padded batch of full sequences, and, when several responses
@@ -17,7 +18,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Final, Sequence
 
-from stages.vlm.chat import render_prompt
+from stages.vlm.inputs import encode_prompts, profile_of, response_token_type
 from stages.vlm.tokens import response_token_ids
 
 __all__ = ["response_logprobs", "tokenize_triples", "SHARED_PROMPT_MODEL_TYPES"]
@@ -35,44 +36,45 @@ def _base(model: Any) -> Any:
     return model.get_base_model() if hasattr(model, "get_base_model") else model  # peft wraps the model
 
 
-def _encode_prompts(processor: Any, images: Sequence[Any | None], prompts: Sequence[str]) -> Any:
-    with_image = images[0] is not None
-    if any((img is not None) != with_image for img in images):
-        raise ValueError("a batch mixes triples with and without an image; group them first")
-    texts = [render_prompt(processor, p, with_image=with_image) for p in prompts]
-    if with_image:
-        return processor(text=texts, images=list(images), padding=True, return_tensors="pt")
-    return _tokenizer(processor)(texts, padding=True, return_tensors="pt")
+def _encode_prompts(processor: Any, images: Sequence[Any | None], prompts: Sequence[str], model: Any | None = None) -> Any:
+    return encode_prompts(processor, images, prompts, profile_of(processor, model).chat)
 
 
 def tokenize_triples(
-    processor: Any, images: Sequence[Any | None], prompts: Sequence[str], responses: Sequence[str], append_eos: bool = True
+    processor: Any, images: Sequence[Any | None], prompts: Sequence[str], responses: Sequence[str], append_eos: bool = True,
+    response_ids: Sequence[Sequence[int] | None] | None = None, model: Any | None = None,
 ) -> dict[str, Any]:
     """Tokenize one batch: right-padded ``input_ids`` / ``attention_mask``, a ``response_mask``, and the processor's image tensors.
 
     Every triple of a batch must agree on having an image or not (the caller groups them).
-    Returns torch tensors; ``prompt_lengths`` is the number of prompt tokens of each row.
+    ``response_ids[i]``, when given, are the ids response ``i`` was sampled as (scored as they are);
+    ``model`` (optional) names the family whose quirks apply. Returns torch tensors;
+    ``prompt_lengths`` is the number of prompt tokens of each row.
     """
     import torch
 
-    enc = _encode_prompts(processor, images, prompts)
-    response_ids = response_token_ids(processor, responses, append_eos)
+    enc = _encode_prompts(processor, images, prompts, model)
+    ids = response_token_ids(processor, responses, append_eos, response_ids, model)
     tok = _tokenizer(processor)
     keep = enc["attention_mask"].bool()
     prompt_lengths = keep.sum(dim=1).tolist()
-    width = max(n + len(r) for n, r in zip(prompt_lengths, response_ids))
+    width = max(n + len(r) for n, r in zip(prompt_lengths, ids))
     pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    type_fill = response_token_type(profile_of(processor, model).chat)
     out: dict[str, Any] = {"response_mask": torch.zeros((len(prompts), width), dtype=torch.bool)}
     # Per-token tensors (input_ids, attention_mask, token_type_ids, ...) are re-laid right-padded:
-    # the prompt's values, then the response's (its ids; 1 for the attention mask; 0 otherwise).
+    # the prompt's values, then the response's (its ids; 1 for the attention mask; PaliGemma's
+    # token_type_ids 1 on its suffix; 0 otherwise).
     per_token = [k for k, v in enc.items() if hasattr(v, "shape") and tuple(v.shape) == tuple(enc["input_ids"].shape)]
     for key in per_token:
         out[key] = torch.full((len(prompts), width), pad if key == "input_ids" else 0, dtype=enc[key].dtype)
-    for i, (n, r) in enumerate(zip(prompt_lengths, response_ids)):
+    for i, (n, r) in enumerate(zip(prompt_lengths, ids)):
         for key in per_token:
             out[key][i, :n] = enc[key][i][keep[i]]
         out["input_ids"][i, n : n + len(r)] = torch.tensor(r, dtype=out["input_ids"].dtype)
         out["attention_mask"][i, n : n + len(r)] = 1
+        if "token_type_ids" in out:
+            out["token_type_ids"][i, n : n + len(r)] = type_fill
         out["response_mask"][i, n : n + len(r)] = True
     extra = {k: v for k, v in enc.items() if k not in per_token}
     return {**out, "prompt_lengths": torch.tensor(prompt_lengths), **extra}
@@ -120,7 +122,7 @@ def _shared_prompt_logprobs(model: Any, processor: Any, image: Any, prompt: str,
     import torch
 
     n, width = len(response_ids), max(len(r) for r in response_ids)
-    prefix = _to_model(model, dict(_encode_prompts(processor, [image], [prompt])))
+    prefix = _to_model(model, dict(_encode_prompts(processor, [image], [prompt], model)))
     device = prefix["input_ids"].device
     if width == 0:
         return torch.zeros(n, device=device), torch.zeros(n, dtype=torch.long, device=device)
@@ -154,6 +156,7 @@ def response_logprobs(
     batch_size: int = 16,
     append_eos: bool = True,
     share_prompt: bool = True,
+    response_ids: Sequence[Sequence[int] | None] | None = None,
 ) -> tuple[Any, Any]:
     """Return ``(sums, n_tokens)``: each response's summed token log-prob given its image and prompt, and its token count.
 
@@ -162,6 +165,8 @@ def response_logprobs(
     (``share_prompt``, for :data:`SHARED_PROMPT_MODEL_TYPES`). Results keep the input order.
     Gradients flow to the model's parameters unless the caller disables them. ``sums`` is float32
     on the model's device, ``n_tokens`` int64 (response tokens + EOS when ``append_eos``).
+    ``response_ids[i]``, when not None, are the token ids response ``i`` was sampled as: scored
+    exactly (its text is then not tokenized, and nothing is appended).
     """
     import torch
 
@@ -169,6 +174,9 @@ def response_logprobs(
         raise ValueError(f"images, prompts and responses differ in length: {len(images)}, {len(prompts)}, {len(responses)}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    given = list(response_ids) if response_ids is not None else [None] * len(prompts)
+    if len(given) != len(prompts):
+        raise ValueError(f"response_ids has {len(given)} entries for {len(prompts)} responses")
     sums: list[Any] = [None] * len(prompts)
     counts: list[Any] = [None] * len(prompts)
     shared = share_prompt and getattr(_base(model).config, "model_type", None) in SHARED_PROMPT_MODEL_TYPES
@@ -179,7 +187,8 @@ def response_logprobs(
             continue
         for start in range(0, len(group), batch_size):
             chunk = group[start : start + batch_size]
-            ids = response_token_ids(processor, [responses[i] for i in chunk], append_eos)
+            ids = response_token_ids(processor, [responses[i] for i in chunk], append_eos,
+                                [given[i] for i in chunk], model)
             s, n = _shared_prompt_logprobs(model, processor, images[chunk[0]], prompts[chunk[0]], ids)
             for j, i in enumerate(chunk):
                 sums[i], counts[i] = s[j], n[j]
@@ -188,7 +197,8 @@ def response_logprobs(
         for start in range(0, len(idx), batch_size):
             chunk = idx[start : start + batch_size]
             pick = lambda seq: [seq[i] for i in chunk]
-            s, n = _batched_logprobs(model, tokenize_triples(processor, pick(images), pick(prompts), pick(responses), append_eos))
+            batch = tokenize_triples(processor, pick(images), pick(prompts), pick(responses), append_eos, pick(given), model)
+            s, n = _batched_logprobs(model, batch)
             for j, i in enumerate(chunk):
                 sums[i], counts[i] = s[j], n[j]
     if not sums:

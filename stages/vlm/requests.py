@@ -34,12 +34,14 @@ class SampleRequest:
 
 @dataclass(frozen=True)
 class SampledText:
-    """One generated sequence: its text, token count, summed log-prob and why it stopped."""
+    """One generated sequence: its text, token count, summed log-prob, why it stopped, and the token
+    ids it was generated as (the stop token included when it stopped; None when the backend gives none)."""
 
     text: str
     n_tokens: int
     logprob_sum: float | None
     finish_reason: str  # "stop" | "length"
+    token_ids: tuple[int, ...] | None = None
 
 
 @dataclass

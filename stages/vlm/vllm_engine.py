@@ -15,7 +15,7 @@ from typing import Any
 
 from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import ModelError, first_line
-from stages.vlm.chat import render_prompt
+from stages.vlm.inputs import profile_of, render_family_prompt
 from stages.vlm.decode import ResponseDecoder
 from stages.vlm.engine_config import Backend, EngineConfig
 from stages.vlm.isolate import Rejected, serve_isolating
@@ -47,8 +47,13 @@ def build_vllm_inputs(requests: list[SampleRequest], processor: Any) -> tuple[li
     """
     prompts: list[dict[str, Any]] = []
     params: list[dict[str, Any]] = []
+    quirks = profile_of(processor).chat
+    bos = getattr(getattr(processor, "tokenizer", processor), "bos_token", None)
     for r in requests:
-        entry: dict[str, Any] = {"prompt": render_prompt(processor, r.prompt, with_image=r.image is not None)}
+        text = render_family_prompt(processor, r.prompt, r.image is not None, quirks)
+        if bos and text.startswith(bos):  # vLLM tokenizes a text prompt with special tokens: it adds BOS itself
+            text = text[len(bos):]
+        entry: dict[str, Any] = {"prompt": text}
         if r.image is not None:
             entry["multi_modal_data"] = {"image": r.image}
         prompts.append(entry)
@@ -71,7 +76,7 @@ _FINISH_REASONS = {"stop": "stop", "length": "length"}
 def result_from_vllm_output(request_id: str, output: Any, decoder: ResponseDecoder | None = None) -> SampleResult:
     """Turn one ``vllm.RequestOutput`` into a :class:`SampleResult` keeping every ``CompletionOutput``.
 
-    ``n_tokens`` is ``len(token_ids)`` (EOS included when emitted), ``logprob_sum`` is
+    ``token_ids`` are ``CompletionOutput.token_ids`` (EOS included when emitted), ``n_tokens`` their count, ``logprob_sum`` is
     ``cumulative_logprob``; a finish reason other than stop/length (e.g. abort) is kept as is. With
     a ``decoder`` that keeps the family's box tokens the text is decoded from ``token_ids`` by it
     (vLLM's own text has skipped every special token); otherwise vLLM's text is used.
@@ -82,6 +87,7 @@ def result_from_vllm_output(request_id: str, output: Any, decoder: ResponseDecod
             n_tokens=len(c.token_ids),
             logprob_sum=None if c.cumulative_logprob is None else float(c.cumulative_logprob),
             finish_reason=_FINISH_REASONS.get(str(c.finish_reason), str(c.finish_reason)),
+            token_ids=tuple(int(t) for t in c.token_ids),  # CompletionOutput.token_ids: what reference and train score
         )
         for c in sorted(output.outputs, key=lambda c: c.index)
     ]

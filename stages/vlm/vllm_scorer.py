@@ -29,7 +29,7 @@ from typing import Any, Final, Sequence
 
 from data_schemas.quarantine import QuarantineReason
 from stages.lib.errors import ModelError, first_line
-from stages.vlm.chat import render_prompt
+from stages.vlm.inputs import profile_of, render_family_prompt
 from stages.vlm.isolate import Rejected, serve_isolating
 from stages.vlm.tokens import response_token_ids
 
@@ -79,7 +79,7 @@ def _tokenizer(processor: Any) -> Any:
 
 
 def build_reference_requests(
-    triples: Sequence[tuple[Any | None, str, str]], processor: Any, append_eos: bool = True
+    triples: Sequence[tuple], processor: Any, append_eos: bool = True
 ) -> list[ReferenceRequest]:
     """Return one request per ``(image, prompt, response)`` triple, in order.
 
@@ -87,15 +87,21 @@ def build_reference_requests(
     ``"multi_modal_data": {"image": image}`` when ``image`` is not None. ``prompt_ids`` is the
     rendered prompt tokenized by the model's tokenizer (with its one image placeholder, which vLLM
     expands); ``response_ids`` is the response tokenized without special tokens, plus EOS when
-    ``append_eos`` — the tokens the hf path scores. Pure: no vLLM, no model weights.
+    ``append_eos`` — the tokens the hf path scores. A triple may carry a 4th item, the response's
+    sampled token ids, which are then used as they are. Pure: no vLLM, no model weights.
     """
     tok = _tokenizer(processor)
-    keys = list(dict.fromkeys((image is not None, prompt) for image, prompt, _ in triples))  # each prompt once
-    texts = [render_prompt(processor, prompt, with_image=with_image) for with_image, prompt in keys]
-    prompt_ids = dict(zip(keys, tok(texts)["input_ids"])) if keys else {}
-    responses = response_token_ids(processor, [r for _, _, r in triples], append_eos)
+    quirks = profile_of(processor).chat
+    keys = list(dict.fromkeys((t[0] is not None, t[1]) for t in triples))  # each prompt once
+    texts = [render_family_prompt(processor, prompt, with_image, quirks) for with_image, prompt in keys]
+    bos = getattr(tok, "bos_token", None)
+    prompt_ids = {}
+    for key, text in zip(keys, texts):  # a template that writes BOS gets no second one
+        prompt_ids[key] = tok(text, add_special_tokens=not (bos and text.startswith(bos)))["input_ids"]
+    given = [t[3] if len(t) > 3 else None for t in triples]
+    responses = response_token_ids(processor, [t[2] for t in triples], append_eos, given)
     requests = []
-    for (image, prompt, _), response_ids in zip(triples, responses):
+    for (image, prompt, *_), response_ids in zip(triples, responses):
         entry: dict[str, Any] = {"prompt_token_ids": list(prompt_ids[(image is not None, prompt)]) + response_ids}
         if image is not None:
             entry["multi_modal_data"] = {"image": image}
@@ -155,7 +161,7 @@ def setup_vllm(config: Any) -> VLLMReferenceModel:
 
 
 def score_triples_vllm(
-    resources: VLLMReferenceModel, triples: Sequence[tuple[Any | None, str, str]], append_eos: bool = True
+    resources: VLLMReferenceModel, triples: Sequence[tuple], append_eos: bool = True
 ) -> list[tuple[float, int] | ScoringError]:
     """Score every triple in one ``LLM.generate`` call; return ``(sum, n_tokens)`` per triple, in order.
 

@@ -199,3 +199,17 @@ def test_failing_stage_still_records_finished_shards_when_batched(fake_registry,
 def test_scratch_folders_of_shards_without_artifacts_are_removed(fake_registry, tmp_path):
     _run(tmp_path)
     assert not (tmp_path / "upper" / "_scratch").exists()
+
+
+def test_a_run_folder_of_an_older_table_schema_is_redone_with_a_message(fake_registry, tmp_path, caplog):
+    import json
+
+    _run(tmp_path)
+    manifest = tmp_path / "upper" / "_manifest.json"
+    data = json.loads(manifest.read_text())
+    data["schema_version"] = "2"
+    manifest.write_text(json.dumps(data))
+    with caplog.at_level("WARNING", logger="pipeline.runner"):
+        _run(tmp_path)
+    assert _ran("upper") == [0, 1, 2]
+    assert any("written with table schema '2'" in r.getMessage() and "redone" in r.getMessage() for r in caplog.records)

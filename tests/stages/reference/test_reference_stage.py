@@ -45,7 +45,9 @@ def test_fills_reference_logprobs_for_every_response(config, tmp_path):
     result = run_shard(ShardInputs({"tasks": tasks, "listwise": listwise}, resources), ShardOutput("reference", 0, tmp_path), config)
     out = result.tables["listwise"].to_pylist()
     assert [r["task_id"] for r in out] == ["a", "b"]
-    assert result.metrics == {"lists": 2.0, "responses": 5.0}
+    assert result.metrics["lists"] == 2.0 and result.metrics["responses"] == 5.0
+    assert result.metrics["reused_responses"] == 0.0  # the config has no [sample] to link: everything is scored
+    assert result.metrics["scored_tokens"] == sum(sum(r["ref_n_tokens"]) for r in out)
     (bad,) = result.quarantine
     assert bad["row_ref"] == "missing" and bad["reason"] == "unknown_task"
     images = {r["task_id"]: decode_image_cell(r["image"]) for r in tasks.to_pylist()}

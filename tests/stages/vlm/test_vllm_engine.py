@@ -61,6 +61,7 @@ def test_result_keeps_all_n_outputs_in_index_order():
         ("", 1, -0.5, "stop"),
         ("red", 2, None, "abort"),
     ]
+    assert [o.token_ids for o in result.outputs] == [(5, 6, 7, 8), (2,), (9, 2)]  # what reference and train score
 
 
 def test_prompt_over_max_model_len_is_prompt_too_long():
@@ -108,3 +109,15 @@ def test_vllm_samples_all_n_on_gpu(tiny_model_dir):
     assert all(o.logprob_sum is not None and o.logprob_sum <= 0 for o in results[0].outputs)
     again = sampler.sample([SampleRequest("a", "What colour?", image, n=4, max_tokens=8, seed=3)])
     assert [o.text for o in again[0].outputs] == [o.text for o in results[0].outputs]
+
+
+def test_a_template_that_writes_bos_leaves_it_to_vllm(tiny_family_dir):
+    """vLLM tokenizes a text prompt with special tokens: the BOS Gemma 3's template writes is dropped from the text."""
+    from stages.vlm.engine_config import EngineConfig
+    from stages.vlm.load import load_vlm
+
+    _, processor = load_vlm(EngineConfig(model=str(tiny_family_dir("gemma3")), device="cpu"), "test")
+    prompts, _ = build_vllm_inputs([SampleRequest("a", "What colour?", Image.new("RGB", (8, 8)))], processor)
+    text = prompts[0]["prompt"]
+    assert text.startswith("<start_of_turn>user\n") and processor.tokenizer.bos_token not in text
+    assert processor.tokenizer(text)["input_ids"].count(processor.tokenizer.bos_token_id) == 1

@@ -161,6 +161,17 @@ def test_text_only_triples_have_no_image_and_match_hf(processor):
     assert build_reference_requests([], processor) == []
 
 
+def test_requests_score_stored_token_ids_as_they_are(processor):
+    image = Image.new("RGB", (64, 64), (255, 0, 0))
+    sampled = [5, 6, 7, processor.tokenizer.eos_token_id]
+    (given, written) = build_reference_requests(
+        [(image, "Where?", "ignored text", sampled), (image, "Where?", "see <image> here", None)], processor
+    )
+    assert given.response_ids == sampled and given.prompt["prompt_token_ids"][-4:] == sampled
+    image_id = processor.tokenizer.convert_tokens_to_ids(processor.image_token)
+    assert image_id not in written.response_ids  # a literal "<image>" in a written answer is text
+
+
 # -- scoring against the fake engine -----------------------------------------------------------------
 
 
