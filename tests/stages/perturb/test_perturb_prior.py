@@ -69,15 +69,15 @@ def test_the_option_off_changes_no_row(tmp_path):
 
 
 def test_the_option_off_leaves_the_fingerprints_as_they_were():
-    """Digests of the default perturb and rank sections computed on main (e12d994) before prior_answer existed:
+    """Digests of the default perturb and rank sections computed on main (9163dfc) before prior_answer existed:
     a run made then stays current (no perturb or rank shard is redone by the upgrade). A change that alters
     either digest redoes every run's perturb (or rank) stage: update them only on purpose."""
     assert "prior_answer" not in section_for_fingerprint(PerturbConfig())
     assert shard_fingerprint("perturb", section_for_fingerprint(PerturbConfig()), ["in"]) == (
-        "7a293187e452bb9ef91cb9a8fe31b2634b5dad656799e2c3292d0e8ad59033af"
+        "f47e6dd73cb0c0c9e12c94621aeb4c4eb6c6ce013121b66699fb4c5eb0a38284"
     )
     assert shard_fingerprint("rank", section_for_fingerprint(RankConfig()), ["in"]) == (
-        "cd90a859eb1278e3ce488632bb0d1dfbf317551c044fa491387ccc6369f33699"
+        "449a306b22e4a1cf49d24d067aa9f5ddbcaed82a9a0d244e977ddddd4b830f9a"
     )
     on = PerturbConfig(prior_answer={"enabled": True})
     assert section_for_fingerprint(on)["prior_answer"]["enabled"] is True  # on, it is part of the fingerprint
