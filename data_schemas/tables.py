@@ -50,6 +50,7 @@ class Origin(StrEnum):
     DISTORTED_IMAGE = "distorted_image"  # the policy's answer on a distorted copy of the image (perturb)
     HALLUCINATION = "hallucination"  # the ground truth with injected errors (perturb)
     GROUND_TRUTH = "ground_truth"  # the annotation itself (sample, include_ground_truth)
+    PRIOR_ANSWER = "prior_answer"  # the model's answer with the ground truth in its prompt (perturb; LeanPO's winner)
 
 
 ORIGINS: Final[tuple[str, ...]] = tuple(o.value for o in Origin)

@@ -96,6 +96,8 @@ def run(
     ] = None,
     no_ray: Annotated[bool, typer.Option("--no-ray", help="Run shards in this process, without Ray (debugging).")] = False,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bars.")] = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Hash every finished shard file before reusing it "
+                                         "(inputs and final tables always are); a damaged one is redone.")] = False,
 ) -> None:
     """Run the pipeline (or some stages of it) into a run folder, resuming finished shards."""
     from pipeline.runner import resolve_run_dir
@@ -106,7 +108,7 @@ def run(
     with _writing(folder):
         stage_list, forced = _split(stages), _split(force)
         if cfg.run.rounds == 1:
-            _run_once(cfg, folder, stage_list, forced, not no_ray, progress)
+            _run_once(cfg, folder, stage_list, forced, not no_ray, progress, verify)
         else:
             from pipeline.eval_report import trained_model_dir
             from pipeline.rounds import run_rounds
@@ -119,7 +121,7 @@ def run(
                 cfg,
                 folder,
                 lambda round_cfg, round_folder, redo: _run_once(
-                    round_cfg, round_folder, stage_list, redo or forced, not no_ray, progress
+                    round_cfg, round_folder, stage_list, redo or forced, not no_ray, progress, verify
                 ),
                 trained_model_dir,
                 log=lambda line: typer.echo(line, err=True),
@@ -127,13 +129,15 @@ def run(
     typer.echo(format_run_status(folder))
 
 
-def _run_once(cfg, folder: Path, stages: list[str], force: list[str], use_ray: bool, progress: bool | None) -> list:
+def _run_once(
+    cfg, folder: Path, stages: list[str], force: list[str], use_ray: bool, progress: bool | None, verify: bool = False
+) -> list:
     """One run folder: the stages, then the report and the export; the per-stage summary goes to stderr."""
     from pipeline.outputs import finalize_run
     from pipeline.runner import run_pipeline
     from pipeline.store import RunStore
 
-    summaries = run_pipeline(cfg, folder, stages=stages, force=force, use_ray=use_ray, progress=progress)
+    summaries = run_pipeline(cfg, folder, stages=stages, force=force, use_ray=use_ray, progress=progress, verify=verify)
     for s in summaries:
         typer.echo(
             f"{s.stage:<10} shards run {s.shards_run}, reused {s.shards_skipped} of {s.shards_total}; "
@@ -150,14 +154,16 @@ def status(
     config: ConfigOpt = Path("pipeline.toml"),
     run_dir: RunDirOpt = None,
     overrides: SetOpt = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Also hash every shard file against its manifest "
+                                         "(reads the whole run folder here); damaged files are listed.")] = False,
 ) -> None:
-    """Per stage: shards done / planned, rows, quarantined rows; where the report and export are."""
+    """Per stage: shards done / planned, rows, quarantined rows, damaged shard files; where the report and export are."""
     from pipeline.runner import resolve_run_dir
     from pipeline.status import format_run_status
 
     folder = run_dir if run_dir is not None else resolve_run_dir(_load(config, overrides), None)
     _run_folder(folder, must_exist=True)
-    typer.echo(format_run_status(folder))
+    typer.echo(format_run_status(folder, verify=verify))
 
 
 @app.command("make-demo")
@@ -277,7 +283,8 @@ def train(
 
         executor = TorchrunExecutor(nproc)
     with _writing(folder):
-        (summary,) = run_pipeline(cfg, folder, stages=["train"], use_ray=not no_ray, executor=executor)
+        ran = run_pipeline(cfg, folder, stages=["train"], use_ray=not no_ray, executor=executor)
+        summary = next(s for s in ran if s.stage == "train")  # a damaged input redoes its writer's shard too
     typer.echo(
         f"train: shards run {summary.shards_run}, reused {summary.shards_skipped} of {summary.shards_total} "
         f"with {nproc} process(es); {summary.seconds:.1f}s",

@@ -284,13 +284,23 @@ def _resolve_eval(cfg: BaseModel) -> None:
 def section_for_fingerprint(section: BaseModel) -> dict[str, Any]:
     """Return a stage section as JSON-able data minus the fields that only affect resources, its ``engine`` table
     flattened into it; its ``model``
-    (a folder or Hub id) is replaced by what identifies the weights (:func:`stages.lib.models.identity.model_fingerprint`)."""
+    (a folder or Hub id) is replaced by what identifies the weights (:func:`stages.lib.models.identity.model_fingerprint`);
+    a field of ``fingerprint_before`` that holds its default is recorded as it was before it existed
+    (:attr:`stages.base.StageConfig.fingerprint_before`)."""
     data = {k: v for k, v in section.model_dump(mode="json").items() if k not in RESOURCE_FIELDS}
     engine = data.pop("engine", None)
     if isinstance(engine, dict):  # flattened, as the fields sat before [<stage>.engine]: same fingerprints
         from stages.vlm.engine_config import ENGINE_RESOURCE_FIELDS
 
         data.update({k: v for k, v in engine.items() if k not in ENGINE_RESOURCE_FIELDS})
+    from stages.base import OMITTED
+
+    for name, before in getattr(type(section), "fingerprint_before", {}).items():
+        if getattr(section, name) == type(section).model_fields[name].get_default(call_default_factory=True):
+            if before == OMITTED:
+                data.pop(name, None)
+            else:
+                data[name] = before
     if isinstance(data.get("model"), str) and data["model"]:
         from stages.lib.models.identity import model_fingerprint
 

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
+from pipeline.shard_check import mismatched_files
 from pipeline.store import RunStore, StagedShard, read_files
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageConfig, StageSpec
 from stages.lib.errors import PipelineError, StageFailedError, first_line
@@ -42,7 +43,9 @@ class ShardJob:
     hashes of its inputs (recorded in the manifest, to tell later whether they are still current).
 
     ``input_files`` are Parquet files in the run folder (read by the worker, concatenated per table);
-    ``input_tables`` are small tables shipped with the job (a source stage's planned records).
+    ``input_tables`` are small tables shipped with the job (a source stage's planned records);
+    ``input_sha256`` maps an input file (as in ``input_files``) to the sha256 its producer's manifest
+    recorded: the worker checks it before decoding (:mod:`pipeline.shard_check`).
     """
 
     index: int
@@ -53,10 +56,12 @@ class ShardJob:
     input_tables: dict[str, pa.Table] = field(default_factory=dict)
     input_hashes: list[str] = field(default_factory=list)
     scratch_key: str = ""  # what its scratch folder is kept under (see pipeline.runner.scratch_key)
+    input_sha256: dict[str, str] = field(default_factory=dict)
 
     def load_inputs(self) -> dict[str, pa.Table]:
-        """Read the shard's input tables (wherever this runs: the run folder is shared)."""
-        tables = {name: read_files(name, paths) for name, paths in self.input_files.items()}
+        """Read the shard's input tables (wherever this runs: the run folder is shared), each file checked
+        against its recorded sha256; raises :class:`pipeline.shard_check.ShardHashError` on a mismatch."""
+        tables = {name: read_files(name, paths, sha256=self.input_sha256) for name, paths in self.input_files.items()}
         return {**tables, **self.input_tables}
 
 
@@ -163,6 +168,10 @@ class LocalExecutor:
                 break
         if failures:
             raise _fail(spec, failures, max_retries + 1)
+
+    def verify(self, expected: dict[str, str]) -> list[str]:
+        """The files of ``expected`` (path -> sha256) whose bytes do not match (in this process)."""
+        return mismatched_files(expected)
 
     def close(self) -> None:
         """Release the shared engine and stop sharing (the end of a run)."""
@@ -446,6 +455,16 @@ class RayExecutor:
         if self._kept is not None:
             self._kept.close()
         self._kept, self._kept_key = None, None
+
+    def verify(self, expected: dict[str, str], files_per_task: int = 64) -> list[str]:
+        """The files of ``expected`` (path -> sha256) whose bytes do not match, hashed by Ray tasks on the
+        workers (the driver reads no shard), ``files_per_task`` files per task."""
+        import ray
+
+        items = sorted(expected.items())
+        remote = ray.remote(mismatched_files).options(num_cpus=self.cpus_per_task, max_retries=1)
+        refs = [remote.remote(dict(items[i : i + files_per_task])) for i in range(0, len(items), files_per_task)]
+        return sorted(path for bad in ray.get(refs) for path in bad)
 
     def _drive(self, ray, spec, jobs, pool, on_done, max_retries) -> None:
         queue: deque[tuple[ShardJob, int]] = deque((job, 1) for job in jobs)

@@ -28,6 +28,7 @@ class ShardRecord:
     seconds: float = 0.0
     completed_at: float = 0.0
     sizes: dict[str, int] = field(default_factory=dict)  # bytes of each file, to notice a truncated one cheaply
+    hashes: dict[str, str] = field(default_factory=dict)  # sha256 of each file, checked where the file is read
     inputs: list[str] = field(default_factory=list)  # the input content hashes it was made from
     node: str = ""  # the Ray node that ran it ("" in-process)
 

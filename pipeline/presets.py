@@ -26,6 +26,8 @@ _POVID2 = "YiyangZhou/POVID scripts/run_povid.sh"
 _POVID_TRAINER = "YiyangZhou/POVID tool/dpo_trainer_inherent.py (DPOTrainer beta default)"
 _MULTI = "arXiv 2410.12138 (multi-sample comparisons)"
 _LEANPO = "arXiv 2506.05260 §3 (LeanPO)"
+_LEANPO_DATA = ("arXiv 2506.05260 §3 and Wang-Xiaodong1899/LeanPO assets/method.png: winner = the model's answer "
+                "given the ground truth as a prior, loser = its answer on a distorted input")
 _DPO = "Rafailov et al. 2023 (arXiv 2305.18290) §6; TRL DPOConfig beta default"
 
 
@@ -151,12 +153,24 @@ PRESETS: Final[dict[PresetName, Preset]] = {
         ),
         Preset(
             PresetName.LEANPO,
-            "LeanPO: reference-free, β × mean per-token log-likelihood, no label smoothing.",
+            "LeanPO: reference-free, β × mean per-token log-likelihood, no label smoothing, trained on LeanPO's own "
+            "pairs (the answer given the ground truth as a prior vs the answer on a distorted image).",
             {
+                "perturb": {
+                    "prior_answer": {"enabled": (True, _LEANPO_DATA)},
+                    "hallucination": {"enabled": (False, f"{_LEANPO_DATA}: no hallucinated text in the recipe")},
+                    "distortion": {"n_answers": (1, "assets/method.png: one losing response per (video, query, answer)")},
+                },
+                "rank": {
+                    "list_origins": ([Origin.PRIOR_ANSWER, Origin.DISTORTED_IMAGE], _LEANPO_DATA),
+                    "order_by": ("origin", f"{_LEANPO_DATA}: the origins decide, not a reward"),
+                },
                 "train": {"loss": ("leanpo", _LEANPO), "leanpo_smoothing": ("none", "the paper's rule was not found")},
                 "reference": {"enabled": (False, f"{_LEANPO}: reference-free")},
             },
-            "β, the learning rate and the dynamic label smoothing rule were not found; our defaults stay.",
+            "β, the learning rate and the dynamic label smoothing rule were not found; our defaults stay. The prompt "
+            "that gives the prior, the distortion A and the self-reflection step were not found either: the prompt is "
+            "ours (prompts/prior_answer.txt), the distortion is [perturb.distortion]'s, and no reflection is done.",
         ),
         Preset(
             PresetName.DPO,

@@ -23,6 +23,7 @@ from stages.lib.errors import ConfigError
 from pipeline.executor import ShardDone, ShardJob, stage_result
 from pipeline.fingerprint import shard_fingerprint, table_hash
 from pipeline.progress import StageProgress
+from pipeline.shard_check import ShardHashError
 from pipeline.store import Manifest, RunStore
 from stages.base import ShardOutput, ShardResult, StageSpec
 from stages import registry
@@ -40,7 +41,10 @@ __all__ = [
     "shard_input_hashes",
     "run_pipeline",
     "resolve_run_dir",
+    "terminal_tables",
 ]
+
+log = logging.getLogger(__name__)
 
 @dataclass
 class StageSummary:
@@ -81,6 +85,17 @@ def producers(chain: list[StageSpec]) -> dict[str, dict[str, StageSpec]]:
         upstream = last_writers(chain[:i])
         out[spec.name] = {t: upstream[t] for t in spec.reads if t in upstream}
     return out
+
+
+def terminal_tables(chain: list[StageSpec]) -> dict[str, set[str]]:
+    """For each stage, the tables it writes that no later stage of ``chain`` reads from it (the run's final
+    tables): no worker reads them as input, so the runner has their skipped shards hashed on every run."""
+    found = producers(chain)
+    read_from: dict[str, set[str]] = {s.name: set() for s in chain}
+    for spec in chain:
+        for table, source in found[spec.name].items():
+            read_from[source.name].add(table)
+    return {s.name: set(s.writes) - read_from[s.name] for s in chain}
 
 
 def check_chain(chain: list[StageSpec]) -> None:
@@ -163,8 +178,13 @@ def check_skipped_upstream(chain: list[StageSpec], selected: set[str], store: Ru
 class _StageRun:
     """The shards of one stage in one invocation: planning, skipping, committing."""
 
-    def __init__(self, spec: StageSpec, cfg: BaseModel, store: RunStore, inputs: dict[str, StageSpec]):
+    def __init__(
+        self, spec: StageSpec, cfg: BaseModel, store: RunStore, inputs: dict[str, StageSpec], verify_tables: set[str] = frozenset()
+    ):
         self.spec = spec
+        self.verify_tables = set(verify_tables)  # tables whose skipped shards are hashed (by a worker) before they count as done
+        self.upstream: dict[str, Manifest] = {}
+        self._recorded: dict[str, str] | None = None  # input file (relative) -> sha256, built once per plan
         self.section = getattr(cfg, spec.name)
         self.store = store
         self.inputs = inputs
@@ -189,6 +209,8 @@ class _StageRun:
         if not self.spec.reads:
             return self._plan_source()
         upstream = {t: self.store.read_manifest(s.name) for t, s in self.inputs.items()}
+        self.upstream = upstream
+        self._recorded = None
         for table, manifest in upstream.items():
             self._check_input(table, manifest)
         if self.spec.prepare is not None:  # e.g. rank's review file: checked against the inputs, hashed
@@ -234,6 +256,7 @@ class _StageRun:
         files: dict[str, list[Path]] | None = None,
         tables: dict[str, pa.Table] | None = None,
     ) -> ShardJob:
+        files = files or {}
         fingerprint = shard_fingerprint(self.spec.name, self.section_data, input_hashes)
         output = ShardOutput(
             stage=self.spec.name,
@@ -245,11 +268,31 @@ class _StageRun:
             fingerprint=fingerprint,
             output=output,
             run_dir=self.store.run_dir.resolve(),
-            input_files=files or {},
+            input_files=files,
             input_tables=tables or {},
             input_hashes=input_hashes,
             scratch_key=scratch_key(self.spec, self.section_data, input_hashes),
+            input_sha256=self._recorded_sha256([p for paths in files.values() for p in paths]),
         )
+
+    def _recorded_sha256(self, paths: list[Path]) -> dict[str, str]:
+        """The sha256 the input producers' manifests recorded for ``paths`` (absolute), by path; files recorded
+        without one (older manifests) are left out and read unchecked."""
+        if self._recorded is None:
+            self._recorded = {
+                rel: sha
+                for table, source in self.inputs.items()
+                for rec in self.upstream.get(table, Manifest(stage=source.name)).shards.values()
+                for rel, sha in rec.hashes.items()
+            }
+        recorded = self._recorded
+        root = self.store.run_dir.resolve()
+        out = {}
+        for path in paths:
+            sha = recorded.get(Path(path).relative_to(root).as_posix())
+            if sha:
+                out[str(path)] = sha
+        return out
 
     def _shard_files(self, index: int) -> dict[str, list[Path]]:
         """The input files of shard ``index``: that shard of every input table (absolute: workers read them)."""
@@ -264,11 +307,18 @@ class _StageRun:
         return {t: [p.resolve() for p in self.store.table_files(s.name, t, s.writes[0])] for t, s in self.inputs.items()}
 
     # -- committing ------------------------------------------------------------------------
-    def pending(self, jobs: list[ShardJob]) -> list[ShardJob]:
-        """Drop stale shards beyond the plan and return the jobs whose output is missing or outdated."""
+    def pending(self, jobs: list[ShardJob], verify=None) -> list[ShardJob]:
+        """Drop stale shards beyond the plan and return the jobs whose output is missing or outdated.
+
+        ``verify(expected: {path: sha256}) -> damaged paths`` (the executor's, run by workers) checks the
+        files of :attr:`verify_tables` of the shards that would be skipped; a damaged one is redone.
+        """
         self.manifest.n_shards = len(jobs)
         self.store.drop_shards_from(self.manifest, len(jobs))
         todo = [j for j in jobs if not self.store.shard_is_valid(self.spec.name, j.index, j.fingerprint, self.manifest)]
+        if verify is not None and self.verify_tables:
+            todo += self._damaged_done(jobs, todo, verify)
+            todo.sort(key=lambda j: j.index)
         self.store.forget_shards(self.manifest, [j.index for j in todo if j.index in self.manifest.shards])
         for job in todo:
             self.store.prepare_scratch(job.output.scratch_dir, job.scratch_key)
@@ -276,6 +326,26 @@ class _StageRun:
         # shards it is written every 1% of them, so a crash redoes at most that many finished shards.
         self._save_every = max(1, len(todo) // 100)
         return todo
+
+    def _damaged_done(self, jobs: list[ShardJob], todo: list[ShardJob], verify) -> list[ShardJob]:
+        """The jobs of shards counted as done whose files of :attr:`verify_tables` fail their sha256 check."""
+        skipped = {j.index for j in jobs} - {j.index for j in todo}
+        root = self.store.run_dir.resolve()
+        expected: dict[str, tuple[int, str]] = {}
+        for index in sorted(skipped):
+            rec = self.manifest.shards[index]
+            for table in sorted(self.verify_tables):
+                rel = self.store.shard_path(self.spec.name, table, index, self.spec.writes[0]).relative_to(self.store.run_dir)
+                sha = rec.hashes.get(rel.as_posix())
+                if sha:
+                    expected[str(root / rel)] = (index, sha)
+        if not expected:
+            return []
+        damaged = verify({path: sha for path, (_, sha) in expected.items()})
+        for path in damaged:
+            log_damaged(Path(path).relative_to(root).as_posix(), self.spec.name, expected[path][0])
+        indices = sorted({expected[path][0] for path in damaged})
+        return [j for j in jobs if j.index in indices]
 
     def commit(self, job: ShardJob, done: ShardDone | ShardResult, seconds: float) -> None:
         """Put a finished shard's staged files in place and record it in the manifest.
@@ -319,6 +389,29 @@ class _StageRun:
                 summary.rows[table] = summary.rows.get(table, 0) + count
 
 
+def log_damaged(rel_path: str, stage: str, index: int) -> None:
+    """The one line a damaged shard file gets: the file, the stage and shard that wrote it, and what happens."""
+    log.warning(
+        "shard file %s does not match the sha256 recorded when stage %s wrote it (shard %d); redoing that shard",
+        rel_path, stage, index,
+    )
+
+
+def locate_shard_file(store: RunStore, chain: list[StageSpec], path: str) -> tuple[str, int] | None:
+    """The (stage, shard index) whose manifest records the file ``path`` (absolute or relative to the run folder)."""
+    rel = Path(path)
+    if rel.is_absolute():
+        try:
+            rel = rel.relative_to(store.run_dir.resolve())
+        except ValueError:
+            return None
+    for spec in chain:
+        for index, rec in store.read_manifest(spec.name).shards.items():
+            if rel.as_posix() in rec.files:
+                return spec.name, index
+    return None
+
+
 def _make_executor(cfg: BaseModel, use_ray: bool):
     if not use_ray:
         from pipeline.executor import LocalExecutor
@@ -342,8 +435,15 @@ def run_pipeline(
     use_ray: bool = True,
     progress: bool | None = None,
     executor: Any = None,
+    verify: bool = False,
 ) -> list[StageSummary]:
     """Run the enabled stages (or the ``stages`` subset) into ``run_dir`` with shard-level resume.
+
+    Every shard file a worker reads as input is checked against the sha256 its manifest recorded; so are
+    the files of the final tables (:func:`terminal_tables`) of shards that would be skipped, and with
+    ``verify`` the files of every shard that would be skipped (all hashed by workers, not here). A
+    damaged file is logged in one line, the shard that wrote it is redone, then what reads it; a file
+    damaged again after being redone raises :class:`ShardHashError`.
 
     ``executor`` runs the shards (e.g. :class:`pipeline.torchrun_executor.TorchrunExecutor` for
     ``train --nproc K``); by default Ray's, or the in-process one when ``use_ray`` is false.
@@ -365,12 +465,16 @@ def run_pipeline(
             if spec.prepare is not None and spec.name in selected:
                 spec.prepare(getattr(cfg, spec.name), None)
         store.write_config_snapshot(config_to_toml(cfg))
-        return _run_chain(cfg, chain, store, selected, forced, use_ray and executor is None, show, executor)
+        return _run_chain(cfg, chain, store, selected, forced, use_ray and executor is None, show, executor, verify)
 
 
-def _run_chain(cfg, chain, store: RunStore, selected: set[str], forced: set[str], use_ray: bool, show: bool, executor=None):
+def _run_chain(
+    cfg, chain, store: RunStore, selected: set[str], forced: set[str], use_ray: bool, show: bool, executor=None,
+    verify_all: bool = False,
+):
     found = producers(chain)
-    summaries: list[StageSummary] = []
+    final = terminal_tables(chain)
+    summaries: dict[str, StageSummary] = {}
     owns_ray = False
     if use_ray:
         from pipeline.ray_runtime import check_run_dir_shared, ensure_ray
@@ -380,13 +484,41 @@ def _run_chain(cfg, chain, store: RunStore, selected: set[str], forced: set[str]
         if use_ray:
             check_run_dir_shared(store.run_dir)
         executor = executor or _make_executor(cfg, use_ray)
+        verify = getattr(executor, "verify", None)
+        order = [s.name for s in chain]
+        redo: set[str] = set()  # stages outside the selection that wrote a damaged file: redone all the same
+        repaired: set[tuple[str, str]] = set()
+        committed: dict[str, int] = {}  # shards each stage ran in this invocation, over its visits
+        position = 0
         try:
-            for spec in chain:
-                if spec.name not in selected:
+            while position < len(chain):
+                spec = chain[position]
+                position += 1
+                if spec.name not in selected | redo:
                     continue
                 if spec.name in forced:
                     store.reset_stage(spec.name)
-                summaries.append(_run_stage(spec, cfg, store, found[spec.name], executor, show))
+                    forced = forced - {spec.name}  # once: a stage revisited after a repair resumes
+                tables = set(spec.writes) if verify_all else final[spec.name]
+                try:
+                    summary = _run_stage(spec, cfg, store, found[spec.name], executor, show, verify, tables, committed)
+                except ShardHashError as exc:
+                    where = locate_shard_file(store, chain, exc.path)
+                    if where is None or (exc.path, exc.expected) in repaired:
+                        raise
+                    repaired.add((exc.path, exc.expected))
+                    writer, index = where
+                    rel = Path(exc.path).resolve().relative_to(store.run_dir.resolve()).as_posix()
+                    log_damaged(rel, writer, index)
+                    manifest = store.read_manifest(writer)
+                    store.forget_shards(manifest, [index])
+                    redo.add(writer)
+                    position = order.index(writer)
+                    continue
+                earlier = summaries.pop(spec.name, None)
+                if earlier is not None:  # revisited after a repair
+                    summary.seconds += earlier.seconds
+                summaries[spec.name] = summary
         finally:
             close = getattr(executor, "close", None)  # model actors / the shared engine kept between stages
             if close is not None:
@@ -396,20 +528,28 @@ def _run_chain(cfg, chain, store: RunStore, selected: set[str], forced: set[str]
             from pipeline.ray_runtime import shutdown_ray
 
             shutdown_ray()
-    return summaries
+    return [summaries[name] for name in order if name in summaries]
 
 
-def _run_stage(spec: StageSpec, cfg: BaseModel, store: RunStore, inputs, executor, show: bool) -> StageSummary:
+def _run_stage(
+    spec: StageSpec, cfg: BaseModel, store: RunStore, inputs, executor, show: bool, verify=None, verify_tables=frozenset(),
+    committed: dict[str, int] | None = None,
+) -> StageSummary:
+    """Run one stage's pending shards. ``committed`` counts the shards each stage ran in this invocation
+    (a stage cut short by a damaged input and visited again counts the shards of both visits)."""
     started = time.perf_counter()
-    stage_run = _StageRun(spec, cfg, store, inputs)
+    committed = {} if committed is None else committed
+    stage_run = _StageRun(spec, cfg, store, inputs, verify_tables)
     jobs = stage_run.plan()
-    todo = stage_run.pending(jobs)
-    summary = StageSummary(stage=spec.name, shards_total=len(jobs), shards_run=len(todo))
-    summary.shards_skipped = len(jobs) - len(todo)
+    todo = stage_run.pending(jobs, verify)
+    ran_before = committed.get(spec.name, 0)
+    summary = StageSummary(stage=spec.name, shards_total=len(jobs), shards_run=ran_before + len(todo))
+    summary.shards_skipped = len(jobs) - summary.shards_run
     with StageProgress(spec.name, total=len(jobs), done=summary.shards_skipped, enabled=show) as bar:
 
         def on_done(job: ShardJob, done: ShardDone | ShardResult, seconds: float) -> None:
             stage_run.commit(job, done, seconds)
+            committed[spec.name] = committed.get(spec.name, 0) + 1
             bar.advance(done.rows if isinstance(done, ShardDone) else sum(t.num_rows for t in done.tables.values()))
 
         try:

@@ -25,10 +25,17 @@ class StageStatus:
     quarantined: int = 0
     artifacts: list[str] = field(default_factory=list)
     nodes: dict[str, int] = field(default_factory=dict)  # Ray node id -> shards it ran ("" in-process)
+    damaged: list[str] = field(default_factory=list)  # shard files missing, resized or (verify) not matching, with why
 
 
-def run_status(run_dir: Path) -> list[StageStatus]:
-    """Read every stage's manifest and quarantine file; stages that never ran show 0 shards."""
+def run_status(run_dir: Path, verify: bool = False) -> list[StageStatus]:
+    """Read every stage's manifest and quarantine file; stages that never ran show 0 shards.
+
+    A recorded shard file that is missing or not its recorded size is listed as damaged (cheap: no file is
+    read); with ``verify`` every file is also hashed against its recorded sha256 (reads the run folder).
+    """
+    from pipeline.shard_check import mismatched_files
+
     store = RunStore(run_dir)
     out = []
     for name in registry.stage_names():
@@ -42,20 +49,29 @@ def run_status(run_dir: Path) -> list[StageStatus]:
                 status.rows[table] = status.rows.get(table, 0) + count
             status.artifacts.extend(rec.artifacts)
             status.nodes[rec.node] = status.nodes.get(rec.node, 0) + 1
+            resized = store.damaged_file(rec)
+            if resized:
+                status.damaged.append(f"{resized} (missing or resized; the next run redoes its shard)")
+            elif verify:
+                bad = mismatched_files({str(store.run_dir / rel): sha for rel, sha in rec.hashes.items()})
+                status.damaged += [
+                    f"{Path(p).relative_to(store.run_dir).as_posix()} (sha256 mismatch; the next run that reads it, "
+                    "or `run --verify`, redoes its shard)" for p in bad
+                ]
         status.quarantined = store.quarantined_rows(name)
         out.append(status)
     return out
 
 
-def format_run_status(run_dir: Path) -> str:
+def format_run_status(run_dir: Path, verify: bool = False) -> str:
     """The status of a run folder: its stages and eval table, or for a multi-round run each round's stages and
-    the table over rounds (:mod:`pipeline.rounds`)."""
+    the table over rounds (:mod:`pipeline.rounds`); ``verify`` hashes every shard file (:func:`run_status`)."""
     from pipeline.rounds import format_rounds, round_dirs, rounds_summary
 
     rounds = round_dirs(run_dir)
     if not rounds:
-        return format_status(run_dir, run_status(run_dir))
-    parts = [format_status(folder, run_status(folder), with_eval=False) for folder in rounds]
+        return format_status(run_dir, run_status(run_dir, verify))
+    parts = [format_status(folder, run_status(folder, verify), with_eval=False) for folder in rounds]
     return "\n\n".join([*parts, format_rounds(rounds_summary(run_dir))])
 
 
@@ -77,6 +93,8 @@ def format_status(run_dir: Path, statuses: list[StageStatus], with_eval: bool = 
             lines.append(f"{'':<10} nodes: {shown}")
         for artifact in st.artifacts:
             lines.append(f"{'':<10} artifact: {artifact}")
+        for rel in st.damaged:
+            lines.append(f"{'':<10} damaged: {rel}")
     store = RunStore(run_dir)
     for label, path in (
         ("quarantine", store.quarantine_dir),

@@ -283,7 +283,8 @@ class RunStore:
             files.append(staged.quarantine.path)
         elif qpath.exists():
             qpath.unlink()
-        sizes = {item.path: item.size for item in [*staged.tables.values(), *([staged.quarantine] if staged.quarantine else [])]}
+        written = [*staged.tables.values(), *([staged.quarantine] if staged.quarantine else [])]
+        sizes = {item.path: item.size for item in written}
         hashes = [f"{name}:{item.sha256}" for name, item in sorted(staged.tables.items())]
         record = ShardRecord(
             fingerprint=fingerprint,
@@ -296,6 +297,7 @@ class RunStore:
             seconds=round(seconds, 3),
             completed_at=time.time(),
             sizes=sizes,
+            hashes={item.path: item.sha256 for item in written},
             inputs=list(inputs or []),
             node=node,
         )
@@ -389,13 +391,22 @@ class RunStore:
         return pa.concat_tables([pq.read_table(f) for f in files])
 
 
-def read_files(table: str, paths: list[Path], columns: list[str] | None = None) -> pa.Table:
-    """Concatenate the Parquet shard files ``paths`` of ``table`` in order; an empty table of its schema if none."""
+def read_files(
+    table: str, paths: list[Path], columns: list[str] | None = None, sha256: dict[str, str] | None = None
+) -> pa.Table:
+    """Concatenate the Parquet shard files ``paths`` of ``table`` in order; an empty table of its schema if none.
+
+    ``sha256`` maps a path (as given) to the hash its manifest recorded: such a file is checked before it is
+    decoded and a mismatch raises :class:`pipeline.shard_check.ShardHashError` (files it does not name are read
+    unchecked: shards recorded before hashes were kept).
+    """
     from data_schemas import schema_for
+    from pipeline.shard_check import read_checked
 
     if not paths:
         schema = schema_for(table)
         if columns:
             schema = pa.schema([schema.field(c) for c in columns])
         return schema.empty_table()
-    return pa.concat_tables([pq.read_table(p, columns=columns) for p in paths])
+    expected = sha256 or {}
+    return pa.concat_tables([read_checked(p, expected.get(str(p)), columns=columns) for p in paths])

@@ -88,6 +88,12 @@ class TorchrunExecutor:
         if failures:
             raise _fail(spec, failures, max_retries + 1)
 
+    def verify(self, expected: dict[str, str]) -> list[str]:
+        """The files of ``expected`` (path -> sha256) whose bytes do not match (hashed here: one machine)."""
+        from pipeline.shard_check import mismatched_files
+
+        return mismatched_files(expected)
+
     def _run_job(self, spec: StageSpec, config: StageConfig, job: ShardJob) -> ShardDone:
         job_dir = temp_path(job.output.scratch_dir)
         try:

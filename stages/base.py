@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Generic, Sequence, TypeVar
+from typing import Any, Callable, ClassVar, Generic, Sequence, TypeVar
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,7 +26,10 @@ __all__ = [
     "StageSpec",
     "SourcePlan",
     "quarantine_row",
+    "OMITTED",
 ]
+
+OMITTED = "<omitted>"  # in StageConfig.fingerprint_before: the field leaves no trace in the fingerprint
 
 
 class StageConfig(BaseModel):
@@ -35,6 +38,11 @@ class StageConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
     enabled: bool = Field(True, description="Run this stage; a disabled stage is skipped and the next one reads from the stage before it.")
+
+    # Fields added after runs existed, or whose default grew (a new origin in a default list): while such a
+    # field holds its default, the fingerprint records what it recorded before the change (the value given
+    # here, or nothing for OMITTED), so upgrading redoes no finished shard when the new option is off.
+    fingerprint_before: ClassVar[dict[str, Any]] = {}
 
 
 C = TypeVar("C", bound=StageConfig)

@@ -17,6 +17,7 @@ ORIGIN_COLOURS: Final[dict[str, str]] = {
     "policy": "#0072B2",  # blue: the policy's own samples
     "distorted_image": "#E69F00",  # orange: the policy's answers on a distorted image (POVID)
     "hallucination": "#D55E00",  # vermillion: hallucinations injected into the ground truth (POVID)
+    "prior_answer": "#CC79A7",  # reddish purple: the policy's answers given the ground truth as a hint (LeanPO)
     ANNOTATION: "#000000",  # black, dashed: the task's ground-truth boxes
 }
 
@@ -25,6 +26,7 @@ COLOUR_MEANINGS: Final[dict[str, str]] = {
     "policy": "the policy's own sampled answers",
     "distorted_image": "the policy's answers on a distorted image (POVID)",
     "hallucination": "hallucinations injected into the ground-truth answer (POVID)",
+    "prior_answer": "the policy's answers given the ground truth as a hint (LeanPO's winners)",
     ANNOTATION: "the task's ground-truth boxes, drawn dashed",
 }
 

@@ -8,14 +8,17 @@ fingerprints. The sampling settings (``temperature`` ...) sit at the top of the 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any, ClassVar
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from stages.base import OMITTED
 from stages.lib.families import checked_family
 from stages.perturb.distortions import DistortionName, DistortionSpec
 from stages.perturb.injectors import InjectorKind
 from stages.vlm.engine_config import EngineConfig, ModelStageConfig, engine_field
 
-__all__ = ["HallucinationMode", "HallucinationConfig", "DistortionConfig", "PerturbConfig"]
+__all__ = ["HallucinationMode", "HallucinationConfig", "DistortionConfig", "PriorAnswerConfig", "PerturbConfig"]
 
 
 class HallucinationMode(StrEnum):
@@ -92,13 +95,33 @@ class DistortionConfig(BaseModel):
         return self
 
 
+class PriorAnswerConfig(BaseModel):
+    """LeanPO's winning answers: the model answers each task with its ground truth in the prompt as a hint
+    (origin ``prior_answer``; LeanPO's losers are the answers on distorted images). The hint's wording is
+    ours (prompts/prior_answer.txt) and LeanPO's self-reflection step is not built: see stages/perturb/prior.py."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    enabled: bool = Field(
+        False,
+        description="Add `prior_answer` candidates: the model's answer when the ground truth is given in its prompt "
+        "(LeanPO's winning answer; the `leanpo` preset turns it on and trains prior answer vs distorted-image answer).",
+    )
+    n: int = Field(1, ge=1, le=64, description="Answers sampled per task with the ground truth as a hint (ours: LeanPO's count was not found).")
+    seed: int = Field(0, ge=0, description="Base seed of the prior answers; each request's seed derives from it and the task id.")
+
+
 class PerturbConfig(ModelStageConfig):
-    """POVID dispreferred candidates: hallucinated answers and answers on distorted images."""
+    """POVID dispreferred candidates: hallucinated answers and answers on distorted images (and, optionally,
+    LeanPO's answers given the ground truth as a prior)."""
+
+    fingerprint_before: ClassVar[dict[str, Any]] = {"prior_answer": OMITTED}  # added after runs existed
 
     section = "perturb"
 
     hallucination: HallucinationConfig = Field(default_factory=HallucinationConfig, description=HallucinationConfig.__doc__)
     distortion: DistortionConfig = Field(default_factory=DistortionConfig, description=DistortionConfig.__doc__)
+    prior_answer: PriorAnswerConfig = Field(default_factory=PriorAnswerConfig, description=PriorAnswerConfig.__doc__)
     family: str = Field(
         "",
         description="Model family of the POLICY, whose candidate format hallucinated boxes are written in: '' = the "
@@ -117,9 +140,9 @@ class PerturbConfig(ModelStageConfig):
         return checked_family(value)
 
     def needs_sampler(self) -> bool:
-        """True when this config asks a model for text (distortions to answer, or llm-mode hallucination)."""
+        """True when this config asks a model for text (distortions to answer, prior answers, or llm-mode hallucination)."""
         if not self.enabled:
             return False
         answers = self.distortion.enabled and bool(self.distortion.distortions)
         llm = self.hallucination.enabled and self.hallucination.mode == HallucinationMode.LLM and self.hallucination.n > 0
-        return answers or llm
+        return answers or llm or self.prior_answer.enabled

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, ClassVar
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from data_schemas.tables import ORIGINS, Origin
-from stages.base import StageConfig
+from stages.base import OMITTED, StageConfig
 
-__all__ = ["PairsMode", "DedupeMode", "DropReason", "NORMALIZERS", "DEFAULT_ORIGIN_ORDER", "RankConfig"]
+__all__ = ["PairsMode", "DedupeMode", "DropReason", "OrderBy", "NORMALIZERS", "DEFAULT_ORIGIN_ORDER", "RankConfig"]
 
 
 class PairsMode(StrEnum):
@@ -20,6 +20,14 @@ class PairsMode(StrEnum):
     BEST_VS_WORST = "best_vs_worst"  # one pair per list: first vs last
     BEST_VS_EACH = "best_vs_each"  # the best response against every other one
     ALL_PAIRS = "all_pairs"  # every i < j of the ranked list
+
+
+class OrderBy(StrEnum):
+    """What ranks a list first: the reward (origins break ties), or the origin (LeanPO: its winner and loser
+    are set by how they were made, not by a reward)."""
+
+    REWARD = "reward"  # reward, then origin_order, then log-prob
+    ORIGIN = "origin"  # origin_order, then reward, then log-prob; pairs and groups follow the origins
 
 
 class DedupeMode(StrEnum):
@@ -50,11 +58,20 @@ NORMALIZERS: dict[DedupeMode, Callable[[str], str] | None] = {
     DedupeMode.CASEFOLD_WHITESPACE: lambda text: " ".join(text.casefold().split()),
 }
 
-DEFAULT_ORIGIN_ORDER: tuple[Origin, ...] = (Origin.GROUND_TRUTH, Origin.POLICY, Origin.DISTORTED_IMAGE, Origin.HALLUCINATION)
+DEFAULT_ORIGIN_ORDER: tuple[Origin, ...] = (
+    Origin.GROUND_TRUTH, Origin.PRIOR_ANSWER, Origin.POLICY, Origin.DISTORTED_IMAGE, Origin.HALLUCINATION,
+)
+# The defaults as they were before prior_answer existed: what the fingerprint records for them (no run redoes rank).
+_ORIGINS_BEFORE_PRIOR = ["policy", "distorted_image", "hallucination", "ground_truth"]
+_ORDER_BEFORE_PRIOR = ["ground_truth", "policy", "distorted_image", "hallucination"]
 
 
 class RankConfig(StageConfig):
     """Sort scored candidates per task, dedupe, filter, and emit listwise rows, pairs and groups."""
+
+    fingerprint_before: ClassVar[dict[str, Any]] = {
+        "list_origins": _ORIGINS_BEFORE_PRIOR, "origin_order": _ORDER_BEFORE_PRIOR, "order_by": OMITTED,
+    }
 
     # --- filtering
     min_spread: float = Field(
@@ -83,8 +100,16 @@ class RankConfig(StageConfig):
     # --- ordering
     origin_order: tuple[Origin, ...] = Field(
         DEFAULT_ORIGIN_ORDER,
-        description="Tie-break among equal rewards, most preferred origin first (then higher log-prob). "
-        "Lists without rewards (caption) are ordered by it alone.",
+        description="Tie-break among equal rewards, most preferred origin first (then higher log-prob); origins "
+        "left out come after the listed ones. Lists without rewards (caption) are ordered by it alone, and "
+        "every list when order_by = 'origin'.",
+    )
+    order_by: OrderBy = Field(
+        OrderBy.REWARD,
+        description="'reward': lists are ordered by reward, origin_order breaks ties. 'origin': by origin_order first "
+        "(then reward): a list is kept when it holds two origins (min_spread does not apply) and pairs and groups "
+        "go from the better origin to the worse, whatever the rewards (LeanPO: prior_answer over distorted_image; "
+        "the leanpo preset sets it).",
     )
     # --- outputs
     pairs_mode: PairsMode = Field(
@@ -118,9 +143,11 @@ class RankConfig(StageConfig):
     @field_validator("origin_order")
     @classmethod
     def _origin_order_is_permutation(cls, value: tuple[Origin, ...]) -> tuple[Origin, ...]:
-        if sorted(value) != sorted(ORIGINS):
+        # Origins may be left out (they rank after the listed ones): an order written before an origin
+        # existed stays valid.
+        if not value or len(set(value)) != len(value):
             raise ValueError(
-                f"origin_order={[str(v) for v in value]} must list each origin exactly once; "
+                f"origin_order={[str(v) for v in value]} must list origins at most once each; "
                 f"expected an ordering of {list(ORIGINS)}"
             )
         return value

@@ -1,8 +1,8 @@
 """Rows of the ``listwise``, ``pairs`` and ``groups`` tables built from one ranked list. Pure functions.
 
 Preference between two responses of a ranked list: with rewards, a strictly higher reward; without
-(caption lists), a strictly more preferred origin. Pairs also need ``margin >= min_margin`` when
-rewards exist. Groups take the top k and the bottom k (disjoint), shrinking k until every chosen
+(caption lists) or in a list ordered by origin (``[rank] order_by = "origin"``), a strictly more
+preferred origin. Pairs also need ``margin >= min_margin`` when rewards order the list. Groups take the top k and the bottom k (disjoint), shrinking k until every chosen
 response is preferred to every rejected one.
 """
 
@@ -24,9 +24,9 @@ PAIR_INDICES: dict[PairsMode, Callable[[int], Iterable[tuple[int, int]]]] = {
 }
 
 
-def prefers(a: Candidate, b: Candidate, origin_order: Sequence[str]) -> bool:
-    """Return whether ``a`` is strictly preferred to ``b`` (by reward, or by origin when rewards are null)."""
-    if a.reward is not None and b.reward is not None:
+def prefers(a: Candidate, b: Candidate, origin_order: Sequence[str], by_origin: bool = False) -> bool:
+    """Return whether ``a`` is strictly preferred to ``b`` (by reward, or by origin when rewards are null or ``by_origin``)."""
+    if a.reward is not None and b.reward is not None and not by_origin:
         return a.reward > b.reward
     rank = {origin: i for i, origin in enumerate(origin_order)}
     return rank.get(a.origin, len(rank)) < rank.get(b.origin, len(rank))
@@ -37,7 +37,7 @@ def _better(ranked: RankedList, origin_order: Sequence[str]) -> Callable[[int, i
     cands = ranked.candidates
     if ranked.reviewed and not ranked.scored:
         return lambda i, j: i < j
-    return lambda i, j: prefers(cands[i], cands[j], origin_order)
+    return lambda i, j: prefers(cands[i], cands[j], origin_order, ranked.by_origin)
 
 
 def listwise_row(task_id: str, task_type: str, prompt: str, ranked: RankedList) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def pair_rows(
         margin = None
         if ranked.scored:
             margin = chosen.reward - rejected.reward
-            if margin < min_margin - 1e-12:
+            if margin < min_margin - 1e-12 and not ranked.by_origin:  # by origin: the origins decide, not the margin
                 continue
         rows.append(
             {

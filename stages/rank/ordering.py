@@ -2,7 +2,8 @@
 
 Order: reward (higher first), then origin (``origin_order``, most preferred first), then log-prob
 sum (higher first; a missing log-prob sorts after any present one), then ``cand_id`` so that the
-order never depends on input order. Lists whose rewards are all null (caption tasks have no
+order never depends on input order. With ``by_origin`` (``[rank] order_by = "origin"``) the origin
+comes first and the reward second, and a list is kept when it holds two origins. Lists whose rewards are all null (caption tasks have no
 discriminative reward) are ordered by origin alone and keep null rewards; they are kept only when
 they hold at least two origins, since otherwise nothing in the list says which response is better.
 """
@@ -54,16 +55,19 @@ class RankedList:
     n_duplicates: int = 0
     n_capped: int = 0
     reviewed: bool = False
+    by_origin: bool = False  # ordered by origin first: a better origin is preferred whatever the rewards
 
 
-def order_candidates(cands: Sequence[Candidate], origin_order: Sequence[str]) -> list[Candidate]:
-    """Return ``cands`` best first: reward, then origin rank, then log-prob, then cand_id (null rewards last)."""
+def order_candidates(cands: Sequence[Candidate], origin_order: Sequence[str], by_origin: bool = False) -> list[Candidate]:
+    """Return ``cands`` best first: reward, then origin rank, then log-prob, then cand_id (null rewards last);
+    ``by_origin``: origin rank first, then reward."""
     origin_rank = {origin: i for i, origin in enumerate(origin_order)}
 
     def key(c: Candidate) -> tuple:
         reward = -c.reward if c.reward is not None else math.inf
         logprob = -c.logprob_sum if c.logprob_sum is not None else math.inf
-        return (reward, origin_rank.get(c.origin, len(origin_rank)), logprob, c.cand_id)
+        origin = origin_rank.get(c.origin, len(origin_rank))
+        return (origin, reward, logprob, c.cand_id) if by_origin else (reward, origin, logprob, c.cand_id)
 
     return sorted(cands, key=key)
 
@@ -82,14 +86,14 @@ def dedupe(cands: Sequence[Candidate], normalize: Callable[[str], str] | None) -
     return kept
 
 
-def drop_reason(cands: Sequence[Candidate], min_spread: float) -> DropReason | None:
-    """Return why this (deduplicated) list cannot be kept, or ``None`` if it can."""
+def drop_reason(cands: Sequence[Candidate], min_spread: float, by_origin: bool = False) -> DropReason | None:
+    """Return why this (deduplicated) list cannot be kept, or ``None`` if it can (``by_origin``: it needs two origins)."""
     if not cands:
         return DropReason.NO_CANDIDATES
     if len(cands) < 2:
         return DropReason.TOO_FEW
     rewards = [c.reward for c in cands if c.reward is not None]
-    if not rewards:
+    if not rewards or by_origin:
         return DropReason.SINGLE_ORIGIN if len({c.origin for c in cands}) < 2 else None
     if len(set(rewards)) < 2:
         return DropReason.SINGLE_REWARD
@@ -114,14 +118,16 @@ def rank_candidates(
     normalize: Callable[[str], str] | None,
     min_spread: float,
     max_list_len: int,
+    by_origin: bool = False,
 ) -> RankedList | DropReason:
     """Order, dedupe, filter and cap one task's candidates; return the kept list or the drop reason.
 
     All candidates must either have a reward or none may (the caller quarantines the mixed case).
+    ``by_origin``: ordered by origin first and kept when it holds two origins (``[rank] order_by``).
     """
-    ordered = order_candidates(cands, origin_order)
+    ordered = order_candidates(cands, origin_order, by_origin)
     unique = dedupe(ordered, normalize)
-    reason = drop_reason(unique, min_spread)
+    reason = drop_reason(unique, min_spread, by_origin)
     if reason is not None:
         return reason
     kept = [unique[i] for i in cap_indices(len(unique), max_list_len)]
@@ -130,6 +136,7 @@ def rank_candidates(
         scored=kept[0].reward is not None,
         n_duplicates=len(ordered) - len(unique),
         n_capped=len(unique) - len(kept),
+        by_origin=by_origin,
     )
 
 

@@ -23,7 +23,7 @@ import pyarrow as pa
 from data_schemas.quarantine import QuarantineReason
 from data_schemas.tables import ORIGINS, validate_table
 from stages.base import ShardInputs, ShardOutput, ShardResult, StageSpec, quarantine_row
-from stages.rank.config import NORMALIZERS, DropReason, RankConfig
+from stages.rank.config import NORMALIZERS, DropReason, OrderBy, RankConfig
 from stages.rank.emit import group_row, listwise_row, pair_rows
 from stages.rank.ordering import Candidate, RankedList, rank_candidates, reviewed_list
 from stages.rank.review import ReviewDecision, ReviewEntry, ReviewFlag, check_review, read_review
@@ -102,6 +102,7 @@ def _rank_task(
         normalize=NORMALIZERS[config.dedupe],
         min_spread=config.min_spread,
         max_list_len=config.max_list_len,
+        by_origin=config.order_by == OrderBy.ORIGIN,
     )
 
 

@@ -74,7 +74,8 @@ LOSSES: Final[dict[LossName, LossSpec]] = {
             "(bounded below); mipo_unbiased = true is our variance-corrected form (unbounded below)",
         ),
         LossSpec(
-            LossName.LEANPO, "best vs worst, reference-free reward β × mean per-token log-likelihood",
+            LossName.LEANPO, "best vs worst (on LeanPO's own lists: the prior answer vs the worst distorted-image answer), "
+            "reference-free reward β × mean per-token log-likelihood",
             "LeanPO, arXiv 2506.05260", False,
             "the reward is as published; the paper's dynamic label smoothing rule was not found, so none is applied "
             "by default (leanpo_smoothing = 'ours_reward_gap' is our own rule)",

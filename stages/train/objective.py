@@ -7,6 +7,9 @@ forward), povid_offline the best clean answer vs its hallucinated and distorted-
 every pair.
 Selection reads the rewards, never the position, so the responses may come in any order (povid,
 whose preference comes from the origins, breaks reward ties between answers of one origin by position).
+leanpo on a list holding LeanPO's own data (a ``prior_answer`` and a ``distorted_image`` answer, from
+``[perturb.prior_answer]``) takes its winner and loser from the origins too: the best prior answer vs the
+worst distorted-image answer, whatever their rewards (LeanPO's y_w and y_l, arXiv 2506.05260 §3).
 """
 
 from __future__ import annotations
@@ -206,8 +209,23 @@ def _mipo(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
     return _groups(batch, p, LossName.MIPO)
 
 
-def _leanpo(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
+def _leanpo_indices(batch: ListBatch) -> tuple[Tensor, Tensor, Tensor]:
+    """Per list: LeanPO's own pair when the list holds a prior answer and a distorted-image answer (the best-reward
+    prior_answer vs the worst-reward distorted_image, whatever the rewards), else the best vs worst by reward."""
     best, worst, valid = _best_worst(batch)
+    rewards = batch.rewards.detach().cpu().tolist()
+    masks = batch.mask.bool().cpu().tolist()
+    best, worst, valid = best.clone(), worst.clone(), valid.clone()
+    for row, (row_rewards, row_mask, row_origins) in enumerate(zip(rewards, masks, batch.origins)):
+        winner = _pick(row_rewards, row_mask, row_origins, lambda o: o == Origin.PRIOR_ANSWER, best=True)
+        loser = _pick(row_rewards, row_mask, row_origins, lambda o: o == Origin.DISTORTED_IMAGE, best=False)
+        if winner is not None and loser is not None:
+            best[row], worst[row], valid[row] = winner, loser, True
+    return best, worst, valid
+
+
+def _leanpo(batch: ListBatch, p: LossParams) -> tuple[Tensor, Tensor]:
+    best, worst, valid = _leanpo_indices(batch)
     gap = _take(batch.rewards, best) - _take(batch.rewards, worst)
     loss = leanpo_loss(
         _take(batch.policy_logps, best),
@@ -291,6 +309,8 @@ def usable_list(name: LossName | str, rewards: Sequence[float | None], origins: 
         return any(o not in _REJECTED_ORIGINS for o in origins)
     if LossName(name) is LossName.POVID_OFFLINE:
         return any(o not in _REJECTED_ORIGINS for o in origins) and any(o in _REJECTED_ORIGINS for o in origins)
+    if LossName(name) is LossName.LEANPO and Origin.PRIOR_ANSWER in origins and Origin.DISTORTED_IMAGE in origins:
+        return True  # LeanPO's own pair: the origins decide (see _leanpo_indices)
     known = {r for r in rewards if r is not None}
     return len(known) >= 2
 

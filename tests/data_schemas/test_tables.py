@@ -80,5 +80,5 @@ def test_datasets_decodes_the_tasks_image_column(tmp_path):
 def test_origins_are_the_origin_enum():
     from data_schemas.tables import ORIGINS, Origin
 
-    assert ORIGINS == ("policy", "distorted_image", "hallucination", "ground_truth")
+    assert ORIGINS == ("policy", "distorted_image", "hallucination", "ground_truth", "prior_answer")
     assert ORIGINS == tuple(Origin)

@@ -188,3 +188,25 @@ def test_train_on_a_missing_run_folder_creates_nothing(tmp_path):
     typo = tmp_path / "runz" / "demo"
     assert_one_line_error(cli("train", "--run-dir", str(typo), "--no-ray"), "does not exist")
     assert not (tmp_path / "runz").exists()
+
+
+def test_status_verify_names_a_damaged_shard_and_run_redoes_it(tmp_path):
+    """`status --verify` lists a shard file whose bytes changed (same size); `run` logs one line naming it and
+    the stage that wrote it, and redoes it (a final table here: ingest alone runs)."""
+    run_dir = tmp_path / "run"
+    disable = [f"--set={s}.enabled=false" for s in ("sample", "perturb", "score", "rank", "reference", "train", "eval")]
+    args = ["run", "--run-dir", str(run_dir), "--no-ray", "--no-progress", "--set", "ingest.n_tasks=4",
+            "--set", "ingest.shard_size=2", "--set", "run.export=false", "--set", "run.report=false", *disable]
+    assert cli(*args).returncode == 0
+    path = run_dir / "ingest" / "part-00001.parquet"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert "damaged" not in cli("status", "--run-dir", str(run_dir)).stdout  # plain status reads no shard
+    verified = cli("status", "--run-dir", str(run_dir), "--verify")
+    assert verified.returncode == 0 and "damaged: ingest/part-00001.parquet (sha256 mismatch" in verified.stdout
+    again = cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert ("shard file ingest/part-00001.parquet does not match the sha256 recorded when stage ingest wrote it "
+            "(shard 1); redoing that shard") in again.stderr
+    assert "damaged" not in cli("status", "--run-dir", str(run_dir), "--verify").stdout

@@ -49,6 +49,11 @@ PUBLISHED = [
     ("leanpo", "train.loss", "leanpo", "arXiv 2506.05260"),
     ("leanpo", "train.leanpo_smoothing", "none", "the paper's smoothing rule was not found"),
     ("leanpo", "reference.enabled", False, "LeanPO is reference-free"),
+    ("leanpo", "perturb.prior_answer.enabled", True, "arXiv 2506.05260 §3: y_w from the model given the ground truth as a prior"),
+    ("leanpo", "rank.list_origins", ("prior_answer", "distorted_image"), "same: y_l is the answer on a distorted input"),
+    ("leanpo", "rank.order_by", "origin", "same: the pair is set by how each answer was made"),
+    ("leanpo", "perturb.distortion.n_answers", 1, "Wang-Xiaodong1899/LeanPO assets/method.png: one losing response"),
+    ("leanpo", "perturb.hallucination.enabled", False, "no hallucinated text in LeanPO's recipe"),
     ("dpo", "train.loss", "dpo", "Rafailov et al. 2023"),
     ("dpo", "train.beta", 0.1, "Rafailov et al. 2023; TRL DPOConfig default"),
 ]
@@ -116,3 +121,28 @@ def test_run_preset_on_the_command_line_is_checked(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
     assert "[run] preset 'nope': unknown preset; available: perpo-grounding" in proc.stderr
+
+
+@pytest.mark.slow
+def test_the_leanpo_preset_trains_prior_answers_against_distorted_answers(tiny_model_dir, tmp_path):
+    """The whole recipe on the tiny model: perturb adds one prior answer per task, rank lists hold only prior and
+    distorted-image answers with the prior answer first, every pair is prior_answer over distorted_image, and the
+    leanpo loss trains on them (no reference stage)."""
+    from pipeline.runner import run_pipeline
+    from pipeline.store import RunStore
+
+    settings = ['run.preset="leanpo"', "run.progress=false", "ingest.n_tasks=6", "ingest.shard_size=6",
+                f'sample.engine.model="{tiny_model_dir}"', "sample.n=1", "sample.max_tokens=6", "perturb.max_tokens=6",
+                "train.max_steps=1", "eval.enabled=false"]
+    cfg = load_config(None, settings)
+    ran = {s.stage: s for s in run_pipeline(cfg, tmp_path, use_ray=False)}
+    assert "reference" not in ran and ran["train"].shards_run == 1
+    store = RunStore(tmp_path)
+    candidates = store.read_table("perturb", "candidates", "candidates", columns=["origin"])["origin"].to_pylist()
+    assert candidates.count("prior_answer") == ran["ingest"].rows["tasks"]  # one prior answer per task with an answer
+    listwise = store.read_table("rank", "listwise", "listwise").to_pylist()
+    assert listwise and all(r["origins"][0] == "prior_answer" and set(r["origins"]) == {"prior_answer", "distorted_image"}
+                            for r in listwise)
+    pairs = store.read_table("rank", "pairs", "listwise").to_pylist()
+    assert pairs and {(p["chosen_origin"], p["rejected_origin"]) for p in pairs} == {("prior_answer", "distorted_image")}
+    assert store.read_manifest("train").shards[0].metrics["steps"] == 1

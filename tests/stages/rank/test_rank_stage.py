@@ -250,9 +250,16 @@ def test_config_rejects_groups_larger_than_lists():
         RankConfig(group_k=5, max_list_len=8)
 
 
-def test_config_rejects_incomplete_origin_order():
-    with pytest.raises(ValidationError, match=r"origin_order=\['policy'\] must list each origin exactly once"):
-        RankConfig(origin_order=("policy",))
+def test_config_rejects_a_repeated_origin_in_the_order():
+    with pytest.raises(ValidationError, match=r"origin_order=\['policy', 'policy'\] must list origins at most once each"):
+        RankConfig(origin_order=("policy", "policy"))
+
+
+def test_an_origin_order_written_before_prior_answer_existed_stays_valid():
+    """An order of the four older origins (a config from before prior_answer) loads; the origin it leaves
+    out ranks after the listed ones."""
+    cfg = RankConfig(origin_order=("ground_truth", "policy", "distorted_image", "hallucination"))
+    assert "prior_answer" not in cfg.origin_order
 
 
 def test_config_fields_have_descriptions():
@@ -347,3 +354,47 @@ def test_list_origins_compose_policy_only_lists_as_perpo_publishes():
     assert {"ground_truth", "hallucination"} <= set(mixed["origins"]) and len(mixed["responses"]) == 8
     with pytest.raises(ValidationError, match="list_origins"):
         RankConfig(list_origins=[])
+
+
+# --- order_by = origin (LeanPO's own pairs)
+
+
+def _leanpo_rows(task: str, prior_reward: float, distorted_rewards: list[float]) -> list[tuple]:
+    rows = [(task, f"{task}:prior_answer:0", "prior_answer", f"{task} prior", prior_reward)]
+    rows += [(task, f"{task}:distorted_image:diffusion:{i}", "distorted_image", f"{task} distorted {i}", r)
+             for i, r in enumerate(distorted_rewards)]
+    rows += [(task, f"{task}:policy:0", "policy", f"{task} policy", 1.0), (task, f"{task}:gt", "ground_truth", f"{task} gt", 1.0),
+             (task, f"{task}:h", "hallucination", f"{task} wrong", 0.0)]
+    return rows
+
+
+def test_ordered_by_origin_prior_answers_come_first_whatever_their_reward():
+    """LeanPO's composition: only prior_answer and distorted_image enter, ordered by origin, so the prior answer is
+    first even when a distorted answer scored higher, and pairs go from it to a distorted answer; the reward
+    spread does not drop a list (equal rewards included)."""
+    rows = _leanpo_rows("low", 0.2, [0.9, 0.5]) + _leanpo_rows("tie", 1.0, [1.0]) + _leanpo_rows("high", 0.8, [0.1])
+    config = {"list_origins": ["prior_answer", "distorted_image"], "order_by": "origin", "min_spread": 0.3, "min_margin": 0.2}
+    result = _run(_tasks([("low", "vqa"), ("tie", "vqa"), ("high", "vqa")]), _scored(rows), **config)
+    lists = {r["task_id"]: r for r in result.tables["listwise"].to_pylist()}
+    assert lists["low"]["origins"] == ["prior_answer", "distorted_image", "distorted_image"]
+    assert lists["low"]["rewards"] == [0.2, 0.9, 0.5]  # the real rewards, kept
+    assert set(lists) == {"low", "tie", "high"}
+    pairs = result.tables["pairs"].to_pylist()
+    assert len(pairs) == 3
+    assert {(p["chosen_origin"], p["rejected_origin"]) for p in pairs} == {("prior_answer", "distorted_image")}
+    assert {p["task_id"]: p["rejected"] for p in pairs}["low"] == "low distorted 1"  # the last of the list: worse reward
+    assert result.metrics["candidates_excluded_origin"] == 9
+
+
+def test_ordered_by_origin_a_list_of_one_origin_is_dropped():
+    rows = [("t", "t:d0", "distorted_image", "a", 0.1), ("t", "t:d1", "distorted_image", "b", 0.9)]
+    result = _run(_tasks([("t", "vqa")]), _scored(rows), order_by="origin")
+    assert result.metrics["dropped_single_origin"] == 1 and result.tables["listwise"].num_rows == 0
+
+
+def test_ordered_by_reward_prior_answers_rank_by_reward_and_win_ties():
+    """The default order: a prior answer is one more candidate, ranked by its reward; on a tie it comes right
+    after the ground truth (DEFAULT_ORIGIN_ORDER)."""
+    cands = [cand("p", 0.5, "policy"), cand("prior", 0.5, "prior_answer"), cand("gt", 0.5, "ground_truth"),
+             cand("d", 0.7, "distorted_image")]
+    assert ids(order_candidates(cands, DEFAULT_ORIGIN_ORDER)) == ["d", "gt", "prior", "p"]

@@ -208,3 +208,26 @@ def test_implicit_rewards():
     b = _batch(seed=8)
     torch.testing.assert_close(implicit_rewards("dpo", b), 0.1 * (b.policy_logps - b.ref_logps), **TOL)
     torch.testing.assert_close(implicit_rewards("leanpo", b), 2.0 * b.policy_logps / b.n_tokens, **TOL)
+
+
+def test_leanpo_trains_its_own_pairs_prior_answer_vs_distorted_answer():
+    """A list holding LeanPO's data (prior_answer and distorted_image): the best-reward prior answer vs the
+    worst-reward distorted answer, whatever the rewards (a distorted answer above the prior answer, or a tie);
+    a list without a prior answer keeps best vs worst by reward."""
+    from stages.train.objective import usable_list
+
+    origins = ["prior_answer", "distorted_image", "distorted_image", "prior_answer", "policy", "policy"]
+    b = _batch(seed=3)
+    b.origins = [origins, origins, ORIGINS]
+    b.rewards = torch.tensor(
+        [[0.2, 0.9, 0.5, 0.1, 1.0, 0.0], [0.7, 0.7, 0.7, 0.7, 0.7, 0.7], [1.0, 0.8, 0.5, 0.2, 0.1, 0.0]], dtype=torch.float64
+    )
+    b.mask = torch.ones(3, 6, dtype=torch.bool)
+    pol, n = b.policy_logps, b.n_tokens
+    best, worst = torch.tensor([0, 0, 0]), torch.tensor([2, 1, 5])  # row 1: all tied: first prior, first distorted
+    rows = torch.arange(3)
+    out = list_loss("leanpo", b)
+    assert out.row_valid.all()
+    torch.testing.assert_close(out.per_row, leanpo_loss(pol[rows, best], pol[rows, worst], n[rows, best], n[rows, worst], beta=2.0), **TOL)
+    assert usable_list("leanpo", [0.7, 0.7], ["prior_answer", "distorted_image"])
+    assert not usable_list("leanpo", [0.7, 0.7], ["policy", "distorted_image"])
