@@ -207,7 +207,8 @@ def test_run_shard_with_vllm_backend_matches_hf_counts_and_quarantines_refusals(
     resources = _engine(processor, refuse=[square])  # the engine refuses "a red square" of list "a"
     result = run_shard(ShardInputs({"tasks": tasks, "listwise": listwise}, resources), ShardOutput("reference", 0, tmp_path), config)
     (row,) = result.tables["listwise"].to_pylist()
-    assert row["task_id"] == "b" and result.metrics == {"lists": 1.0, "responses": 2.0}
+    assert row["task_id"] == "b" and (result.metrics["lists"], result.metrics["responses"]) == (1.0, 2.0)
+    assert result.metrics["reused_responses"] == 0.0  # no [sample] linked: every response is scored
     assert [(q["row_ref"], q["reason"]) for q in result.quarantine] == [("missing", "unknown_task"), ("a", "scoring_failed")]
     hf = ReferenceConfig(engine={"model": str(tiny_model_dir), "device": "cpu"})
     hf_model = setup(hf)
