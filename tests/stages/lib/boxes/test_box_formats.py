@@ -14,10 +14,9 @@ from stages.lib.rewards import iou_reward
 FAMILY_FORMATS = [f for f in BoxFormat if f not in GENERIC_FORMATS]
 
 
-def _match_each(parsed: list[list[float]], gt, tol: float) -> None:
-    assert len(parsed) == len(gt)
-    for got, want in zip(parsed, gt):
-        assert got == pytest.approx(list(want), abs=tol)
+def _matches_each(parsed: list[list[float]], gt, tol: float) -> bool:
+    """True when ``parsed`` has one box per ground-truth box, each equal to it within ``tol``."""
+    return len(parsed) == len(gt) and all(got == pytest.approx(list(want), abs=tol) for got, want in zip(parsed, gt))
 
 
 def _tol(case: Case) -> float:
@@ -31,7 +30,8 @@ def _tol(case: Case) -> float:
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_documented_output_reads_as_the_documented_boxes(case):
     w, h = case.size
-    _match_each(parse_boxes(case.text, w, h, case.family), case.gt, _tol(case))
+    parsed = parse_boxes(case.text, w, h, case.family)
+    assert _matches_each(parsed, case.gt, _tol(case)), (parsed, case.gt)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
