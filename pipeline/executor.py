@@ -175,8 +175,7 @@ class LocalExecutor:
 
     def close(self) -> None:
         """Release the shared engine and stop sharing (the end of a run)."""
-        shared_engines._held["enabled"] = False
-        shared_engines.release()
+        shared_engines.stop_sharing()
 
 
 def _unwrap(exc: BaseException) -> BaseException:

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
 __all__ = [
-    "engine_identity", "shared", "sharing", "enable_sharing", "release", "held_key", "load_counts", "reset_load_counts",
+    "engine_identity", "shared", "sharing", "enable_sharing", "stop_sharing", "release", "held_key", "load_counts", "reset_load_counts",
 ]
 
 T = TypeVar("T")
@@ -97,6 +97,12 @@ def _release_locked() -> None:
 def enable_sharing() -> None:
     """Turn sharing on for the rest of this process's life (a Ray model actor's process)."""
     _held["enabled"] = True
+
+
+def stop_sharing() -> None:
+    """Release the held engine and turn sharing off (the end of a run in this process)."""
+    _held["enabled"] = False
+    release()
 
 
 @contextmanager
